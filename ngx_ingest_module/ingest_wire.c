@@ -1,0 +1,901 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * Writing and reading batches.  The reader is a small strict JSON scanner
+ * of its own rather than cJSON: cJSON keeps numbers as doubles, which are
+ * exact only up to 2^53, and counts are signed 64-bit sums.
+ */
+
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest_wire.h"
+
+
+typedef struct {
+    const char               *p;
+    const char               *end;
+    const char               *start;
+    char                     *err;
+    size_t                    errlen;
+} ingest_wire_reader_t;
+
+
+static int ingest_wire_reserve(ingest_wire_buf_t *b, size_t n);
+static char *ingest_wire_write_int(char *p, int64_t v);
+static char *ingest_wire_write_string(char *p, const unsigned char *s,
+    size_t len);
+static int ingest_wire_fail(ingest_wire_reader_t *r, const char *what);
+static void ingest_wire_space(ingest_wire_reader_t *r);
+static int ingest_wire_expect(ingest_wire_reader_t *r, char ch);
+static int ingest_wire_string(ingest_wire_reader_t *r, char *out,
+    size_t cap, size_t *len);
+static int ingest_wire_int(ingest_wire_reader_t *r, int64_t *v);
+static int ingest_wire_skip(ingest_wire_reader_t *r, int depth);
+static int ingest_wire_members(ingest_wire_reader_t *r,
+    ingest_wire_batch_t *batch, int version_only);
+static int ingest_wire_counts(ingest_wire_reader_t *r,
+    ingest_wire_batch_t *batch);
+
+
+/* writing */
+
+int
+ingest_wire_counters_begin(ingest_wire_buf_t *b, const char *producer,
+    uint64_t seq, int64_t ts)
+{
+    char    *p;
+    size_t   plen;
+
+    plen = strlen(producer);
+
+    b->len = 0;
+    b->count = 0;
+
+    if (ingest_wire_reserve(b, 96 + plen * 6) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    p = b->data;
+    p += sprintf(p, "{\"v\":%d,\"kind\":\"counters\",\"producer\":",
+                 INGEST_WIRE_VERSION);
+    p = ingest_wire_write_string(p, (const unsigned char *) producer, plen);
+    p += sprintf(p, ",\"seq\":%llu,\"ts\":", (unsigned long long) seq);
+    p = ingest_wire_write_int(p, ts);
+    memcpy(p, ",\"counts\":{", 11);
+    p += 11;
+
+    b->len = p - b->data;
+
+    return INGEST_WIRE_OK;
+}
+
+
+int
+ingest_wire_counters_add(ingest_wire_buf_t *b, const unsigned char *key,
+    size_t len, int64_t value)
+{
+    char  *p;
+
+    /* worst case: a separator, \u00XX per byte, quotes, colon, 20 digits */
+
+    if (ingest_wire_reserve(b, 1 + len * 6 + 3 + 20) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    p = b->data + b->len;
+
+    if (b->count++) {
+        *p++ = ',';
+    }
+
+    p = ingest_wire_write_string(p, key, len);
+    *p++ = ':';
+    p = ingest_wire_write_int(p, value);
+
+    b->len = p - b->data;
+
+    return INGEST_WIRE_OK;
+}
+
+
+int
+ingest_wire_counters_end(ingest_wire_buf_t *b)
+{
+    if (ingest_wire_reserve(b, 2) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    b->data[b->len++] = '}';
+    b->data[b->len++] = '}';
+
+    return INGEST_WIRE_OK;
+}
+
+
+void
+ingest_wire_buf_free(ingest_wire_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->count = 0;
+}
+
+
+static int
+ingest_wire_reserve(ingest_wire_buf_t *b, size_t n)
+{
+    char    *data;
+    size_t   cap;
+
+    if (b->cap - b->len >= n) {
+        return INGEST_WIRE_OK;
+    }
+
+    cap = b->cap ? b->cap : 4096;
+
+    while (cap - b->len < n) {
+        cap *= 2;
+    }
+
+    data = realloc(b->data, cap);
+    if (data == NULL) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    b->data = data;
+    b->cap = cap;
+
+    return INGEST_WIRE_OK;
+}
+
+
+static char *
+ingest_wire_write_int(char *p, int64_t v)
+{
+    char      tmp[20], *t;
+    uint64_t  m;
+
+    if (v < 0) {
+        *p++ = '-';
+        m = 0 - (uint64_t) v;
+
+    } else {
+        m = (uint64_t) v;
+    }
+
+    t = tmp + sizeof(tmp);
+
+    do {
+        *--t = (char) ('0' + m % 10);
+        m /= 10;
+    } while (m);
+
+    memcpy(p, t, tmp + sizeof(tmp) - t);
+
+    return p + (tmp + sizeof(tmp) - t);
+}
+
+
+static char *
+ingest_wire_write_string(char *p, const unsigned char *s, size_t len)
+{
+    size_t                  i;
+    static const char       hex[] = "0123456789abcdef";
+
+    *p++ = '"';
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            *p++ = '\\';
+            *p++ = (char) s[i];
+
+        } else if (s[i] < 0x20) {
+            *p++ = '\\';
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[s[i] >> 4];
+            *p++ = hex[s[i] & 0xf];
+
+        } else {
+            *p++ = (char) s[i];
+        }
+    }
+
+    *p++ = '"';
+
+    return p;
+}
+
+
+/* reading */
+
+int
+ingest_wire_decode(const char *data, size_t len, ingest_wire_batch_t *batch,
+    char *err, size_t errlen)
+{
+    ingest_wire_reader_t  r;
+
+    memset(batch, 0, sizeof(ingest_wire_batch_t));
+
+    r.start = data;
+    r.end = data + len;
+    r.err = err;
+    r.errlen = errlen;
+
+    if (errlen) {
+        err[0] = '\0';
+    }
+
+    /*
+     * The version is read first, alone, so that a batch of a newer
+     * version is refused as such rather than as malformed.
+     */
+
+    r.p = data;
+
+    if (ingest_wire_members(&r, batch, 1) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    if (batch->version != INGEST_WIRE_VERSION) {
+        if (errlen) {
+            snprintf(err, errlen, "unsupported batch version %d",
+                     batch->version);
+        }
+
+        return INGEST_WIRE_ERROR;
+    }
+
+    /* unescaped strings are never longer than their JSON text */
+
+    batch->strings = malloc(len ? len : 1);
+    if (batch->strings == NULL) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    r.p = data;
+
+    if (ingest_wire_members(&r, batch, 0) != INGEST_WIRE_OK) {
+        ingest_wire_batch_free(batch);
+        return INGEST_WIRE_ERROR;
+    }
+
+    return INGEST_WIRE_OK;
+}
+
+
+void
+ingest_wire_batch_free(ingest_wire_batch_t *batch)
+{
+    free(batch->counts);
+    free(batch->strings);
+    batch->counts = NULL;
+    batch->strings = NULL;
+    batch->ncounts = 0;
+}
+
+
+#define INGEST_WIRE_HAVE_V         0x01
+#define INGEST_WIRE_HAVE_KIND      0x02
+#define INGEST_WIRE_HAVE_PRODUCER  0x04
+#define INGEST_WIRE_HAVE_SEQ       0x08
+#define INGEST_WIRE_HAVE_TS        0x10
+#define INGEST_WIRE_HAVE_COUNTS    0x20
+#define INGEST_WIRE_HAVE_ALL       0x3f
+
+
+static int
+ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
+    int version_only)
+{
+    char      name[16], kind[16];
+    size_t    len;
+    int64_t   v;
+    unsigned  have;
+
+    have = 0;
+
+    ingest_wire_space(r);
+
+    if (ingest_wire_expect(r, '{') != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    ingest_wire_space(r);
+
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        goto done;
+    }
+
+    for ( ;; ) {
+        ingest_wire_space(r);
+
+        if (ingest_wire_string(r, name, sizeof(name) - 1, &len)
+            != INGEST_WIRE_OK)
+        {
+            return INGEST_WIRE_ERROR;
+        }
+
+        /* a name longer than any we know is an unknown member */
+
+        name[len < sizeof(name) ? len : 0] = '\0';
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_expect(r, ':') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        ingest_wire_space(r);
+
+        if (strcmp(name, "v") == 0) {
+            if (ingest_wire_int(r, &v) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+            batch->version = (v > 0 && v < 1000000) ? (int) v : -1;
+            have |= INGEST_WIRE_HAVE_V;
+
+        } else if (version_only) {
+            if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+        } else if (strcmp(name, "kind") == 0) {
+            if (ingest_wire_string(r, kind, sizeof(kind) - 1, &len)
+                != INGEST_WIRE_OK)
+            {
+                return INGEST_WIRE_ERROR;
+            }
+
+            kind[len < sizeof(kind) ? len : 0] = '\0';
+
+            if (strcmp(kind, "counters") != 0) {
+                return ingest_wire_fail(r, "unknown batch kind");
+            }
+
+            batch->kind = INGEST_WIRE_KIND_COUNTERS;
+            have |= INGEST_WIRE_HAVE_KIND;
+
+        } else if (strcmp(name, "producer") == 0) {
+            if (ingest_wire_string(r, batch->producer,
+                                   INGEST_WIRE_MAX_PRODUCER - 1, &len)
+                != INGEST_WIRE_OK)
+            {
+                return INGEST_WIRE_ERROR;
+            }
+
+            if (len == 0 || len >= INGEST_WIRE_MAX_PRODUCER
+                || memchr(batch->producer, '\0', len) != NULL)
+            {
+                return ingest_wire_fail(r, "invalid producer");
+            }
+
+            batch->producer[len] = '\0';
+            have |= INGEST_WIRE_HAVE_PRODUCER;
+
+        } else if (strcmp(name, "seq") == 0) {
+            if (ingest_wire_int(r, &v) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+            if (v < 1) {
+                return ingest_wire_fail(r, "seq must be positive");
+            }
+
+            batch->seq = (uint64_t) v;
+            have |= INGEST_WIRE_HAVE_SEQ;
+
+        } else if (strcmp(name, "ts") == 0) {
+            if (ingest_wire_int(r, &batch->ts) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+            have |= INGEST_WIRE_HAVE_TS;
+
+        } else if (strcmp(name, "counts") == 0) {
+            if (ingest_wire_counts(r, batch) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+            have |= INGEST_WIRE_HAVE_COUNTS;
+
+        } else if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        ingest_wire_space(r);
+
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+
+        if (ingest_wire_expect(r, '}') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        break;
+    }
+
+done:
+
+    ingest_wire_space(r);
+
+    if (r->p != r->end) {
+        return ingest_wire_fail(r, "trailing data after batch");
+    }
+
+    if (version_only) {
+        if (!(have & INGEST_WIRE_HAVE_V)) {
+            return ingest_wire_fail(r, "no \"v\" in batch");
+        }
+
+        return INGEST_WIRE_OK;
+    }
+
+    if (have != INGEST_WIRE_HAVE_ALL) {
+        return ingest_wire_fail(r, "batch lacks a required member");
+    }
+
+    return INGEST_WIRE_OK;
+}
+
+
+static int
+ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
+{
+    char                 *out;
+    size_t                len, cap;
+    ingest_wire_count_t  *c, *counts;
+
+    if (batch->counts != NULL) {
+        return ingest_wire_fail(r, "duplicate \"counts\"");
+    }
+
+    if (ingest_wire_expect(r, '{') != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    /* a count takes at least 6 bytes ("":0,), which bounds the array */
+
+    cap = (r->end - r->p) / 6 + 1;
+
+    batch->counts = malloc(cap * sizeof(ingest_wire_count_t));
+    if (batch->counts == NULL) {
+        return ingest_wire_fail(r, "out of memory");
+    }
+
+    counts = batch->counts;
+    out = batch->strings;
+
+    ingest_wire_space(r);
+
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        return INGEST_WIRE_OK;
+    }
+
+    for ( ;; ) {
+        if (batch->ncounts == cap) {
+            return ingest_wire_fail(r, "too many counts");
+        }
+
+        c = &counts[batch->ncounts];
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_string(r, out, (size_t) -1, &len) != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        if (len == 0) {
+            return ingest_wire_fail(r, "empty key in counts");
+        }
+
+        c->key = out;
+        c->len = len;
+        out += len;
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_expect(r, ':') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_int(r, &c->value) != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        batch->ncounts++;
+
+        ingest_wire_space(r);
+
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+
+        return ingest_wire_expect(r, '}');
+    }
+}
+
+
+static int
+ingest_wire_fail(ingest_wire_reader_t *r, const char *what)
+{
+    if (r->errlen && r->err[0] == '\0') {
+        snprintf(r->err, r->errlen, "%s at byte %ld", what,
+                 (long) (r->p - r->start));
+    }
+
+    return INGEST_WIRE_ERROR;
+}
+
+
+static void
+ingest_wire_space(ingest_wire_reader_t *r)
+{
+    while (r->p < r->end
+           && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n'
+               || *r->p == '\r'))
+    {
+        r->p++;
+    }
+}
+
+
+static int
+ingest_wire_expect(ingest_wire_reader_t *r, char ch)
+{
+    char  what[16];
+
+    if (r->p < r->end && *r->p == ch) {
+        r->p++;
+        return INGEST_WIRE_OK;
+    }
+
+    snprintf(what, sizeof(what), "expected '%c'", ch);
+
+    return ingest_wire_fail(r, what);
+}
+
+
+static int
+ingest_wire_hex4(ingest_wire_reader_t *r, unsigned *cp)
+{
+    int  i, c;
+
+    if (r->end - r->p < 4) {
+        return ingest_wire_fail(r, "invalid escape");
+    }
+
+    *cp = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = (unsigned char) r->p[i];
+
+        if (c >= '0' && c <= '9') {
+            c -= '0';
+
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            c = (c | 0x20) - 'a' + 10;
+
+        } else {
+            return ingest_wire_fail(r, "invalid escape");
+        }
+
+        *cp = *cp * 16 + c;
+    }
+
+    r->p += 4;
+
+    return INGEST_WIRE_OK;
+}
+
+
+/*
+ * A JSON string, unescaped: its first cap bytes go to out (when not NULL),
+ * and *len is its whole length, so a caller sees that it was cut.  Raw
+ * bytes are copied as they are: the module accepted only valid UTF-8.
+ */
+
+#define ingest_wire_put(c)                                                    \
+    do {                                                                      \
+        if (out != NULL && n < cap) {                                         \
+            out[n] = (char) (c);                                              \
+        }                                                                     \
+        n++;                                                                  \
+    } while (0)
+
+
+static int
+ingest_wire_string(ingest_wire_reader_t *r, char *out, size_t cap,
+    size_t *len)
+{
+    unsigned char  ch;
+    unsigned       cp, lo;
+    size_t         n;
+
+    if (ingest_wire_expect(r, '"') != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    n = 0;
+
+    for ( ;; ) {
+        if (r->p == r->end) {
+            return ingest_wire_fail(r, "unterminated string");
+        }
+
+        ch = (unsigned char) *r->p++;
+
+        if (ch == '"') {
+            break;
+        }
+
+        if (ch < 0x20) {
+            r->p--;
+            return ingest_wire_fail(r, "control character in string");
+        }
+
+        if (ch != '\\') {
+            ingest_wire_put(ch);
+            continue;
+        }
+
+        if (r->p == r->end) {
+            return ingest_wire_fail(r, "unterminated string");
+        }
+
+        ch = (unsigned char) *r->p++;
+
+        switch (ch) {
+        case '"': case '\\': case '/':
+            break;
+        case 'b':
+            ch = '\b';
+            break;
+        case 'f':
+            ch = '\f';
+            break;
+        case 'n':
+            ch = '\n';
+            break;
+        case 'r':
+            ch = '\r';
+            break;
+        case 't':
+            ch = '\t';
+            break;
+
+        case 'u':
+            if (ingest_wire_hex4(r, &cp) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+            if (cp >= 0xdc00 && cp <= 0xdfff) {
+                return ingest_wire_fail(r, "lone surrogate");
+            }
+
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                if (r->end - r->p < 2 || r->p[0] != '\\' || r->p[1] != 'u') {
+                    return ingest_wire_fail(r, "lone surrogate");
+                }
+
+                r->p += 2;
+
+                if (ingest_wire_hex4(r, &lo) != INGEST_WIRE_OK) {
+                    return INGEST_WIRE_ERROR;
+                }
+
+                if (lo < 0xdc00 || lo > 0xdfff) {
+                    return ingest_wire_fail(r, "lone surrogate");
+                }
+
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+
+            /* the escape is at least as long as its UTF-8 form */
+
+            if (cp < 0x80) {
+                ingest_wire_put(cp);
+
+            } else if (cp < 0x800) {
+                ingest_wire_put(0xc0 | (cp >> 6));
+                ingest_wire_put(0x80 | (cp & 0x3f));
+
+            } else if (cp < 0x10000) {
+                ingest_wire_put(0xe0 | (cp >> 12));
+                ingest_wire_put(0x80 | ((cp >> 6) & 0x3f));
+                ingest_wire_put(0x80 | (cp & 0x3f));
+
+            } else {
+                ingest_wire_put(0xf0 | (cp >> 18));
+                ingest_wire_put(0x80 | ((cp >> 12) & 0x3f));
+                ingest_wire_put(0x80 | ((cp >> 6) & 0x3f));
+                ingest_wire_put(0x80 | (cp & 0x3f));
+            }
+
+            continue;
+
+        default:
+            r->p -= 2;
+            return ingest_wire_fail(r, "invalid escape");
+        }
+
+        ingest_wire_put(ch);
+    }
+
+    *len = n;
+
+    return INGEST_WIRE_OK;
+}
+
+
+/* an integer in JSON's grammar, exact over the whole int64 range */
+
+static int
+ingest_wire_int(ingest_wire_reader_t *r, int64_t *v)
+{
+    int       negative;
+    uint64_t  m, limit, d;
+
+    negative = 0;
+    m = 0;
+
+    if (r->p < r->end && *r->p == '-') {
+        negative = 1;
+        r->p++;
+    }
+
+    if (r->p == r->end || *r->p < '0' || *r->p > '9') {
+        return ingest_wire_fail(r, "expected an integer");
+    }
+
+    if (*r->p == '0' && r->end - r->p > 1 && r->p[1] >= '0' && r->p[1] <= '9')
+    {
+        return ingest_wire_fail(r, "leading zero");
+    }
+
+    limit = negative ? (uint64_t) INT64_MAX + 1 : (uint64_t) INT64_MAX;
+
+    while (r->p < r->end && *r->p >= '0' && *r->p <= '9') {
+        d = *r->p - '0';
+
+        if (m > (limit - d) / 10) {
+            return ingest_wire_fail(r, "integer out of range");
+        }
+
+        m = m * 10 + d;
+        r->p++;
+    }
+
+    if (r->p < r->end && (*r->p == '.' || *r->p == 'e' || *r->p == 'E')) {
+        return ingest_wire_fail(r, "expected an integer");
+    }
+
+    *v = negative ? (int64_t) (0 - m) : (int64_t) m;
+
+    return INGEST_WIRE_OK;
+}
+
+
+/* any JSON value, validated and passed over */
+
+static int
+ingest_wire_skip(ingest_wire_reader_t *r, int depth)
+{
+    char         close;
+    size_t       len;
+    const char  *lit;
+
+    if (depth > INGEST_WIRE_MAX_DEPTH) {
+        return ingest_wire_fail(r, "nested too deep");
+    }
+
+    ingest_wire_space(r);
+
+    if (r->p == r->end) {
+        return ingest_wire_fail(r, "expected a value");
+    }
+
+    switch (*r->p) {
+
+    case '"':
+        return ingest_wire_string(r, NULL, 0, &len);
+
+    case '{':
+    case '[':
+        close = (*r->p == '{') ? '}' : ']';
+        r->p++;
+        ingest_wire_space(r);
+
+        if (r->p < r->end && *r->p == close) {
+            r->p++;
+            return INGEST_WIRE_OK;
+        }
+
+        for ( ;; ) {
+            ingest_wire_space(r);
+
+            if (close == '}') {
+                if (ingest_wire_string(r, NULL, 0, &len) != INGEST_WIRE_OK) {
+                    return INGEST_WIRE_ERROR;
+                }
+
+                ingest_wire_space(r);
+
+                if (ingest_wire_expect(r, ':') != INGEST_WIRE_OK) {
+                    return INGEST_WIRE_ERROR;
+                }
+            }
+
+            if (ingest_wire_skip(r, depth + 1) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+            ingest_wire_space(r);
+
+            if (r->p < r->end && *r->p == ',') {
+                r->p++;
+                continue;
+            }
+
+            return ingest_wire_expect(r, close);
+        }
+
+    case 't':
+        lit = "true";
+        break;
+
+    case 'f':
+        lit = "false";
+        break;
+
+    case 'n':
+        lit = "null";
+        break;
+
+    default:
+        /* a number: validated loosely, its value is not needed */
+
+        if (*r->p == '-') {
+            r->p++;
+        }
+
+        if (r->p == r->end || *r->p < '0' || *r->p > '9') {
+            return ingest_wire_fail(r, "expected a value");
+        }
+
+        while (r->p < r->end
+               && ((*r->p >= '0' && *r->p <= '9') || *r->p == '.'
+                   || *r->p == 'e' || *r->p == 'E' || *r->p == '+'
+                   || *r->p == '-'))
+        {
+            r->p++;
+        }
+
+        return INGEST_WIRE_OK;
+    }
+
+    len = strlen(lit);
+
+    if ((size_t) (r->end - r->p) < len || memcmp(r->p, lit, len) != 0) {
+        return ingest_wire_fail(r, "expected a value");
+    }
+
+    r->p += len;
+
+    return INGEST_WIRE_OK;
+}

@@ -1,0 +1,439 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * When pending increments become a batch, and what happens at exit.
+ *
+ * A list has at most one batch in flight: the next one is cut only when
+ * Redis has acknowledged the last, so a producer's batches enter the list
+ * in seq order (DESIGN.md).  A batch is cut
+ *   - ingest_flush_interval after its first key arrived (a cancelable
+ *     timer: it never holds back an idle worker's exit),
+ *   - as soon as the table holds ingest_flush_keys keys,
+ *   - at once when a graceful shutdown begins, and
+ *   - in exit_process, where only blocking I/O is left.
+ */
+
+
+#include "ngx_http_ingest_module.h"
+
+
+#define NGX_HTTP_INGEST_EXIT_TIMEOUT   300         /* ms, per step */
+
+
+static void ngx_http_ingest_flush_handler(ngx_event_t *ev);
+static void ngx_http_ingest_drain_handler(ngx_event_t *ev);
+static void ngx_http_ingest_disconnect_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q);
+static void ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q);
+static ngx_uint_t ngx_http_ingest_flush_idle(ngx_http_ingest_worker_t *w);
+static void ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w);
+
+
+ngx_int_t
+ngx_http_ingest_flush_init(ngx_http_ingest_worker_t *w)
+{
+    w->timer_conn.fd = (ngx_socket_t) -1;
+
+    w->flush_timer.handler = ngx_http_ingest_flush_handler;
+    w->flush_timer.data = &w->timer_conn;
+    w->flush_timer.log = w->log;
+    w->flush_timer.cancelable = 1;
+
+    w->drain_timer.handler = ngx_http_ingest_drain_handler;
+    w->drain_timer.data = &w->timer_conn;
+    w->drain_timer.log = w->log;
+
+    w->disconnect_event.handler = ngx_http_ingest_disconnect_handler;
+    w->disconnect_event.data = &w->timer_conn;
+    w->disconnect_event.log = w->log;
+
+    return NGX_OK;
+}
+
+
+/* a request's increments entered q's table */
+
+void
+ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q)
+{
+    if (q->table.nkeys >= w->imcf->flush_keys || w->draining) {
+        q->due = 1;
+        ngx_http_ingest_flush_try(w, q);
+        return;
+    }
+
+    if (!w->flush_timer.timer_set) {
+        ngx_add_timer(&w->flush_timer, w->imcf->flush_interval);
+    }
+}
+
+
+/* q's batch is in Redis: the slot is free for the next one */
+
+void
+ngx_http_ingest_flush_acked(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q)
+{
+    if (q->due || q->table.nkeys >= w->imcf->flush_keys || w->draining) {
+        ngx_http_ingest_flush_try(w, q);
+
+    } else if (q->table.nkeys && !w->flush_timer.timer_set) {
+        ngx_add_timer(&w->flush_timer, w->imcf->flush_interval);
+    }
+
+    if (w->draining && ngx_http_ingest_flush_idle(w)) {
+        /* all acknowledged: close cleanly, outside hiredis's callback */
+        ngx_post_event(&w->disconnect_event, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_ingest_flush_handler(ngx_event_t *ev)
+{
+    ngx_uint_t                 i;
+    ngx_http_ingest_worker_t  *w;
+
+    w = ngx_http_ingest_worker;
+
+    for (i = 0; i < w->nqueues; i++) {
+        if (w->queues[i].table.nkeys) {
+            w->queues[i].due = 1;
+            ngx_http_ingest_flush_try(w, &w->queues[i]);
+        }
+    }
+}
+
+
+static void
+ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q)
+{
+    if (q->inflight) {
+        /* q->due stays set: the ack will cut the next batch */
+        return;
+    }
+
+    if (q->table.nkeys == 0) {
+        q->due = 0;
+        return;
+    }
+
+    if (ngx_http_ingest_flush_cut(w, q) != NGX_OK) {
+        /* the table is kept whole; the timer tries again */
+        if (!w->flush_timer.timer_set) {
+            ngx_add_timer(&w->flush_timer, w->imcf->flush_interval);
+        }
+
+        return;
+    }
+
+    q->due = 0;
+
+    ngx_http_ingest_redis_send(w, q);
+}
+
+
+/* the pending table becomes the batch in flight, under the next seq */
+
+static ngx_int_t
+ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q)
+{
+    size_t                    i;
+    ngx_time_t               *tp;
+    ngx_http_ingest_entry_t  *e;
+
+    tp = ngx_timeofday();
+
+    if (ingest_wire_counters_begin(&q->batch, w->producer, q->seq + 1,
+                                   (int64_t) tp->sec * 1000 + tp->msec)
+        != INGEST_WIRE_OK)
+    {
+        goto nomem;
+    }
+
+    for (i = 0; i <= q->table.mask; i++) {
+        e = &q->table.slots[i];
+
+        if (e->hash == 0) {
+            continue;
+        }
+
+        if (ingest_wire_counters_add(&q->batch, e->key, e->len, e->value)
+            != INGEST_WIRE_OK)
+        {
+            goto nomem;
+        }
+    }
+
+    if (ingest_wire_counters_end(&q->batch) != INGEST_WIRE_OK) {
+        goto nomem;
+    }
+
+    q->seq++;
+    q->batch_keys = q->table.nkeys;
+    q->inflight = 1;
+    q->sent = 0;
+
+    ngx_http_ingest_table_reset(&q->table);
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                   "ingest batch seq:%uL keys:%ui bytes:%uz cut for \"%V\"",
+                   q->seq, q->batch_keys, q->batch.len, &q->name);
+
+    return NGX_OK;
+
+nomem:
+
+    ngx_log_error(NGX_LOG_ALERT, w->log, 0,
+                  "ingest cannot allocate a batch of %uz keys for \"%V\"",
+                  q->table.nkeys, &q->name);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_uint_t
+ngx_http_ingest_flush_idle(ngx_http_ingest_worker_t *w)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < w->nqueues; i++) {
+        if (w->queues[i].inflight || w->queues[i].table.nkeys) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * A graceful shutdown (quit, reload) began: send everything now, and
+ * hold the worker with a non-cancelable timer until Redis has it all,
+ * or until ingest_drain_timeout; what is left then goes through
+ * exit_process.
+ */
+
+void
+ngx_http_ingest_flush_drain(ngx_http_ingest_worker_t *w)
+{
+    ngx_uint_t  i;
+
+    w->draining = 1;
+
+    if (w->flush_timer.timer_set) {
+        ngx_del_timer(&w->flush_timer);
+    }
+
+    if (ngx_http_ingest_flush_idle(w)) {
+        ngx_post_event(&w->disconnect_event, &ngx_posted_events);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, w->log, 0,
+                  "ingest draining pending batches before exit");
+
+    for (i = 0; i < w->nqueues; i++) {
+        w->queues[i].due = 1;
+        ngx_http_ingest_flush_try(w, &w->queues[i]);
+    }
+
+    ngx_add_timer(&w->drain_timer, w->imcf->drain_timeout);
+}
+
+
+static void
+ngx_http_ingest_drain_handler(ngx_event_t *ev)
+{
+    ngx_http_ingest_worker_t  *w;
+
+    w = ngx_http_ingest_worker;
+
+    ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                  "ingest drain timed out after %Mms",
+                  w->imcf->drain_timeout);
+
+    /* exit_process makes the last, blocking attempt */
+    w->exiting = 1;
+    ngx_http_ingest_redis_close(w);
+}
+
+
+static void
+ngx_http_ingest_disconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_ingest_worker_t  *w;
+
+    w = ngx_http_ingest_worker;
+
+    if (!ngx_http_ingest_flush_idle(w)) {
+        return;
+    }
+
+    if (w->drain_timer.timer_set) {
+        ngx_del_timer(&w->drain_timer);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, w->log, 0, "ingest drained");
+
+    w->exiting = 1;
+
+    if (w->ac != NULL) {
+        redisAsyncDisconnect(w->ac);
+    }
+}
+
+
+/*
+ * exit_process: the event loop is gone.  Whatever is not in Redis yet
+ * goes there now over a blocking connection with short timeouts, the
+ * batch in flight first (same seq: a duplicate is skipped), then the
+ * rest of the table as the next seq.
+ */
+
+void
+ngx_http_ingest_flush_exit(ngx_http_ingest_worker_t *w)
+{
+    ngx_uint_t  i;
+
+    w->exiting = 1;
+
+    if (w->flush_timer.timer_set) {
+        ngx_del_timer(&w->flush_timer);
+    }
+
+    if (w->retry_timer.timer_set) {
+        ngx_del_timer(&w->retry_timer);
+    }
+
+    if (w->drain_timer.timer_set) {
+        ngx_del_timer(&w->drain_timer);
+    }
+
+    if (w->disconnect_event.posted) {
+        ngx_delete_posted_event(&w->disconnect_event);
+    }
+
+    ngx_http_ingest_redis_close(w);
+
+    for (i = 0; i < w->nqueues; i++) {
+        w->queues[i].sent = 0;
+    }
+
+    if (ngx_http_ingest_flush_idle(w)) {
+        return;
+    }
+
+    ngx_http_ingest_flush_sync(w);
+}
+
+
+static void
+ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
+{
+    int                       ok;
+    const char               *argv[3], *why;
+    size_t                    argvlen[3];
+    ngx_uint_t                i, lost;
+    redisReply               *reply;
+    redisContext             *rc;
+    struct timeval            tv;
+    ngx_http_ingest_queue_t  *q;
+
+    tv.tv_sec = 0;
+    tv.tv_usec = NGX_HTTP_INGEST_EXIT_TIMEOUT * 1000;
+
+    if (w->imcf->redis_port) {
+        rc = redisConnectWithTimeout((char *) w->imcf->redis_host,
+                                     w->imcf->redis_port, tv);
+
+    } else {
+        rc = redisConnectUnixWithTimeout((char *) w->imcf->redis_host, tv);
+    }
+
+    why = NULL;
+
+    if (rc == NULL) {
+        why = "out of memory";
+
+    } else if (rc->err) {
+        why = rc->errstr;
+
+    } else if (redisSetTimeout(rc, tv) != REDIS_OK) {
+        why = "cannot set timeout";
+    }
+
+    for (i = 0; i < w->nqueues; i++) {
+        q = &w->queues[i];
+
+        /* the batch in flight, then what the table still holds */
+
+        for ( ;; ) {
+            if (!q->inflight) {
+                if (q->table.nkeys == 0
+                    || ngx_http_ingest_flush_cut(w, q) != NGX_OK)
+                {
+                    break;
+                }
+            }
+
+            ok = 0;
+
+            if (why == NULL) {
+                argv[0] = "RPUSH";
+                argvlen[0] = 5;
+                argv[1] = (const char *) q->name.data;
+                argvlen[1] = q->name.len;
+                argv[2] = q->batch.data;
+                argvlen[2] = q->batch.len;
+
+                reply = redisCommandArgv(rc, 3, argv, argvlen);
+
+                if (reply == NULL) {
+                    why = rc->errstr;
+
+                } else {
+                    ok = (reply->type == REDIS_REPLY_INTEGER);
+
+                    if (!ok) {
+                        ngx_log_error(NGX_LOG_ERR, w->log, 0,
+                                      "ingest redis RPUSH to \"%V\" failed "
+                                      "at exit: %*s", &q->name,
+                                      (size_t) (reply->type
+                                                == REDIS_REPLY_ERROR
+                                                ? reply->len : 0),
+                                      reply->str);
+                    }
+
+                    freeReplyObject(reply);
+                }
+            }
+
+            if (!ok) {
+                lost = q->batch_keys + q->table.nkeys;
+
+                ngx_log_error(NGX_LOG_ERR, w->log, 0,
+                              "ingest lost %ui keys of \"%V\" at exit "
+                              "(batch seq %uL): %s", lost, &q->name, q->seq,
+                              why ? why : "redis refused the batch");
+                break;
+            }
+
+            ngx_log_error(NGX_LOG_INFO, w->log, 0,
+                          "ingest flushed %ui keys to \"%V\" at exit "
+                          "(batch seq %uL)", q->batch_keys, &q->name, q->seq);
+
+            q->inflight = 0;
+        }
+    }
+
+    if (rc != NULL) {
+        redisFree(rc);
+    }
+}

@@ -1,0 +1,443 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * The counters endpoint: check the method and the type, read the body,
+ * parse all of it into a list of pairs on r->pool, and only then add the
+ * pairs to the worker's pending table, so that a bad body changes
+ * nothing.  A body may be in several buffers or in a temp file.
+ */
+
+
+#include "ngx_http_ingest_module.h"
+
+
+#define NGX_HTTP_INGEST_FILE_CHUNK   16384
+
+
+typedef struct {
+    u_char                     *key;
+    size_t                      len;
+    int64_t                     value;
+    off_t                       at;          /* where the pair began */
+} ngx_http_ingest_pair_t;
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_ingest_parser_t    parser;
+    ngx_array_t                 pairs;       /* ngx_http_ingest_pair_t */
+    const char                 *error;       /* why the body is refused */
+    off_t                       error_at;
+    unsigned                    nomem:1;
+} ngx_http_ingest_ctx_t;
+
+
+static ngx_int_t ngx_http_ingest_check_type(ngx_http_request_t *r,
+    ngx_http_ingest_loc_conf_t *ilcf, unsigned *kind);
+static void ngx_http_ingest_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ingest_parse_body(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx);
+static int ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
+    int64_t value);
+static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q);
+static ngx_int_t ngx_http_ingest_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *error, off_t at);
+
+
+ngx_int_t
+ngx_http_ingest_handler(ngx_http_request_t *r)
+{
+    unsigned                     kind;
+    ngx_int_t                    rc;
+    ngx_table_elt_t             *allow;
+    ngx_http_ingest_ctx_t       *ctx;
+    ngx_http_ingest_loc_conf_t  *ilcf;
+
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
+
+    if (r->method != NGX_HTTP_POST) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        allow = ngx_list_push(&r->headers_out.headers);
+        if (allow == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        allow->hash = 1;
+        ngx_str_set(&allow->key, "Allow");
+        ngx_str_set(&allow->value, "POST");
+
+        return ngx_http_ingest_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                          "method not allowed", -1);
+    }
+
+    if (ngx_http_ingest_check_type(r, ilcf, &kind) != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "client sent unsupported ingest content type");
+
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_ingest_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                          "unsupported content type", -1);
+    }
+
+    if (ngx_http_ingest_worker == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ingest_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+
+    if (ngx_array_init(&ctx->pairs, r->pool, 4,
+                       sizeof(ngx_http_ingest_pair_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_ingest_parse_init(&ctx->parser, kind,
+                               ngx_pnalloc(r->pool, ilcf->max_key_length),
+                               ilcf->max_key_length,
+                               ngx_http_ingest_stage_pair, ctx);
+
+    if (ctx->parser.key == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_ingest_module);
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_ingest_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * application/x-www-form-urlencoded or application/json, with any
+ * parameters (charset=utf-8); key_value takes the form type only.
+ */
+
+static ngx_int_t
+ngx_http_ingest_check_type(ngx_http_request_t *r,
+    ngx_http_ingest_loc_conf_t *ilcf, unsigned *kind)
+{
+    u_char     *p, *last;
+    ngx_str_t  *type;
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_DECLINED;
+    }
+
+    type = &r->headers_in.content_type->value;
+
+    p = type->data;
+    last = type->data + type->len;
+
+    while (p < last && *p != ';' && *p != ' ' && *p != '\t') {
+        p++;
+    }
+
+    if ((size_t) (p - type->data) == 33
+        && ngx_strncasecmp(type->data,
+                           (u_char *) "application/x-www-form-urlencoded",
+                           33) == 0)
+    {
+        *kind = ilcf->format;
+        return NGX_OK;
+    }
+
+    if ((size_t) (p - type->data) == 16
+        && ngx_strncasecmp(type->data, (u_char *) "application/json", 16)
+           == 0
+        && ilcf->format != NGX_HTTP_INGEST_KEY_VALUE)
+    {
+        *kind = NGX_HTTP_INGEST_JSON;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_ingest_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_http_ingest_ctx_t       *ctx;
+    ngx_http_ingest_queue_t     *q;
+    ngx_http_ingest_loc_conf_t  *ilcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ingest_module);
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
+
+    if (r->request_body == NULL || ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    q = &ngx_http_ingest_worker->queues[ilcf->queue];
+
+    rc = ngx_http_ingest_parse_body(r, ctx);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_ingest_apply(r, ctx, q);
+    }
+
+    if (rc == NGX_HTTP_BAD_REQUEST) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "client sent invalid ingest body: %s at byte %O",
+                      ctx->error, ctx->error_at);
+
+        rc = ngx_http_ingest_send_error(r, NGX_HTTP_BAD_REQUEST, ctx->error,
+                                        ctx->error_at);
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ingest form: %ui keys", ctx->pairs.nelts);
+
+    ngx_http_ingest_flush_added(ngx_http_ingest_worker, q);
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    ngx_http_finalize_request(r, ngx_http_send_header(r));
+}
+
+
+/* feed the parser every buffer of the body, reading in-file parts */
+
+static ngx_int_t
+ngx_http_ingest_parse_body(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
+{
+    off_t                      pos;
+    u_char                    *chunk;
+    ssize_t                    n;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_ingest_parser_t  *p;
+
+    p = &ctx->parser;
+    chunk = NULL;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (ngx_buf_in_memory(b)) {
+            ngx_http_ingest_parse(p, b->pos, b->last);
+
+        } else if (b->in_file) {
+
+            if (chunk == NULL) {
+                chunk = ngx_pnalloc(r->pool, NGX_HTTP_INGEST_FILE_CHUNK);
+                if (chunk == NULL) {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+            }
+
+            /*
+             * A blocking read, but of a file nginx has just written:
+             * it comes from the page cache.
+             */
+
+            for (pos = b->file_pos; pos < b->file_last; pos += n) {
+                n = ngx_read_file(b->file, chunk,
+                                  ngx_min(NGX_HTTP_INGEST_FILE_CHUNK,
+                                          b->file_last - pos),
+                                  pos);
+
+                if (n == NGX_ERROR || n == 0) {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+
+                if (ngx_http_ingest_parse(p, chunk, chunk + n)
+                    != NGX_HTTP_INGEST_PARSE_OK)
+                {
+                    break;
+                }
+            }
+        }
+
+        if (p->error != NULL) {
+            break;
+        }
+    }
+
+    ngx_http_ingest_parse_finish(p);
+
+    if (ctx->nomem) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (p->error != NULL) {
+        ctx->error = p->error;
+        ctx->error_at = p->error_at;
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return NGX_OK;
+}
+
+
+static int
+ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
+    int64_t value)
+{
+    ngx_http_ingest_ctx_t   *ctx = data;
+    ngx_http_ingest_pair_t  *pair;
+
+    pair = ngx_array_push(&ctx->pairs);
+    if (pair == NULL) {
+        ctx->nomem = 1;
+        return -1;
+    }
+
+    pair->key = ngx_pnalloc(ctx->request->pool, len);
+    if (pair->key == NULL) {
+        ctx->nomem = 1;
+        return -1;
+    }
+
+    ngx_memcpy(pair->key, key, len);
+    pair->len = len;
+    pair->value = value;
+    pair->at = ctx->parser.pair_at;
+
+    return 0;
+}
+
+
+/*
+ * All or nothing: the pairs go in one by one, and if one cannot (its sum
+ * would overflow, or memory runs out), those already in are taken out.
+ */
+
+static ngx_int_t
+ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_queue_t *q)
+{
+    int                      rc, *created;
+    ngx_uint_t               i, j;
+    ngx_http_ingest_pair_t  *pair;
+
+    pair = ctx->pairs.elts;
+
+    created = ngx_palloc(r->pool, (ctx->pairs.nelts + 1) * sizeof(int));
+    if (created == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (i = 0; i < ctx->pairs.nelts; i++) {
+        rc = ngx_http_ingest_table_add(&q->table, pair[i].key, pair[i].len,
+                                       pair[i].value, &created[i]);
+
+        if (rc == NGX_HTTP_INGEST_TABLE_OK) {
+            continue;
+        }
+
+        for (j = i; j-- > 0; /* void */) {
+            ngx_http_ingest_table_undo(&q->table, pair[j].key, pair[j].len,
+                                       pair[j].value, created[j]);
+        }
+
+        if (rc == NGX_HTTP_INGEST_TABLE_NOMEM) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "ingest cannot grow the pending table of \"%V\"",
+                          &q->name);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->error = "sum overflows";
+        ctx->error_at = pair[i].at;
+
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return NGX_OK;
+}
+
+
+/* {"error":"<what>","at":<offset>}, "at" left out when at < 0 */
+
+static ngx_int_t
+ngx_http_ingest_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error, off_t at)
+{
+    size_t        len;
+    u_char       *p;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+    const char   *e;
+
+    len = sizeof("{\"error\":\"\",\"at\":}\n") - 1 + NGX_OFF_T_LEN;
+
+    for (e = error; *e; e++) {
+        len += (*e == '"' || *e == '\\') ? 2 : 1;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(b->last, "{\"error\":\"", sizeof("{\"error\":\"") - 1);
+
+    for (e = error; *e; e++) {
+        if (*e == '"' || *e == '\\') {
+            *p++ = '\\';
+        }
+
+        *p++ = (u_char) *e;
+    }
+
+    if (at >= 0) {
+        p = ngx_sprintf(p, "\",\"at\":%O}\n", at);
+
+    } else {
+        p = ngx_cpymem(p, "\"}\n", 3);
+    }
+
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}

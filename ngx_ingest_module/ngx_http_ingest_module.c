@@ -1,0 +1,479 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * Directives, configuration and the worker's life: init_process creates
+ * the pending tables and connects to Redis, exit_process hands whatever
+ * is left to Redis before the worker goes.
+ */
+
+
+#include "ngx_http_ingest_module.h"
+
+
+static void *ngx_http_ingest_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_ingest_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_ingest_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_ingest_init_process(ngx_cycle_t *cycle);
+static void ngx_http_ingest_exit_process(ngx_cycle_t *cycle);
+
+
+ngx_http_ingest_worker_t  *ngx_http_ingest_worker;
+
+
+static ngx_conf_num_bounds_t  ngx_http_ingest_key_length_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_INGEST_MAX_KEY_LENGTH
+};
+
+
+static ngx_command_t  ngx_http_ingest_commands[] = {
+
+    { ngx_string("ingest_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_ingest_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ingest_flush_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ingest_main_conf_t, flush_interval),
+      NULL },
+
+    { ngx_string("ingest_flush_keys"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ingest_main_conf_t, flush_keys),
+      NULL },
+
+    { ngx_string("ingest_redis_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ingest_main_conf_t, connect_timeout),
+      NULL },
+
+    { ngx_string("ingest_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ingest_main_conf_t, ack_timeout),
+      NULL },
+
+    { ngx_string("ingest_drain_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ingest_main_conf_t, drain_timeout),
+      NULL },
+
+    { ngx_string("ingest_counters"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
+      ngx_http_ingest_counters,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ingest_max_key_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ingest_loc_conf_t, max_key_length),
+      &ngx_http_ingest_key_length_bounds },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_ingest_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_ingest_create_main_conf,      /* create main configuration */
+    ngx_http_ingest_init_main_conf,        /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_ingest_create_loc_conf,       /* create location configuration */
+    ngx_http_ingest_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_ingest_module = {
+    NGX_MODULE_V1,
+    &ngx_http_ingest_module_ctx,           /* module context */
+    ngx_http_ingest_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_ingest_init_process,          /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_ingest_exit_process,          /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_ingest_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_ingest_main_conf_t  *imcf;
+
+    imcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ingest_main_conf_t));
+    if (imcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     imcf->redis = { 0, NULL };
+     *     imcf->redis_host = NULL;
+     *     imcf->redis_port = 0;
+     *     imcf->endpoints = 0;
+     */
+
+    imcf->flush_interval = NGX_CONF_UNSET_MSEC;
+    imcf->flush_keys = NGX_CONF_UNSET_UINT;
+    imcf->connect_timeout = NGX_CONF_UNSET_MSEC;
+    imcf->ack_timeout = NGX_CONF_UNSET_MSEC;
+    imcf->drain_timeout = NGX_CONF_UNSET_MSEC;
+
+    if (ngx_array_init(&imcf->queues, cf->pool, 2, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return imcf;
+}
+
+
+static char *
+ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_ingest_main_conf_t  *imcf = conf;
+
+    ngx_conf_init_msec_value(imcf->flush_interval, 100);
+    ngx_conf_init_uint_value(imcf->flush_keys, 10000);
+    ngx_conf_init_msec_value(imcf->connect_timeout, 1000);
+    ngx_conf_init_msec_value(imcf->ack_timeout, 5000);
+    ngx_conf_init_msec_value(imcf->drain_timeout, 3000);
+
+    if (imcf->flush_interval == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ingest_flush_interval\" must be more than 0");
+        return NGX_CONF_ERROR;
+    }
+
+    if (imcf->flush_keys == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ingest_flush_keys\" must be more than 0");
+        return NGX_CONF_ERROR;
+    }
+
+    if (imcf->endpoints && imcf->redis_host == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ingest_counters\" is used but "
+                           "\"ingest_redis\" is not set");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_ingest_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_ingest_loc_conf_t  *ilcf;
+
+    ilcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ingest_loc_conf_t));
+    if (ilcf == NULL) {
+        return NULL;
+    }
+
+    ilcf->format = NGX_CONF_UNSET_UINT;
+    ilcf->queue = NGX_CONF_UNSET_UINT;
+    ilcf->max_key_length = NGX_CONF_UNSET_SIZE;
+
+    return ilcf;
+}
+
+
+static char *
+ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_ingest_loc_conf_t  *prev = parent;
+    ngx_http_ingest_loc_conf_t  *conf = child;
+
+    /* an endpoint is not inherited: nested locations have their own */
+
+    ngx_conf_merge_size_value(conf->max_key_length, prev->max_key_length,
+                              255);
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * ingest_redis 127.0.0.1:6379 | [::1]:6379 | localhost:6379 | unix:/path
+ *
+ * A name is resolved here, once: hiredis would call a blocking
+ * getaddrinfo() in the worker on every reconnect.
+ */
+
+static char *
+ngx_http_ingest_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ingest_main_conf_t  *imcf = conf;
+
+    u_char     *p;
+    size_t      len;
+    ngx_str_t  *value;
+    ngx_url_t   u;
+
+    if (imcf->redis_host != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    imcf->redis = value[1];
+
+    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        len = value[1].len - 5;
+
+        if (len >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unix socket path too long in \"%V\"",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_pnalloc(cf->pool, len + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(p, value[1].data + 5, len + 1);
+
+        imcf->redis_host = p;
+        imcf->redis_port = 0;
+
+        return NGX_CONF_OK;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = value[1];
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in \"ingest_redis\" \"%V\"", u.err,
+                               &u.url);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0 || u.uri.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid address \"%V\" in \"ingest_redis\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
+                        NGX_SOCKADDR_STRLEN, 0);
+    p[len] = '\0';
+
+    imcf->redis_host = p;
+    imcf->redis_port = u.port;
+
+    return NGX_CONF_OK;
+}
+
+
+/* ingest_counters [form=key_value] [queue=<list>] */
+
+static char *
+ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ingest_loc_conf_t  *ilcf = conf;
+
+    ngx_str_t                    *value, name, *q;
+    ngx_uint_t                    i, n;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_ingest_main_conf_t  *imcf;
+
+    if (ilcf->format != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    ilcf->format = NGX_HTTP_INGEST_FORM;
+    ngx_str_set(&name, INGEST_WIRE_COUNTERS_QUEUE);
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "form=key_value") == 0) {
+            ilcf->format = NGX_HTTP_INGEST_KEY_VALUE;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "form=auto") == 0) {
+            continue;
+        }
+
+        if (value[i].len > 6 && ngx_strncmp(value[i].data, "queue=", 6) == 0)
+        {
+            name.data = value[i].data + 6;
+            name.len = value[i].len - 6;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ingest_module);
+
+    q = imcf->queues.elts;
+    n = imcf->queues.nelts;
+
+    for (i = 0; i < n; i++) {
+        if (q[i].len == name.len
+            && ngx_strncmp(q[i].data, name.data, name.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == n) {
+        q = ngx_array_push(&imcf->queues);
+        if (q == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *q = name;
+    }
+
+    ilcf->queue = i;
+    imcf->endpoints++;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_ingest_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ingest_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                    i;
+    ngx_str_t                    *names;
+    struct timespec               ts;
+    ngx_http_ingest_worker_t     *w;
+    ngx_http_ingest_main_conf_t  *imcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    imcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_ingest_module);
+
+    if (imcf == NULL || imcf->endpoints == 0) {
+        return NGX_OK;
+    }
+
+    w = ngx_pcalloc(cycle->pool, sizeof(ngx_http_ingest_worker_t));
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->imcf = imcf;
+    w->log = cycle->log;
+    w->nqueues = imcf->queues.nelts;
+
+    w->queues = ngx_pcalloc(cycle->pool,
+                            w->nqueues * sizeof(ngx_http_ingest_queue_t));
+    if (w->queues == NULL) {
+        return NGX_ERROR;
+    }
+
+    names = imcf->queues.elts;
+
+    for (i = 0; i < w->nqueues; i++) {
+        w->queues[i].name = names[i];
+
+        if (ngx_http_ingest_table_init(&w->queues[i].table)
+            != NGX_HTTP_INGEST_TABLE_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    /* host/pid/start-ns: no two worker lives share it, even after reboot */
+
+    (void) clock_gettime(CLOCK_REALTIME, &ts);
+
+    ngx_snprintf((u_char *) w->producer, sizeof(w->producer) - 1,
+                 "%V/%P/%uL%Z", &cycle->hostname, ngx_pid,
+                 (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec);
+
+    ngx_http_ingest_worker = w;
+
+    if (ngx_http_ingest_flush_init(w) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_ingest_redis_connect(w);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ingest_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                 i;
+    ngx_http_ingest_worker_t  *w;
+
+    w = ngx_http_ingest_worker;
+
+    if (w == NULL) {
+        return;
+    }
+
+    ngx_http_ingest_flush_exit(w);
+
+    for (i = 0; i < w->nqueues; i++) {
+        ngx_http_ingest_table_free(&w->queues[i].table);
+        ingest_wire_buf_free(&w->queues[i].batch);
+    }
+
+    ngx_http_ingest_worker = NULL;
+}

@@ -1,0 +1,114 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ */
+
+#ifndef _NGX_HTTP_INGEST_MODULE_H_INCLUDED_
+#define _NGX_HTTP_INGEST_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "ngx_http_ingest_parse.h"
+#include "ngx_http_ingest_table.h"
+#include "ingest_wire.h"
+
+
+typedef struct {
+    ngx_str_t                 redis;           /* as written, for logs */
+    u_char                   *redis_host;      /* numeric address or path */
+    int                       redis_port;      /* 0: a unix socket */
+    ngx_msec_t                flush_interval;
+    ngx_uint_t                flush_keys;
+    ngx_msec_t                connect_timeout;
+    ngx_msec_t                ack_timeout;     /* RPUSH sent -> reply */
+    ngx_msec_t                drain_timeout;   /* graceful exit bound */
+    ngx_array_t               queues;          /* ngx_str_t, list names */
+    ngx_uint_t                endpoints;       /* ingest_counters seen */
+} ngx_http_ingest_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                format;          /* NGX_CONF_UNSET_UINT: off */
+    ngx_uint_t                queue;           /* index in imcf->queues */
+    size_t                    max_key_length;
+} ngx_http_ingest_loc_conf_t;
+
+
+/* one Redis list as a worker sees it: its pending table and its batch */
+
+typedef struct {
+    ngx_str_t                 name;
+    ngx_http_ingest_table_t   table;           /* pending increments */
+    ingest_wire_buf_t         batch;           /* cut, not yet acked */
+    uint64_t                  seq;             /* of the last batch cut */
+    ngx_uint_t                batch_keys;
+    ngx_msec_t                sent_at;
+    unsigned                  inflight:1;      /* batch holds a batch */
+    unsigned                  sent:1;          /* on the live connection */
+    unsigned                  due:1;           /* cut once the slot frees */
+} ngx_http_ingest_queue_t;
+
+
+/*
+ * Everything a worker keeps between requests.  There is exactly one,
+ * created in init_process and destroyed in exit_process.
+ */
+
+typedef struct {
+    ngx_http_ingest_main_conf_t  *imcf;
+    ngx_log_t                    *log;
+    ngx_http_ingest_queue_t      *queues;
+    ngx_uint_t                    nqueues;
+
+    redisAsyncContext            *ac;          /* NULL when disconnected */
+    ngx_connection_t             *conn;        /* ac's fd in nginx's loop */
+    unsigned                      connected:1;
+    unsigned                      down:1;      /* "lost" was logged */
+    unsigned                      draining:1;  /* graceful exit started */
+    unsigned                      exiting:1;   /* exit_process runs */
+
+    ngx_msec_t                    backoff;     /* next reconnect delay */
+
+    ngx_event_t                   flush_timer;     /* cancelable */
+    ngx_event_t                   retry_timer;     /* reconnect, resend */
+    ngx_event_t                   connect_timer;   /* connect deadline */
+    ngx_event_t                   ack_timer;       /* reply deadline */
+    ngx_event_t                   drain_timer;     /* non-cancelable */
+    ngx_event_t                   disconnect_event;
+    ngx_connection_t              timer_conn;  /* data of the timers */
+
+    char                          producer[INGEST_WIRE_MAX_PRODUCER];
+} ngx_http_ingest_worker_t;
+
+
+/* the worker state: set in init_process, cleared in exit_process */
+extern ngx_http_ingest_worker_t  *ngx_http_ingest_worker;
+
+extern ngx_module_t  ngx_http_ingest_module;
+
+
+ngx_int_t ngx_http_ingest_handler(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_ingest_flush_init(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q);
+void ngx_http_ingest_flush_acked(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q);
+void ngx_http_ingest_flush_drain(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_flush_exit(ngx_http_ingest_worker_t *w);
+
+void ngx_http_ingest_redis_connect(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_redis_send(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q);
+void ngx_http_ingest_redis_send_all(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_redis_schedule(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_redis_close(ngx_http_ingest_worker_t *w);
+
+
+#endif /* _NGX_HTTP_INGEST_MODULE_H_INCLUDED_ */

@@ -1,0 +1,323 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ */
+
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ngx_http_ingest_table.h"
+
+
+#define NGX_HTTP_INGEST_TABLE_SLOTS   1024          /* initial capacity */
+#define NGX_HTTP_INGEST_BLOCK_SIZE    (64 * 1024)
+
+
+static ngx_http_ingest_entry_t *ngx_http_ingest_table_slot(
+    ngx_http_ingest_table_t *t, uint64_t hash, u_char *key, size_t len);
+static int ngx_http_ingest_table_grow(ngx_http_ingest_table_t *t);
+static u_char *ngx_http_ingest_table_copy(ngx_http_ingest_table_t *t,
+    u_char *key, size_t len);
+
+
+int
+ngx_http_ingest_table_init(ngx_http_ingest_table_t *t)
+{
+    memset(t, 0, sizeof(ngx_http_ingest_table_t));
+
+    t->slots = calloc(NGX_HTTP_INGEST_TABLE_SLOTS,
+                      sizeof(ngx_http_ingest_entry_t));
+    if (t->slots == NULL) {
+        return NGX_HTTP_INGEST_TABLE_NOMEM;
+    }
+
+    t->mask = NGX_HTTP_INGEST_TABLE_SLOTS - 1;
+
+    return NGX_HTTP_INGEST_TABLE_OK;
+}
+
+
+void
+ngx_http_ingest_table_free(ngx_http_ingest_table_t *t)
+{
+    ngx_http_ingest_block_t  *b, *next;
+
+    for (b = t->blocks; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+
+    free(t->slots);
+    memset(t, 0, sizeof(ngx_http_ingest_table_t));
+}
+
+
+void
+ngx_http_ingest_table_reset(ngx_http_ingest_table_t *t)
+{
+    ngx_http_ingest_block_t  *b, *next;
+
+    if (t->nkeys) {
+        memset(t->slots, 0, (t->mask + 1) * sizeof(ngx_http_ingest_entry_t));
+    }
+
+    t->nkeys = 0;
+    t->key_bytes = 0;
+
+    if (t->blocks == NULL) {
+        return;
+    }
+
+    for (b = t->blocks->next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+
+    t->blocks->next = NULL;
+    t->blocks->used = 0;
+}
+
+
+/* FNV-1a, 64 bit: keys are short, and it is never 0 once OR-ed with 1 */
+
+uint64_t
+ngx_http_ingest_hash(u_char *key, size_t len)
+{
+    size_t    i;
+    uint64_t  h;
+
+    h = 0xcbf29ce484222325ULL;
+
+    for (i = 0; i < len; i++) {
+        h ^= key[i];
+        h *= 0x100000001b3ULL;
+    }
+
+    return h | 1;
+}
+
+
+int
+ngx_http_ingest_table_add(ngx_http_ingest_table_t *t, u_char *key,
+    size_t len, int64_t delta, int *created)
+{
+    uint64_t                  hash;
+    ngx_http_ingest_entry_t  *e;
+
+    hash = ngx_http_ingest_hash(key, len);
+    e = ngx_http_ingest_table_slot(t, hash, key, len);
+
+    if (e->hash) {
+        *created = 0;
+
+        if (__builtin_add_overflow(e->value, delta, &e->value)) {
+            return NGX_HTTP_INGEST_TABLE_OVERFLOW;
+        }
+
+        return NGX_HTTP_INGEST_TABLE_OK;
+    }
+
+    /* keep the load factor at or under 1/2 */
+
+    if ((t->nkeys + 1) * 2 > t->mask + 1) {
+        if (ngx_http_ingest_table_grow(t) != NGX_HTTP_INGEST_TABLE_OK) {
+            return NGX_HTTP_INGEST_TABLE_NOMEM;
+        }
+
+        e = ngx_http_ingest_table_slot(t, hash, key, len);
+    }
+
+    e->key = ngx_http_ingest_table_copy(t, key, len);
+    if (e->key == NULL) {
+        return NGX_HTTP_INGEST_TABLE_NOMEM;
+    }
+
+    e->hash = hash;
+    e->len = len;
+    e->value = delta;
+
+    t->nkeys++;
+    t->key_bytes += len;
+    *created = 1;
+
+    return NGX_HTTP_INGEST_TABLE_OK;
+}
+
+
+void
+ngx_http_ingest_table_undo(ngx_http_ingest_table_t *t, u_char *key,
+    size_t len, int64_t delta, int created)
+{
+    size_t                    i, j, home;
+    ngx_http_ingest_entry_t  *e;
+
+    e = ngx_http_ingest_table_find(t, key, len);
+    if (e == NULL) {
+        return;
+    }
+
+    if (!created) {
+        /* exact inverse of the add that succeeded, so it cannot wrap */
+        e->value = (int64_t) ((uint64_t) e->value - (uint64_t) delta);
+        return;
+    }
+
+    /* backward-shift deletion keeps every probe chain unbroken */
+
+    i = e - t->slots;
+    t->nkeys--;
+    t->key_bytes -= len;
+
+    for ( ;; ) {
+        t->slots[i].hash = 0;
+        j = i;
+
+        for ( ;; ) {
+            j = (j + 1) & t->mask;
+
+            if (t->slots[j].hash == 0) {
+                return;
+            }
+
+            home = t->slots[j].hash & t->mask;
+
+            /* may the entry at j move to i? only if home is not in (i, j] */
+
+            if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+                break;
+            }
+        }
+
+        t->slots[i] = t->slots[j];
+        i = j;
+    }
+}
+
+
+ngx_http_ingest_entry_t *
+ngx_http_ingest_table_find(ngx_http_ingest_table_t *t, u_char *key,
+    size_t len)
+{
+    ngx_http_ingest_entry_t  *e;
+
+    e = ngx_http_ingest_table_slot(t, ngx_http_ingest_hash(key, len), key,
+                                   len);
+
+    return e->hash ? e : NULL;
+}
+
+
+size_t
+ngx_http_ingest_table_memory(ngx_http_ingest_table_t *t)
+{
+    size_t                    n;
+    ngx_http_ingest_block_t  *b;
+
+    n = (t->mask + 1) * sizeof(ngx_http_ingest_entry_t);
+
+    for (b = t->blocks; b; b = b->next) {
+        n += sizeof(ngx_http_ingest_block_t) + b->size;
+    }
+
+    return n;
+}
+
+
+/* the slot holding key, or the free slot where it would go */
+
+static ngx_http_ingest_entry_t *
+ngx_http_ingest_table_slot(ngx_http_ingest_table_t *t, uint64_t hash,
+    u_char *key, size_t len)
+{
+    size_t                    i;
+    ngx_http_ingest_entry_t  *e;
+
+    for (i = hash & t->mask; /* void */ ; i = (i + 1) & t->mask) {
+        e = &t->slots[i];
+
+        if (e->hash == 0) {
+            return e;
+        }
+
+        if (e->hash == hash && e->len == len
+            && memcmp(e->key, key, len) == 0)
+        {
+            return e;
+        }
+    }
+}
+
+
+static int
+ngx_http_ingest_table_grow(ngx_http_ingest_table_t *t)
+{
+    size_t                    i, j, n;
+    ngx_http_ingest_entry_t  *slots, *e;
+
+    n = (t->mask + 1) * 2;
+
+    slots = calloc(n, sizeof(ngx_http_ingest_entry_t));
+    if (slots == NULL) {
+        return NGX_HTTP_INGEST_TABLE_NOMEM;
+    }
+
+    for (i = 0; i <= t->mask; i++) {
+        e = &t->slots[i];
+
+        if (e->hash == 0) {
+            continue;
+        }
+
+        for (j = e->hash & (n - 1); slots[j].hash; j = (j + 1) & (n - 1)) {
+            /* void */
+        }
+
+        slots[j] = *e;
+    }
+
+    free(t->slots);
+    t->slots = slots;
+    t->mask = n - 1;
+
+    return NGX_HTTP_INGEST_TABLE_OK;
+}
+
+
+static u_char *
+ngx_http_ingest_table_copy(ngx_http_ingest_table_t *t, u_char *key,
+    size_t len)
+{
+    size_t                    size;
+    u_char                   *p;
+    ngx_http_ingest_block_t  *b;
+
+    b = t->blocks;
+
+    if (b == NULL || b->size - b->used < len) {
+        size = len > NGX_HTTP_INGEST_BLOCK_SIZE ? len
+                                                : NGX_HTTP_INGEST_BLOCK_SIZE;
+
+        b = malloc(sizeof(ngx_http_ingest_block_t) + size);
+        if (b == NULL) {
+            return NULL;
+        }
+
+        b->size = size;
+        b->used = 0;
+
+        /* the newest block goes first, so the hot path checks one block */
+
+        b->next = t->blocks;
+        t->blocks = b;
+    }
+
+    p = (u_char *) (b + 1) + b->used;
+    b->used += len;
+
+    if (len) {
+        memcpy(p, key, len);
+    }
+
+    return p;
+}
