@@ -1,0 +1,558 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * NAME
+ *     ingest-consumer - drain one ngx_ingest Redis list into SQLite,
+ *     exactly once
+ *
+ * SYNOPSIS
+ *     ingest-consumer --db FILE [--redis ADDR] [--queue LIST]
+ *                     [--window N] [--poll MS] [--lock-ttl MS]
+ *                     [--prune-days N] [--verbose] [--help]
+ *
+ * DESCRIPTION
+ *     Each round reads up to N batches from the head of LIST (LRANGE),
+ *     applies in ONE SQLite transaction every batch whose seq is above the
+ *     last_seq recorded for its producer (totals upserted with checked
+ *     addition; the new last_seq recorded in the table "applied"), commits,
+ *     and only then trims what it read.  A crash at any point re-reads at
+ *     most one window and skips what was already applied.
+ *
+ *     Only one consumer drains a list: it holds the Redis key
+ *     "LIST:consumer" with a TTL it renews every round, and trims only
+ *     while it still holds it.  A second consumer waits, saying who holds
+ *     the list.
+ *
+ *     A batch it cannot read, of an unknown version or kind, or whose sum
+ *     would overflow a total, stops it with an error; the batch is left in
+ *     Redis, never dropped.  SIGTERM and SIGINT finish the round in
+ *     progress, give the lock back and exit.
+ *
+ * OPTIONS
+ *     --db FILE         the SQLite database, created if missing (required)
+ *     --redis ADDR      HOST:PORT or unix:PATH (default 127.0.0.1:6379)
+ *     --queue LIST      the list to drain (default ingest:counters)
+ *     --window N        batches read and applied per round (default 100)
+ *     --poll MS         wait when the list is empty (default 100)
+ *     --lock-ttl MS     TTL of the consumer lock (default 10000)
+ *     --prune-days N    forget producers idle for N days (default 30)
+ *     --verbose         log every round
+ *     --help            print this text
+ *
+ * EXIT STATUS
+ *     0  stopped by SIGTERM or SIGINT
+ *     1  bad options, or the database cannot be opened
+ *     2  stopped by a batch it cannot apply, or by a database error
+ */
+
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ingest_consumer.h"
+
+
+volatile sig_atomic_t  ingest_quit;
+
+
+static const char  ingest_usage[] =
+    "usage: ingest-consumer --db FILE [--redis ADDR] [--queue LIST]\n"
+    "                       [--window N] [--poll MS] [--lock-ttl MS]\n"
+    "                       [--prune-days N] [--verbose] [--help]\n"
+    "\n"
+    "Drains one ngx_ingest Redis list into SQLite, exactly once.\n"
+    "\n"
+    "  --db FILE         the SQLite database, created if missing (required)\n"
+    "  --redis ADDR      HOST:PORT or unix:PATH (default 127.0.0.1:6379)\n"
+    "  --queue LIST      the list to drain (default ingest:counters)\n"
+    "  --window N        batches read and applied per round (default 100)\n"
+    "  --poll MS         wait when the list is empty (default 100)\n"
+    "  --lock-ttl MS     TTL of the consumer lock (default 10000)\n"
+    "  --prune-days N    forget producers idle for N days (default 30)\n"
+    "  --verbose         log every round\n"
+    "  --help            print this text\n"
+    "\n"
+    "Exit status: 0 stopped by SIGTERM/SIGINT, 1 usage or configuration,\n"
+    "2 a batch or the database stopped it (the batch stays in Redis).\n";
+
+
+static int ingest_options(ingest_consumer_t *ic, int argc, char **argv);
+static int ingest_number(const char *name, const char *text, long min,
+    long max, long *out);
+static int ingest_run(ingest_consumer_t *ic);
+static int ingest_round(ingest_consumer_t *ic);
+static void ingest_signal(int signo);
+
+
+int
+main(int argc, char **argv)
+{
+    int                 rc;
+    char                host[200];
+    ingest_consumer_t   ic;
+    struct sigaction    sa;
+    struct timespec     ts;
+
+    memset(&ic, 0, sizeof(ingest_consumer_t));
+
+    rc = ingest_options(&ic, argc, argv);
+    if (rc >= 0) {
+        return rc;
+    }
+
+    /* no SA_RESTART: a signal cuts a sleep short */
+
+    memset(&sa, 0, sizeof(struct sigaction));
+    sa.sa_handler = ingest_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    if (gethostname(host, sizeof(host)) != 0) {
+        strcpy(host, "localhost");
+    }
+
+    host[sizeof(host) - 1] = '\0';
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(ic.owner, sizeof(ic.owner), "%s/%ld/%lld", host, (long) getpid(),
+             (long long) ts.tv_sec * 1000000000 + ts.tv_nsec);
+    snprintf(ic.lock_key, sizeof(ic.lock_key), "%s:consumer", ic.queue);
+
+    if (ingest_store_open(&ic) != 0) {
+        if (ic.db != NULL) {
+            ingest_store_close(&ic);
+        }
+
+        return INGEST_EXIT_USAGE;
+    }
+
+    rc = ingest_run(&ic);
+
+    ingest_queue_unlock(&ic);
+    ingest_queue_disconnect(&ic);
+    ingest_store_close(&ic);
+
+    ingest_log(INGEST_LOG_NOTICE, "stopped: %llu batches applied, "
+               "%llu skipped as already applied, %llu keys",
+               (unsigned long long) ic.batches,
+               (unsigned long long) ic.skipped,
+               (unsigned long long) ic.keys);
+
+    return rc;
+}
+
+
+/* -1: go on; otherwise the exit status */
+
+static int
+ingest_options(ingest_consumer_t *ic, int argc, char **argv)
+{
+    int          ch;
+    char        *colon;
+    long         port;
+    const char  *p;
+
+    static const struct option  options[] = {
+        { "redis",      required_argument, NULL, 'r' },
+        { "queue",      required_argument, NULL, 'q' },
+        { "db",         required_argument, NULL, 'd' },
+        { "window",     required_argument, NULL, 'w' },
+        { "poll",       required_argument, NULL, 'p' },
+        { "lock-ttl",   required_argument, NULL, 'l' },
+        { "prune-days", required_argument, NULL, 'P' },
+        { "verbose",    no_argument,       NULL, 'v' },
+        { "help",       no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    ic->redis = "127.0.0.1:6379";
+    ic->queue = INGEST_WIRE_COUNTERS_QUEUE;
+    ic->window = 100;
+    ic->poll_ms = 100;
+    ic->lock_ttl_ms = 10000;
+    ic->prune_days = 30;
+
+    while ((ch = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (ch) {
+        case 'r':
+            ic->redis = optarg;
+            break;
+        case 'q':
+            ic->queue = optarg;
+            break;
+        case 'd':
+            ic->db_path = optarg;
+            break;
+        case 'w':
+            if (ingest_number("--window", optarg, 1, 100000, &ic->window)) {
+                return INGEST_EXIT_USAGE;
+            }
+            break;
+        case 'p':
+            if (ingest_number("--poll", optarg, 1, 60000, &ic->poll_ms)) {
+                return INGEST_EXIT_USAGE;
+            }
+            break;
+        case 'l':
+            if (ingest_number("--lock-ttl", optarg, 1000, 3600000,
+                              &ic->lock_ttl_ms))
+            {
+                return INGEST_EXIT_USAGE;
+            }
+            break;
+        case 'P':
+            if (ingest_number("--prune-days", optarg, 1, 36500,
+                              &ic->prune_days))
+            {
+                return INGEST_EXIT_USAGE;
+            }
+            break;
+        case 'v':
+            ic->verbose = 1;
+            break;
+        case 'h':
+            fputs(ingest_usage, stdout);
+            return INGEST_EXIT_OK;
+        default:
+            fputs(ingest_usage, stderr);
+            return INGEST_EXIT_USAGE;
+        }
+    }
+
+    if (optind < argc) {
+        fprintf(stderr, "ingest-consumer: unexpected argument \"%s\"\n",
+                argv[optind]);
+        return INGEST_EXIT_USAGE;
+    }
+
+    if (ic->db_path == NULL) {
+        fprintf(stderr, "ingest-consumer: --db is required\n\n%s",
+                ingest_usage);
+        return INGEST_EXIT_USAGE;
+    }
+
+    if (ic->queue[0] == '\0' || strlen(ic->queue) > 400) {
+        fprintf(stderr, "ingest-consumer: invalid --queue\n");
+        return INGEST_EXIT_USAGE;
+    }
+
+    if (strncmp(ic->redis, "unix:", 5) == 0) {
+        p = ic->redis + 5;
+
+        if (*p == '\0' || strlen(p) >= sizeof(ic->redis_host)) {
+            fprintf(stderr, "ingest-consumer: invalid --redis \"%s\"\n",
+                    ic->redis);
+            return INGEST_EXIT_USAGE;
+        }
+
+        strcpy(ic->redis_host, p);
+        ic->redis_port = 0;
+
+        return -1;
+    }
+
+    colon = strrchr(ic->redis, ':');
+
+    if (colon == NULL || colon == ic->redis
+        || (size_t) (colon - ic->redis) >= sizeof(ic->redis_host)
+        || ingest_number("--redis port", colon + 1, 1, 65535, &port))
+    {
+        fprintf(stderr, "ingest-consumer: invalid --redis \"%s\", "
+                "expected HOST:PORT or unix:PATH\n", ic->redis);
+        return INGEST_EXIT_USAGE;
+    }
+
+    p = ic->redis;
+
+    /* [::1]:6379 */
+    if (*p == '[' && colon[-1] == ']') {
+        memcpy(ic->redis_host, p + 1, colon - p - 2);
+        ic->redis_host[colon - p - 2] = '\0';
+
+    } else {
+        memcpy(ic->redis_host, p, colon - p);
+        ic->redis_host[colon - p] = '\0';
+    }
+
+    ic->redis_port = (int) port;
+
+    return -1;
+}
+
+
+static int
+ingest_number(const char *name, const char *text, long min, long max,
+    long *out)
+{
+    char  *end;
+    long   n;
+
+    errno = 0;
+    n = strtol(text, &end, 10);
+
+    if (errno || end == text || *end != '\0' || n < min || n > max) {
+        fprintf(stderr, "ingest-consumer: %s must be a number from %ld "
+                "to %ld, not \"%s\"\n", name, min, max, text);
+        return -1;
+    }
+
+    *out = n;
+
+    return 0;
+}
+
+
+static int
+ingest_run(ingest_consumer_t *ic)
+{
+    int      rc, waiting;
+    long     backoff;
+
+    waiting = 0;
+    backoff = 100;
+
+    while (!ingest_quit) {
+
+        if (ic->redis_ctx == NULL && ingest_queue_connect(ic) != 0) {
+            ingest_sleep_ms(backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            continue;
+        }
+
+        backoff = 100;
+
+        if (!ic->locked) {
+            rc = ingest_queue_lock(ic);
+
+            if (rc == 1) {
+                if (!waiting) {
+                    waiting = 1;
+                    ingest_log(INGEST_LOG_WARN, "\"%s\" is drained by another "
+                               "consumer (Redis key \"%s\"); waiting for it "
+                               "to stop", ic->queue, ic->lock_key);
+                }
+
+                ingest_sleep_ms(1000);
+                continue;
+            }
+
+            if (rc != 0) {
+                continue;
+            }
+
+            waiting = 0;
+        }
+
+        rc = ingest_round(ic);
+
+        if (rc == INGEST_EXIT_RUNTIME) {
+            return INGEST_EXIT_RUNTIME;
+        }
+    }
+
+    return INGEST_EXIT_OK;
+}
+
+
+/*
+ * One round: read a window, apply it in one transaction, commit, trim.
+ * 0 on success or a Redis hiccup (retried), INGEST_EXIT_RUNTIME to stop.
+ */
+
+static int
+ingest_round(ingest_consumer_t *ic)
+{
+    int                   skipped, rc;
+    char                  err[256];
+    size_t                i, applied, skips;
+    int64_t               now;
+    redisReply           *reply, *e;
+    ingest_wire_batch_t   batch;
+
+    now = ingest_now_ms();
+
+    if (now - ic->lock_renewed_ms > ic->lock_ttl_ms / 3) {
+        rc = ingest_queue_renew(ic);
+
+        if (rc == -2) {
+            ingest_log(INGEST_LOG_ERR, "lost the lock of \"%s\"; taking it "
+                       "again", ic->queue);
+        }
+
+        if (rc != 0) {
+            return 0;
+        }
+    }
+
+    if (now - ic->pruned_ms > 3600 * 1000) {
+        ic->pruned_ms = now;
+
+        if (ingest_store_prune(ic) != 0) {
+            return INGEST_EXIT_RUNTIME;
+        }
+    }
+
+    reply = ingest_queue_read(ic);
+    if (reply == NULL) {
+        return 0;
+    }
+
+    if (reply->elements == 0) {
+        freeReplyObject(reply);
+        ingest_sleep_ms(ic->poll_ms);
+        return 0;
+    }
+
+    if (ingest_store_begin(ic) != 0) {
+        freeReplyObject(reply);
+        return INGEST_EXIT_RUNTIME;
+    }
+
+    applied = 0;
+    skips = 0;
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_STRING) {
+            ingest_log(INGEST_LOG_ERR, "element %zu of \"%s\" is not a "
+                       "string; left in Redis", i, ic->queue);
+            goto failed;
+        }
+
+        rc = ingest_wire_decode(e->str, e->len, &batch, err, sizeof(err));
+
+        if (rc != INGEST_WIRE_OK) {
+            ingest_log(INGEST_LOG_ERR, "batch %zu of \"%s\" cannot be read: "
+                       "%s; it is left in Redis", i, ic->queue,
+                       rc == INGEST_WIRE_NOMEM ? "out of memory" : err);
+            goto failed;
+        }
+
+        rc = ingest_store_apply(ic, &batch, &skipped);
+
+        if (rc != 0) {
+            ingest_log(INGEST_LOG_ERR, "batch %zu of \"%s\" (producer "
+                       "\"%s\", seq %llu) cannot be applied; it is left in "
+                       "Redis", i, ic->queue, batch.producer,
+                       (unsigned long long) batch.seq);
+            ingest_wire_batch_free(&batch);
+            goto failed;
+        }
+
+        ingest_wire_batch_free(&batch);
+
+        if (skipped) {
+            skips++;
+
+        } else {
+            applied++;
+        }
+    }
+
+    if (ingest_store_commit(ic) != 0) {
+        goto failed;
+    }
+
+    ic->batches += applied;
+    ic->skipped += skips;
+
+    if (ic->verbose || skips) {
+        ingest_log(skips ? INGEST_LOG_NOTICE : INGEST_LOG_INFO,
+                   "applied %zu batches of \"%s\", skipped %zu already "
+                   "applied", applied, ic->queue, skips);
+    }
+
+    rc = ingest_queue_trim(ic, reply->elements);
+
+    freeReplyObject(reply);
+
+    if (rc == -2) {
+        /* committed, so nothing is lost: the next owner skips them */
+        ingest_log(INGEST_LOG_ERR, "lost the lock of \"%s\" before the trim; "
+                   "taking it again", ic->queue);
+    }
+
+    return 0;
+
+failed:
+
+    ingest_store_rollback(ic);
+    freeReplyObject(reply);
+
+    return INGEST_EXIT_RUNTIME;
+}
+
+
+static void
+ingest_signal(int signo)
+{
+    (void) signo;
+
+    ingest_quit = 1;
+}
+
+
+void
+ingest_log(int level, const char *fmt, ...)
+{
+    char              buf[32];
+    va_list           args;
+    struct tm         tm;
+    struct timespec   ts;
+
+    static const char  *levels[] = { "error", "warn", "notice", "info" };
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+
+    fprintf(stderr, "%s.%03ld [%s] ingest-consumer: ", buf,
+            ts.tv_nsec / 1000000, levels[level]);
+
+    va_start(args, fmt);
+    vfprintf(stderr, fmt, args);
+    va_end(args);
+
+    fputc('\n', stderr);
+}
+
+
+int64_t
+ingest_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/* returns early on a signal, so that SIGTERM is seen at once */
+
+void
+ingest_sleep_ms(long ms)
+{
+    struct timespec  ts;
+
+    if (ingest_quit) {
+        return;
+    }
+
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000;
+
+    (void) nanosleep(&ts, NULL);
+}

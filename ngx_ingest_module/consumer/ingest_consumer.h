@@ -1,0 +1,99 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * ingest-consumer's state and the interfaces between its three files:
+ * ingest_consumer.c (options, the round), ingest_queue.c (Redis: the
+ * list and the lock), ingest_store.c (SQLite: totals and applied).
+ */
+
+#ifndef _INGEST_CONSUMER_H_INCLUDED_
+#define _INGEST_CONSUMER_H_INCLUDED_
+
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <sqlite3.h>
+
+#include "ingest_wire.h"
+
+
+#define INGEST_EXIT_OK        0      /* stopped by SIGTERM/SIGINT */
+#define INGEST_EXIT_USAGE     1      /* bad options or configuration */
+#define INGEST_EXIT_RUNTIME   2      /* a batch or the store stopped us */
+
+#define INGEST_LOG_ERR        0
+#define INGEST_LOG_WARN       1
+#define INGEST_LOG_NOTICE     2
+#define INGEST_LOG_INFO       3
+
+
+typedef struct {
+    /* options */
+    const char               *redis;       /* host:port or unix:/path */
+    char                      redis_host[256];
+    int                       redis_port;  /* 0: a unix socket */
+    const char               *queue;       /* the list drained */
+    const char               *db_path;
+    long                      window;      /* batches per round */
+    long                      poll_ms;     /* sleep when the list is empty */
+    long                      lock_ttl_ms;
+    long                      prune_days;  /* forget idle producers */
+    int                       verbose;
+
+    /* Redis */
+    redisContext             *redis_ctx;   /* NULL while disconnected */
+    char                      lock_key[512];
+    char                      owner[256];  /* our value of the lock key */
+    int                       locked;
+    int64_t                   lock_renewed_ms;
+    int                       redis_down;  /* "lost" was logged */
+
+    /* SQLite */
+    sqlite3                  *db;
+    sqlite3_stmt             *stmt_begin;
+    sqlite3_stmt             *stmt_commit;
+    sqlite3_stmt             *stmt_rollback;
+    sqlite3_stmt             *stmt_last_seq;
+    sqlite3_stmt             *stmt_applied;
+    sqlite3_stmt             *stmt_total;
+    sqlite3_stmt             *stmt_prune;
+    int64_t                   pruned_ms;   /* when applied was last pruned */
+
+    /* what was done, for the log */
+    uint64_t                  batches;
+    uint64_t                  skipped;
+    uint64_t                  keys;
+} ingest_consumer_t;
+
+
+extern volatile sig_atomic_t  ingest_quit;
+
+
+void ingest_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int64_t ingest_now_ms(void);
+void ingest_sleep_ms(long ms);
+
+int ingest_queue_connect(ingest_consumer_t *ic);
+void ingest_queue_disconnect(ingest_consumer_t *ic);
+int ingest_queue_lock(ingest_consumer_t *ic);
+int ingest_queue_renew(ingest_consumer_t *ic);
+void ingest_queue_unlock(ingest_consumer_t *ic);
+redisReply *ingest_queue_read(ingest_consumer_t *ic);
+int ingest_queue_trim(ingest_consumer_t *ic, size_t n);
+
+int ingest_store_open(ingest_consumer_t *ic);
+void ingest_store_close(ingest_consumer_t *ic);
+int ingest_store_begin(ingest_consumer_t *ic);
+int ingest_store_commit(ingest_consumer_t *ic);
+void ingest_store_rollback(ingest_consumer_t *ic);
+int ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    int *skipped);
+int ingest_store_prune(ingest_consumer_t *ic);
+
+
+#endif /* _INGEST_CONSUMER_H_INCLUDED_ */

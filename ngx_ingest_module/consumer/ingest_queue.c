@@ -1,0 +1,319 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * The consumer's side of Redis: the list it drains and the lock that makes
+ * it the list's only consumer.  The lock is a key, "<list>:consumer",
+ * holding this process's identity with a TTL renewed every round; the
+ * trim runs in a Lua script that first checks the lock is still ours, so
+ * a consumer that stalled past its TTL never trims another's batches.
+ *
+ * Blocking hiredis calls with a timeout, so that a stuck Redis never
+ * holds the loop past a signal for long.
+ */
+
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/time.h>
+
+#include "ingest_consumer.h"
+
+
+#define INGEST_REDIS_TIMEOUT_MS   5000
+
+
+static const char  ingest_renew_script[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+    "return 0";
+
+static const char  ingest_trim_script[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "redis.call('LTRIM', KEYS[2], ARGV[2], -1) return 1 end "
+    "return 0";
+
+static const char  ingest_unlock_script[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('DEL', KEYS[1]) end "
+    "return 0";
+
+
+static redisReply *ingest_queue_command(ingest_consumer_t *ic, int argc,
+    const char **argv);
+
+
+int
+ingest_queue_connect(ingest_consumer_t *ic)
+{
+    redisContext    *c;
+    struct timeval   tv;
+
+    tv.tv_sec = INGEST_REDIS_TIMEOUT_MS / 1000;
+    tv.tv_usec = (INGEST_REDIS_TIMEOUT_MS % 1000) * 1000;
+
+    if (ic->redis_port) {
+        c = redisConnectWithTimeout(ic->redis_host, ic->redis_port, tv);
+
+    } else {
+        c = redisConnectUnixWithTimeout(ic->redis_host, tv);
+    }
+
+    if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+        if (!ic->redis_down) {
+            ic->redis_down = 1;
+            ingest_log(INGEST_LOG_WARN, "redis \"%s\" unreachable: %s",
+                       ic->redis, c ? c->errstr : "out of memory");
+        }
+
+        if (c != NULL) {
+            redisFree(c);
+        }
+
+        return -1;
+    }
+
+    if (ic->redis_down) {
+        ic->redis_down = 0;
+        ingest_log(INGEST_LOG_NOTICE, "redis \"%s\" connection restored",
+                   ic->redis);
+    }
+
+    ic->redis_ctx = c;
+
+    return 0;
+}
+
+
+void
+ingest_queue_disconnect(ingest_consumer_t *ic)
+{
+    if (ic->redis_ctx != NULL) {
+        redisFree(ic->redis_ctx);
+        ic->redis_ctx = NULL;
+    }
+
+    ic->locked = 0;
+}
+
+
+/*
+ * One command; NULL when the connection failed, which drops it: the
+ * caller reconnects (and takes the lock again) on the next round.
+ */
+
+static redisReply *
+ingest_queue_command(ingest_consumer_t *ic, int argc, const char **argv)
+{
+    redisReply  *reply;
+
+    if (ic->redis_ctx == NULL) {
+        return NULL;
+    }
+
+    reply = redisCommandArgv(ic->redis_ctx, argc, argv, NULL);
+
+    if (reply == NULL) {
+        if (!ic->redis_down) {
+            ic->redis_down = 1;
+            ingest_log(INGEST_LOG_WARN, "redis \"%s\" connection lost: %s",
+                       ic->redis, ic->redis_ctx->errstr);
+        }
+
+        ingest_queue_disconnect(ic);
+        return NULL;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ingest_log(INGEST_LOG_ERR, "redis %s failed: %s", argv[0],
+                   reply->str);
+    }
+
+    return reply;
+}
+
+
+/*
+ * 0: the lock is ours; 1: another consumer holds it; -1: Redis failed.
+ */
+
+int
+ingest_queue_lock(ingest_consumer_t *ic)
+{
+    int          rc;
+    char         ttl[32];
+    const char  *argv[6];
+    redisReply  *reply;
+
+    snprintf(ttl, sizeof(ttl), "%ld", ic->lock_ttl_ms);
+
+    argv[0] = "SET";
+    argv[1] = ic->lock_key;
+    argv[2] = ic->owner;
+    argv[3] = "NX";
+    argv[4] = "PX";
+    argv[5] = ttl;
+
+    reply = ingest_queue_command(ic, 6, argv);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    if (reply->type == REDIS_REPLY_STATUS) {
+        freeReplyObject(reply);
+
+        ic->locked = 1;
+        ic->lock_renewed_ms = ingest_now_ms();
+
+        ingest_log(INGEST_LOG_NOTICE, "consuming \"%s\" as %s", ic->queue,
+                   ic->owner);
+        return 0;
+    }
+
+    rc = (reply->type == REDIS_REPLY_NIL) ? 1 : -1;
+    freeReplyObject(reply);
+
+    return rc;
+}
+
+
+/* 0: still ours; -2: lost; -1: Redis failed */
+
+int
+ingest_queue_renew(ingest_consumer_t *ic)
+{
+    int          rc;
+    char         ttl[32];
+    const char  *argv[6];
+    redisReply  *reply;
+
+    snprintf(ttl, sizeof(ttl), "%ld", ic->lock_ttl_ms);
+
+    argv[0] = "EVAL";
+    argv[1] = ingest_renew_script;
+    argv[2] = "1";
+    argv[3] = ic->lock_key;
+    argv[4] = ic->owner;
+    argv[5] = ttl;
+
+    reply = ingest_queue_command(ic, 6, argv);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    rc = (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) ? 0 : -2;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        rc = -1;
+    }
+
+    freeReplyObject(reply);
+
+    if (rc == 0) {
+        ic->lock_renewed_ms = ingest_now_ms();
+
+    } else if (rc == -2) {
+        ic->locked = 0;
+    }
+
+    return rc;
+}
+
+
+void
+ingest_queue_unlock(ingest_consumer_t *ic)
+{
+    const char  *argv[5];
+    redisReply  *reply;
+
+    if (!ic->locked) {
+        return;
+    }
+
+    argv[0] = "EVAL";
+    argv[1] = ingest_unlock_script;
+    argv[2] = "1";
+    argv[3] = ic->lock_key;
+    argv[4] = ic->owner;
+
+    reply = ingest_queue_command(ic, 5, argv);
+    if (reply != NULL) {
+        freeReplyObject(reply);
+    }
+
+    ic->locked = 0;
+}
+
+
+/* the first window of batches; an array reply, or NULL */
+
+redisReply *
+ingest_queue_read(ingest_consumer_t *ic)
+{
+    char         stop[32];
+    const char  *argv[4];
+    redisReply  *reply;
+
+    snprintf(stop, sizeof(stop), "%ld", ic->window - 1);
+
+    argv[0] = "LRANGE";
+    argv[1] = ic->queue;
+    argv[2] = "0";
+    argv[3] = stop;
+
+    reply = ingest_queue_command(ic, 4, argv);
+    if (reply == NULL) {
+        return NULL;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(reply);
+        return NULL;
+    }
+
+    return reply;
+}
+
+
+/* drop the n batches just applied; 0, -2 (lock lost) or -1 */
+
+int
+ingest_queue_trim(ingest_consumer_t *ic, size_t n)
+{
+    int          rc;
+    char         start[32];
+    const char  *argv[7];
+    redisReply  *reply;
+
+    snprintf(start, sizeof(start), "%zu", n);
+
+    argv[0] = "EVAL";
+    argv[1] = ingest_trim_script;
+    argv[2] = "2";
+    argv[3] = ic->lock_key;
+    argv[4] = ic->queue;
+    argv[5] = ic->owner;
+    argv[6] = start;
+
+    reply = ingest_queue_command(ic, 7, argv);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        rc = (reply->integer == 1) ? 0 : -2;
+
+    } else {
+        rc = -1;
+    }
+
+    freeReplyObject(reply);
+
+    if (rc == -2) {
+        ic->locked = 0;
+    }
+
+    return rc;
+}

@@ -1,0 +1,314 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * The consumer's side of SQLite.  Exactly-once lives here: a batch's
+ * counts and the new last_seq of its producer are written in the same
+ * transaction, so after a crash anywhere a batch is either wholly applied
+ * (and then skipped when read again) or not at all.
+ *
+ * WAL with synchronous=FULL: the list is trimmed right after COMMIT, so a
+ * commit must be on disk when COMMIT returns, power loss included.
+ */
+
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ingest_consumer.h"
+
+
+#define INGEST_BUSY_TIMEOUT_MS   10000
+
+
+static const char  ingest_schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS totals ("
+    "  key TEXT PRIMARY KEY,"
+    "  value INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS applied ("
+    "  producer TEXT NOT NULL,"
+    "  queue TEXT NOT NULL,"
+    "  last_seq INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (producer, queue)"
+    ");";
+
+
+static int ingest_store_prepare(ingest_consumer_t *ic, sqlite3_stmt **stmt,
+    const char *sql);
+static int ingest_store_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
+    const char *what);
+static void ingest_store_checked_add(sqlite3_context *ctx, int argc,
+    sqlite3_value **argv);
+
+
+int
+ingest_store_open(ingest_consumer_t *ic)
+{
+    char  *err;
+
+    if (sqlite3_open_v2(ic->db_path, &ic->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)
+        != SQLITE_OK)
+    {
+        ingest_log(INGEST_LOG_ERR, "cannot open \"%s\": %s", ic->db_path,
+                   ic->db ? sqlite3_errmsg(ic->db) : "out of memory");
+        return -1;
+    }
+
+    sqlite3_busy_timeout(ic->db, INGEST_BUSY_TIMEOUT_MS);
+
+    if (sqlite3_exec(ic->db, ingest_schema, NULL, NULL, &err) != SQLITE_OK) {
+        ingest_log(INGEST_LOG_ERR, "cannot set up \"%s\": %s", ic->db_path,
+                   err);
+        sqlite3_free(err);
+        return -1;
+    }
+
+    /* SQLite turns an overflowing integer sum into a REAL: refuse it */
+
+    if (sqlite3_create_function(ic->db, "ingest_checked_add", 2,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                ingest_store_checked_add, NULL, NULL)
+        != SQLITE_OK)
+    {
+        ingest_log(INGEST_LOG_ERR, "cannot register a function: %s",
+                   sqlite3_errmsg(ic->db));
+        return -1;
+    }
+
+    if (ingest_store_prepare(ic, &ic->stmt_begin, "BEGIN IMMEDIATE") != 0
+        || ingest_store_prepare(ic, &ic->stmt_commit, "COMMIT") != 0
+        || ingest_store_prepare(ic, &ic->stmt_rollback, "ROLLBACK") != 0
+        || ingest_store_prepare(ic, &ic->stmt_last_seq,
+               "SELECT last_seq FROM applied"
+               " WHERE producer = ?1 AND queue = ?2") != 0
+        || ingest_store_prepare(ic, &ic->stmt_applied,
+               "INSERT INTO applied (producer, queue, last_seq, updated_at)"
+               " VALUES (?1, ?2, ?3, ?4)"
+               " ON CONFLICT (producer, queue) DO UPDATE"
+               " SET last_seq = excluded.last_seq,"
+               " updated_at = excluded.updated_at") != 0
+        || ingest_store_prepare(ic, &ic->stmt_total,
+               "INSERT INTO totals (key, value, updated_at)"
+               " VALUES (?1, ?2, ?3)"
+               " ON CONFLICT (key) DO UPDATE"
+               " SET value = ingest_checked_add(value, excluded.value),"
+               " updated_at = excluded.updated_at") != 0
+        || ingest_store_prepare(ic, &ic->stmt_prune,
+               "DELETE FROM applied WHERE updated_at < ?1") != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+void
+ingest_store_close(ingest_consumer_t *ic)
+{
+    sqlite3_finalize(ic->stmt_begin);
+    sqlite3_finalize(ic->stmt_commit);
+    sqlite3_finalize(ic->stmt_rollback);
+    sqlite3_finalize(ic->stmt_last_seq);
+    sqlite3_finalize(ic->stmt_applied);
+    sqlite3_finalize(ic->stmt_total);
+    sqlite3_finalize(ic->stmt_prune);
+
+    if (sqlite3_close(ic->db) != SQLITE_OK) {
+        ingest_log(INGEST_LOG_WARN, "closing \"%s\": %s", ic->db_path,
+                   sqlite3_errmsg(ic->db));
+    }
+
+    ic->db = NULL;
+}
+
+
+int
+ingest_store_begin(ingest_consumer_t *ic)
+{
+    return ingest_store_done(ic, ic->stmt_begin, "BEGIN");
+}
+
+
+int
+ingest_store_commit(ingest_consumer_t *ic)
+{
+    return ingest_store_done(ic, ic->stmt_commit, "COMMIT");
+}
+
+
+void
+ingest_store_rollback(ingest_consumer_t *ic)
+{
+    if (sqlite3_get_autocommit(ic->db)) {
+        return;
+    }
+
+    (void) ingest_store_done(ic, ic->stmt_rollback, "ROLLBACK");
+}
+
+
+/*
+ * Inside the round's transaction: apply batch unless its producer's
+ * last_seq on this list already covers it.  0 or -1.
+ */
+
+int
+ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    int *skipped)
+{
+    int                   rc;
+    size_t                i;
+    int64_t               now, last;
+    sqlite3_stmt         *s;
+    ingest_wire_count_t  *c;
+
+    *skipped = 0;
+    now = ingest_now_ms();
+
+    s = ic->stmt_last_seq;
+    sqlite3_bind_text(s, 1, batch->producer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ic->queue, -1, SQLITE_STATIC);
+
+    rc = sqlite3_step(s);
+    last = (rc == SQLITE_ROW) ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        ingest_log(INGEST_LOG_ERR, "reading applied: %s",
+                   sqlite3_errmsg(ic->db));
+        return -1;
+    }
+
+    if ((uint64_t) last >= batch->seq) {
+        *skipped = 1;
+        return 0;
+    }
+
+    if (last != 0 && batch->seq != (uint64_t) last + 1) {
+        /* a producer never skips a seq: something upstream lost a batch */
+        ingest_log(INGEST_LOG_WARN, "producer \"%s\" jumped from seq %lld "
+                   "to %llu on \"%s\"", batch->producer, (long long) last,
+                   (unsigned long long) batch->seq, ic->queue);
+    }
+
+    s = ic->stmt_total;
+
+    for (i = 0; i < batch->ncounts; i++) {
+        c = &batch->counts[i];
+
+        sqlite3_bind_text(s, 1, c->key, (int) c->len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, c->value);
+        sqlite3_bind_int64(s, 3, now);
+
+        if (ingest_store_done(ic, s, "updating totals") != 0) {
+            ingest_log(INGEST_LOG_ERR, "key \"%.*s\" of batch %llu "
+                       "of \"%s\"", (int) c->len, c->key,
+                       (unsigned long long) batch->seq, batch->producer);
+            return -1;
+        }
+    }
+
+    s = ic->stmt_applied;
+    sqlite3_bind_text(s, 1, batch->producer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ic->queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (int64_t) batch->seq);
+    sqlite3_bind_int64(s, 4, now);
+
+    if (ingest_store_done(ic, s, "updating applied") != 0) {
+        return -1;
+    }
+
+    ic->keys += batch->ncounts;
+
+    return 0;
+}
+
+
+/* forget producers idle for prune_days: far beyond any possible replay */
+
+int
+ingest_store_prune(ingest_consumer_t *ic)
+{
+    sqlite3_stmt  *s;
+
+    s = ic->stmt_prune;
+    sqlite3_bind_int64(s, 1,
+                       ingest_now_ms() - ic->prune_days * 86400 * 1000);
+
+    if (ingest_store_done(ic, s, "pruning applied") != 0) {
+        return -1;
+    }
+
+    if (sqlite3_changes(ic->db)) {
+        ingest_log(INGEST_LOG_INFO, "forgot %d idle producers",
+                   sqlite3_changes(ic->db));
+    }
+
+    return 0;
+}
+
+
+static int
+ingest_store_prepare(ingest_consumer_t *ic, sqlite3_stmt **stmt,
+    const char *sql)
+{
+    if (sqlite3_prepare_v3(ic->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt,
+                           NULL)
+        != SQLITE_OK)
+    {
+        ingest_log(INGEST_LOG_ERR, "cannot prepare \"%s\": %s", sql,
+                   sqlite3_errmsg(ic->db));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* step a statement that returns no rows, then reset it */
+
+static int
+ingest_store_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
+    const char *what)
+{
+    int  rc;
+
+    rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+
+    if (rc != SQLITE_DONE) {
+        ingest_log(INGEST_LOG_ERR, "%s: %s", what, sqlite3_errmsg(ic->db));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+ingest_store_checked_add(sqlite3_context *ctx, int argc,
+    sqlite3_value **argv)
+{
+    sqlite3_int64  a, b, sum;
+
+    (void) argc;
+
+    a = sqlite3_value_int64(argv[0]);
+    b = sqlite3_value_int64(argv[1]);
+
+    if (__builtin_add_overflow(a, b, &sum)) {
+        sqlite3_result_error(ctx, "total overflows a signed 64-bit integer",
+                             -1);
+        return;
+    }
+
+    sqlite3_result_int64(ctx, sum);
+}
