@@ -102,6 +102,7 @@ int
 ngx_http_ingest_table_add(ngx_http_ingest_table_t *t, u_char *key,
     size_t len, int64_t delta, int *created)
 {
+    int64_t                   sum;
     uint64_t                  hash;
     ngx_http_ingest_entry_t  *e;
 
@@ -111,9 +112,13 @@ ngx_http_ingest_table_add(ngx_http_ingest_table_t *t, u_char *key,
     if (e->hash) {
         *created = 0;
 
-        if (__builtin_add_overflow(e->value, delta, &e->value)) {
+        /* the sum is stored only when it fits: a refusal changes nothing */
+
+        if (__builtin_add_overflow(e->value, delta, &sum)) {
             return NGX_HTTP_INGEST_TABLE_OVERFLOW;
         }
+
+        e->value = sum;
 
         return NGX_HTTP_INGEST_TABLE_OK;
     }

@@ -1,0 +1,212 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * The batch format: what the module writes, the consumer reads back
+ * exactly (int64 edges, escapes, UTF-8); the shared fixtures in
+ * t/fixtures/wire decode (ok-*) or are refused (bad-*), as the consumer
+ * would treat them.
+ */
+
+
+#include <dirent.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "../ingest_wire.h"
+
+
+static char *
+slurp(const char *path, size_t *len)
+{
+    FILE  *f;
+    char  *data;
+    long   n;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+
+    data = malloc(n ? n : 1);
+
+    if (data != NULL && fread(data, 1, n, f) != (size_t) n) {
+        free(data);
+        data = NULL;
+    }
+
+    fclose(f);
+    *len = n;
+
+    return data;
+}
+
+
+static void
+roundtrip(void)
+{
+    int                   ok;
+    char                  err[128], *copy;
+    size_t                i;
+    ingest_wire_buf_t     b;
+    ingest_wire_batch_t   batch;
+
+    static const struct {
+        const char  *key;
+        int64_t      value;
+    } counts[] = {
+        { "page:home", 118 },
+        { "stock", -2 },
+        { "max", INT64_MAX },
+        { "min", INT64_MIN },
+        { "quote\"back\\slash", 0 },
+        { "tab\tnew\nline\x01", 7 },
+        { "\xc3\xa9\xf0\x9f\x98\x80", 9007199254740993LL },
+    };
+
+    memset(&b, 0, sizeof(b));
+
+    ok = ingest_wire_counters_begin(&b, "host/12/345", 42, 1763769600123LL)
+         == INGEST_WIRE_OK;
+
+    for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        ok &= ingest_wire_counters_add(&b, (const unsigned char *) counts[i].key,
+                                       strlen(counts[i].key), counts[i].value)
+              == INGEST_WIRE_OK;
+    }
+
+    ok &= ingest_wire_counters_end(&b) == INGEST_WIRE_OK;
+
+    tap_ok(ok, "encode a batch of %zu counts", i);
+    tap_diag("%.*s", (int) b.len, b.data);
+
+    /* an exact-size heap copy, so ASan sees a read past the end */
+
+    copy = malloc(b.len);
+    memcpy(copy, b.data, b.len);
+
+    if (!tap_ok(ingest_wire_decode(copy, b.len, &batch, err, sizeof(err))
+                == INGEST_WIRE_OK, "decode it")) {
+        tap_diag("%s", err);
+        free(copy);
+        ingest_wire_buf_free(&b);
+        return;
+    }
+
+    tap_ok(batch.version == 1 && batch.kind == INGEST_WIRE_KIND_COUNTERS
+           && strcmp(batch.producer, "host/12/345") == 0 && batch.seq == 42
+           && batch.ts == 1763769600123LL, "header fields survive");
+
+    ok = batch.ncounts == sizeof(counts) / sizeof(counts[0]);
+
+    for (i = 0; ok && i < batch.ncounts; i++) {
+        ok = batch.counts[i].len == strlen(counts[i].key)
+             && memcmp(batch.counts[i].key, counts[i].key,
+                       batch.counts[i].len) == 0
+             && batch.counts[i].value == counts[i].value;
+    }
+
+    tap_ok(ok, "every key and value survives exactly");
+
+    ingest_wire_batch_free(&batch);
+    free(copy);
+
+    /* an empty batch, and one reused buffer */
+
+    ok = ingest_wire_counters_begin(&b, "p", 1, 0) == INGEST_WIRE_OK
+         && ingest_wire_counters_end(&b) == INGEST_WIRE_OK
+         && ingest_wire_decode(b.data, b.len, &batch, err, sizeof(err))
+            == INGEST_WIRE_OK
+         && batch.ncounts == 0;
+
+    tap_ok(ok, "an empty batch, in a reused buffer");
+
+    ingest_wire_batch_free(&batch);
+    ingest_wire_buf_free(&b);
+}
+
+
+static void
+fixtures(const char *dir)
+{
+    int                   rc, good;
+    char                  path[1024], err[128], *data;
+    size_t                len;
+    DIR                  *d;
+    struct dirent        *de;
+    ingest_wire_batch_t   batch;
+
+    d = opendir(dir);
+
+    if (!tap_ok(d != NULL, "open %s", dir)) {
+        return;
+    }
+
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+
+        data = slurp(path, &len);
+        if (data == NULL) {
+            tap_ok(0, "read %s", path);
+            continue;
+        }
+
+        good = strncmp(de->d_name, "ok-", 3) == 0;
+
+        rc = ingest_wire_decode(data, len, &batch, err, sizeof(err));
+
+        tap_ok(good ? rc == INGEST_WIRE_OK : rc == INGEST_WIRE_ERROR,
+               "%s %s%s%s", de->d_name, good ? "decodes" : "is refused",
+               rc == INGEST_WIRE_OK ? "" : ": ", err);
+
+        if (rc == INGEST_WIRE_OK) {
+            ingest_wire_batch_free(&batch);
+        }
+
+        if (strcmp(de->d_name, "bad-version-2.json") == 0) {
+            tap_ok(strcmp(err, "unsupported batch version 2") == 0,
+                   "a newer version is named as such");
+        }
+
+        if (strcmp(de->d_name, "ok-edges.json") == 0 && rc == 0) {
+            /* checked again: the batch was freed above */
+            ingest_wire_decode(data, len, &batch, err, sizeof(err));
+            tap_ok(batch.ncounts == 5
+                   && batch.counts[0].value == INT64_MAX
+                   && batch.counts[1].value == INT64_MIN
+                   && batch.counts[2].len == 5
+                   && memcmp(batch.counts[2].key, "q\"b\\s", 5) == 0
+                   && batch.counts[3].len == 6
+                   && memcmp(batch.counts[3].key,
+                             "\xc3\xa9\xf0\x9f\x98\x80", 6) == 0
+                   && batch.counts[4].len == 1
+                   && batch.counts[4].key[0] == 1,
+                   "ok-edges.json values are exact");
+            ingest_wire_batch_free(&batch);
+        }
+
+        free(data);
+    }
+
+    closedir(d);
+}
+
+
+int
+main(int argc, char **argv)
+{
+    roundtrip();
+    fixtures(argc > 1 ? argv[1] : "t/fixtures/wire");
+
+    return tap_done();
+}
