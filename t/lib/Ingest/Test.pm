@@ -1,0 +1,194 @@
+package Ingest::Test;
+
+# Shared test helpers, usable under the bundled and the real Test::Nginx:
+# a private redis-server and ingest-consumer per test file, SQLite reads,
+# and a "--- totals" section checked after a block's last request.
+#
+#   use Test::Nginx::Socket 'no_plan';
+#   use Ingest::Test;                 # starts redis (and the consumer)
+#   use Ingest::Test consumer => 0;   # redis only
+#
+# Exports to nginx.conf: $TEST_NGINX_REDIS_PORT, $TEST_NGINX_REDIS_SOCKET,
+# $TEST_NGINX_INGEST_DIR.  The module comes from build/ unless
+# TEST_NGINX_LOAD_MODULES says otherwise.
+#
+#   --- totals eval
+#   { "a" => 6, "gone" => undef }    # undef: the key must not exist
+#
+# waits (bounded) until SQLite holds exactly these values, then asserts.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use DBI ();
+use File::Temp qw(tempdir);
+use IO::Socket::INET ();
+use POSIX qw(:sys_wait_h SIGTERM SIGKILL);
+use Time::HiRes qw(sleep time);
+use Test::More ();
+
+our @EXPORT_OK = qw(redis_cli totals wait_totals consumer_start
+                    consumer_stop consumer_log redis_start redis_stop
+                    free_port $Dir $RedisPort $Db);
+
+our ($Dir, $RedisPort, $RedisSocket, $Db, $RedisPid, $ConsumerPid);
+our $Top = abs_path(__FILE__) =~ s{/t/lib/Ingest/Test\.pm$}{}r;
+our $Consumer = "$Top/build/ingest-consumer";
+our $Owner = $$;
+
+sub import {
+    my ($class, %opt) = @_;
+    my $caller = caller;
+
+    no strict 'refs';
+    for my $f (grep { !/^\$/ } @EXPORT_OK) {
+        *{"${caller}::$f"} = \&{"${class}::$f"};
+    }
+
+    $ENV{TEST_NGINX_LOAD_MODULES} //= "$Top/build/ngx_http_ingest_module.so";
+
+    $Dir = tempdir("ingest-test-XXXXXX", TMPDIR => 1, CLEANUP => 1);
+    $Db = "$Dir/ingest.db";
+    $ENV{TEST_NGINX_INGEST_DIR} = $Dir;
+
+    redis_start();
+    consumer_start() if $opt{consumer} // 1;
+
+    Test::Nginx::Socket::add_response_body_check(\&check_totals);
+}
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0, ReuseAddr => 1)
+        or die "no free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+sub redis_start {
+    my (%opt) = @_;
+    $RedisPort //= free_port();
+    $RedisSocket = "$Dir/redis.sock";
+    $ENV{TEST_NGINX_REDIS_PORT} = $RedisPort;
+    $ENV{TEST_NGINX_REDIS_SOCKET} = $RedisSocket;
+
+    my @args = ('redis-server', '--port', $RedisPort, '--bind', '127.0.0.1',
+                '--unixsocket', $RedisSocket, '--dir', $Dir,
+                '--save', '', '--appendonly', $opt{aof} ? 'yes' : 'no',
+                '--appendfsync', 'always', '--logfile', "$Dir/redis.log");
+
+    $RedisPid = fork // die "fork: $!";
+    if ($RedisPid == 0) {
+        exec @args or POSIX::_exit(127);
+    }
+
+    for (1 .. 500) {
+        return if (redis_cli('PING') // '') eq 'PONG';
+        sleep 0.01;
+    }
+    die "redis-server did not start on port $RedisPort";
+}
+
+sub redis_stop {
+    return unless $RedisPid;
+    kill SIGTERM, $RedisPid;
+    waitpid $RedisPid, 0;
+    undef $RedisPid;
+}
+
+sub redis_cli {
+    my @args = map { quotemeta } @_;
+    my $out = `redis-cli -p $RedisPort @args 2>/dev/null`;
+    return undef if $? != 0;
+    chomp $out;
+    return $out;
+}
+
+sub consumer_start {
+    my (@extra) = @_;
+    $ConsumerPid = fork // die "fork: $!";
+    if ($ConsumerPid == 0) {
+        open STDOUT, '>>', "$Dir/consumer.log" or die $!;
+        open STDERR, '>&', \*STDOUT or die $!;
+        exec $Consumer, '--redis', "127.0.0.1:$RedisPort", '--db', $Db,
+             '--poll', '10', @extra
+            or POSIX::_exit(127);
+    }
+    for (1 .. 500) {
+        last if -s "$Dir/consumer.log";
+        sleep 0.01;
+    }
+    return $ConsumerPid;
+}
+
+# SIGTERM (or another signal), and the exit status
+sub consumer_stop {
+    my ($sig) = @_;
+    return undef unless $ConsumerPid;
+    kill $sig // SIGTERM, $ConsumerPid;
+    waitpid $ConsumerPid, 0;
+    my $status = $?;
+    undef $ConsumerPid;
+    return $status;
+}
+
+sub consumer_log {
+    open my $in, '<', "$Dir/consumer.log" or return '';
+    local $/;
+    return scalar <$in>;
+}
+
+sub totals {
+    return {} unless -f $Db;
+    my $dbh = DBI->connect("dbi:SQLite:dbname=$Db", '', '',
+                           { RaiseError => 0, PrintError => 0,
+                             sqlite_open_flags => 1,    # SQLITE_OPEN_READONLY
+                           })
+        or return {};
+    $dbh->sqlite_busy_timeout(2000);
+    my $rows = $dbh->selectall_arrayref('SELECT key, value FROM totals');
+    $dbh->disconnect;
+    return {} unless $rows;
+    return { map { $_->[0] => $_->[1] } @$rows };
+}
+
+# bounded wait until every expected key has its value (undef: absent)
+sub wait_totals {
+    my ($expected, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    my $got;
+    while (1) {
+        $got = totals();
+        my %slice = map { $_ => $got->{$_} } keys %$expected;
+        return \%slice if Test::More::eq_hash(\%slice, $expected);
+        last if time > $deadline;
+        sleep 0.02;
+    }
+    return { map { $_ => $got->{$_} } keys %$expected };
+}
+
+sub check_totals {
+    my ($block, $body, $req_idx, $repeated_req_idx, $dry_run) = @_;
+    my $expected = scalar $block->totals;
+    return unless defined $expected;
+
+    my $reqs = scalar $block->request;
+    my $n = ref $reqs eq 'ARRAY' ? @$reqs : 1;
+    return unless $req_idx == $n - 1;
+
+    die "--- totals must be a hash (use: --- totals eval)"
+        unless ref $expected eq 'HASH';
+
+    Test::More::is_deeply(wait_totals($expected), $expected,
+                          $block->name . " - totals in SQLite");
+}
+
+END {
+    return unless defined $Owner && $$ == $Owner;
+    consumer_stop();
+    redis_stop();
+}
+
+1;
