@@ -1,8 +1,8 @@
 # The module loads, counts a request, and the total reaches SQLite.
 
 use lib 't/lib';
-use Test::Nginx::Socket 'no_plan';
 use Ingest::Test;
+use Test::Nginx::Socket 'no_plan';
 
 no_shuffle();
 run_tests();

@@ -4,9 +4,12 @@ package Ingest::Test;
 # a private redis-server and ingest-consumer per test file, SQLite reads,
 # and a "--- totals" section checked after a block's last request.
 #
-#   use Test::Nginx::Socket 'no_plan';
 #   use Ingest::Test;                 # starts redis (and the consumer)
 #   use Ingest::Test consumer => 0;   # redis only
+#   use Test::Nginx::Socket 'no_plan';
+#
+# Ingest::Test comes first: the real runner reads TEST_NGINX_LOAD_MODULES
+# when it is loaded.
 #
 # Exports to nginx.conf: $TEST_NGINX_REDIS_PORT, $TEST_NGINX_REDIS_SOCKET,
 # $TEST_NGINX_INGEST_DIR.  The module comes from build/ unless
@@ -47,6 +50,7 @@ sub import {
     }
 
     $ENV{TEST_NGINX_LOAD_MODULES} //= "$Top/build/ngx_http_ingest_module.so";
+    require Test::Nginx::Socket;
 
     $Dir = tempdir("ingest-test-XXXXXX", TMPDIR => 1, CLEANUP => 1);
     $Db = "$Dir/ingest.db";

@@ -216,16 +216,26 @@ sub start_nginx {
     return $?;
 }
 
+# gone, or a zombie waiting for an init that reaps slowly
+sub is_gone {
+    my ($pid) = @_;
+    return 1 unless kill 0, $pid;
+    open my $in, '<', "/proc/$pid/stat" or return 1;
+    my $stat = <$in> // '';
+    close $in;
+    return $stat =~ /^\d+ \(.*\) Z/ ? 1 : 0;
+}
+
 sub stop_nginx {
     my $pid = read_pid();
     return unless $pid;
     kill SIGQUIT, $pid;
     for (1 .. 500) {
-        return unless kill 0, $pid;
+        return if is_gone($pid);
         sleep 0.01;
     }
     kill SIGKILL, $pid;
-    sleep 0.05 while kill 0, $pid;
+    sleep 0.01 until is_gone($pid);
 }
 
 sub wait_for_port {
