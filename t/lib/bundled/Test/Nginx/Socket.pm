@@ -40,7 +40,8 @@ our $VERSION = '0.33-ingest';
 
 our @EXPORT = qw(run_tests repeat_each no_shuffle no_long_string
                  add_block_preprocessor add_response_body_check
-                 add_cleanup_handler server_port server_root plan);
+                 add_cleanup_handler server_port server_root
+                 check_accum_error_log plan);
 
 our $ServRoot = $ENV{TEST_NGINX_SERVROOT} || cwd() . '/t/servroot';
 our $NginxBinary = $ENV{TEST_NGINX_BINARY} || 'nginx';
@@ -84,6 +85,9 @@ sub add_response_body_check ($) { push @ResponseBodyChecks, shift }
 sub add_cleanup_handler ($) { push @CleanupHandlers, shift }
 sub server_root () { $ServRoot }
 
+# the log checks here always see every line the block wrote
+sub check_accum_error_log () { }
+
 sub server_port () {
     return $ServerPort if defined $ServerPort;
     if ($ENV{TEST_NGINX_PORT}) {
@@ -107,7 +111,12 @@ sub run_tests () {
 
     for my $block (@blocks) {
         $_->($block) for @BlockPreprocessors;
-        run_block($block);
+
+        # a block that dies is a failure, never a silent stop
+        if (!eval { run_block($block); 1 }) {
+            Test::More::fail("$0 " . $block->name . " - died: $@");
+            stop_nginx();
+        }
     }
 
     $_->() for @CleanupHandlers;

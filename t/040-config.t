@@ -1,0 +1,109 @@
+# Configuration errors stop nginx -t with a clear message.
+
+use lib 't/lib';
+use Ingest::Test consumer => 0;
+use Test::Nginx::Socket 'no_plan';
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: ingest_counters without ingest_redis
+--- config
+    location = /c { ingest_counters; }
+--- request
+GET /c
+--- must_die
+--- error_log
+"ingest_counters" is used but "ingest_redis" is not set
+
+
+
+=== TEST 2: an unknown parameter of ingest_counters
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location = /c { ingest_counters form=xml; }
+--- request
+GET /c
+--- must_die
+--- error_log
+invalid parameter "form=xml"
+
+
+
+=== TEST 3: ingest_counters twice in one location
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location = /c { ingest_counters; ingest_counters form=key_value; }
+--- request
+GET /c
+--- must_die
+--- error_log
+"ingest_counters" directive is duplicate
+
+
+
+=== TEST 4: a bad Redis port
+--- http_config
+    ingest_redis 127.0.0.1:99999;
+--- config
+    location = /c { ingest_counters; }
+--- request
+GET /c
+--- must_die
+--- error_log
+invalid port in "ingest_redis" "127.0.0.1:99999"
+
+
+
+=== TEST 5: ingest_redis twice
+--- http_config
+    ingest_redis 127.0.0.1:1;
+    ingest_redis 127.0.0.1:2;
+--- config
+    location = /c { ingest_counters; }
+--- request
+GET /c
+--- must_die
+--- error_log
+"ingest_redis" directive is duplicate
+
+
+
+=== TEST 6: a zero flush interval
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 0;
+--- config
+    location = /c { ingest_counters; }
+--- request
+GET /c
+--- must_die
+--- error_log
+"ingest_flush_interval" must be more than 0
+
+
+
+=== TEST 7: a key length limit out of range
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location = /c { ingest_counters; ingest_max_key_length 0; }
+--- request
+GET /c
+--- must_die
+--- error_log
+value must be between 1 and 65535
+
+
+
+=== TEST 8: ingest_redis in a server block is not allowed
+--- config
+    ingest_redis 127.0.0.1:1;
+--- request
+GET /
+--- must_die
+--- error_log
+"ingest_redis" directive is not allowed here
