@@ -19,6 +19,12 @@ package Ingest::Test;
 #   { "a" => 6, "gone" => undef }    # undef: the key must not exist
 #
 # waits (bounded) until SQLite holds exactly these values, then asserts.
+#
+#   --- list eval
+#   ["t:raw", qr/^\{"v":1,.*\}$/, ...]   # one pattern per element
+#
+# waits until the Redis list (one no consumer drains) has that many
+# elements, then matches each against its pattern.
 
 use strict;
 use warnings;
@@ -60,6 +66,7 @@ sub import {
     consumer_start() if $opt{consumer} // 1;
 
     Test::Nginx::Socket::add_response_body_check(\&check_totals);
+    Test::Nginx::Socket::add_response_body_check(\&check_list);
 }
 
 sub free_port {
@@ -190,6 +197,34 @@ sub check_totals {
 
     Test::More::is_deeply(wait_totals($expected), $expected,
                           $block->name . " - totals in SQLite");
+}
+
+sub check_list {
+    my ($block, $body, $req_idx) = @_;
+    my $spec = scalar $block->list;
+    return unless defined $spec;
+
+    my $reqs = scalar $block->request;
+    my $n = ref $reqs eq 'ARRAY' ? @$reqs : 1;
+    return unless $req_idx == $n - 1;
+
+    my ($list, @patterns) = @$spec;
+    my $deadline = time + 5;
+    my $len;
+    while (1) {
+        $len = redis_cli('LLEN', $list) // -1;
+        last if $len >= @patterns || time > $deadline;
+        sleep 0.02;
+    }
+
+    Test::More::is($len, scalar @patterns,
+                   $block->name . " - $list holds " . @patterns . " batches");
+
+    for my $i (0 .. $#patterns) {
+        my $item = redis_cli('LINDEX', $list, $i) // '';
+        Test::More::like($item, $patterns[$i],
+                         $block->name . " - $list element $i");
+    }
 }
 
 END {

@@ -1,0 +1,123 @@
+# When a batch is cut, and what it holds, byte for byte.
+
+use lib 't/lib';
+use Ingest::Test;
+use Test::Nginx::Socket 'no_plan';
+
+our $Producer = qr{"producer":"[^"/]+/\d+/\d+"};
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: ingest_flush_keys cuts a batch at once
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 1h;
+    ingest_flush_keys 3;
+--- config
+    location = /c { ingest_counters queue=t:flush1; }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request eval
+"POST /c\nf1:a=1&f1:b=2&f1:a=2&f1:%22q%22=-5"
+--- error_code: 204
+--- list eval
+["t:flush1",
+ qr/^\{"v":1,"kind":"counters",$main::Producer,"seq":1,"ts":\d{13},"counts":\{(?=.*"f1:a":3)(?=.*"f1:b":2)(?=.*"f1:\\"q\\"":-5)"[^}]*\}\}$/]
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 2: batches of one producer rise by one, one in flight at a time
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 1h;
+    ingest_flush_keys 1;
+--- config
+    location = /c { ingest_counters queue=t:flush2; }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request eval
+["POST /c\nf2:a=1", "POST /c\nf2:b=2", "POST /c\nf2:c=3"]
+--- error_code eval
+[204, 204, 204]
+--- list eval
+["t:flush2",
+ qr/^\{"v":1,"kind":"counters",$main::Producer,"seq":1,"ts":\d+,"counts":\{"f2:a":1\}\}$/,
+ qr/^\{"v":1,"kind":"counters",$main::Producer,"seq":2,"ts":\d+,"counts":\{"f2:b":2\}\}$/,
+ qr/^\{"v":1,"kind":"counters",$main::Producer,"seq":3,"ts":\d+,"counts":\{"f2:c":3\}\}$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: the interval flushes a table below ingest_flush_keys
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 50ms;
+--- config
+    location = /c { ingest_counters queue=t:flush3; }
+--- more_headers
+Content-Type: application/json
+--- request eval
+"POST /c\n{\"f3:x\":7}"
+--- error_code: 204
+--- list eval
+["t:flush3", qr/"seq":1,"ts":\d+,"counts":\{"f3:x":7\}\}$/]
+--- error_log
+ingest batch seq:1 keys:1 acked by "t:flush3"
+
+
+
+=== TEST 4: exit_process hands what is pending to Redis
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 1h;
+--- config
+    location = /c { ingest_counters queue=t:flush4; }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request eval
+"POST /c\nf4:pending=1&f4:other=2"
+--- error_code: 204
+--- no_error_log
+ingest batch seq:1
+[error]
+--- shutdown_error_log
+ingest flushed 2 keys to "t:flush4" at exit (batch seq 1)
+
+
+
+=== TEST 5: the same at exit through the default list reaches SQLite
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 1h;
+--- config
+    location = /c { ingest_counters; }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request eval
+"POST /c\nf5:exit=1"
+--- error_code: 204
+--- shutdown_error_log
+ingest flushed 1 keys to "ingest:counters" at exit (batch seq 1)
+
+
+
+=== TEST 6: ... and the key of TEST 5 is in SQLite now
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 10ms;
+--- config
+    location = /c { ingest_counters; }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request eval
+"POST /c\nf6:after=1"
+--- error_code: 204
+--- totals eval
+{ "f5:exit" => 1, "f6:after" => 1 }
