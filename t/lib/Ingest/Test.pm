@@ -6,6 +6,7 @@ package Ingest::Test;
 #
 #   use Ingest::Test;                 # starts redis (and the consumer)
 #   use Ingest::Test consumer => 0;   # redis only
+#   use Ingest::Test nginx => 0;      # no Test::Nginx (consumer tests)
 #   use Test::Nginx::Socket 'no_plan';
 #
 # Ingest::Test comes first: the real runner reads TEST_NGINX_LOAD_MODULES
@@ -38,12 +39,13 @@ use Time::HiRes qw(sleep time);
 use Test::More ();
 
 our @EXPORT_OK = qw(redis_cli totals wait_totals consumer_start
-                    consumer_stop consumer_log redis_start redis_stop
+                    consumer_stop consumer_log consumer_spawn consumer_kill
+                    consumer_wait wait_for redis_start redis_stop
                     free_port $Dir $RedisPort $Db);
 
 our ($Dir, $RedisPort, $RedisSocket, $Db, $RedisPid, $ConsumerPid);
 our $Top = abs_path(__FILE__) =~ s{/t/lib/Ingest/Test\.pm$}{}r;
-our $Consumer = "$Top/build/ingest-consumer";
+our $Consumer = $ENV{INGEST_CONSUMER} || "$Top/build/ingest-consumer";
 our $Owner = $$;
 
 sub import {
@@ -56,7 +58,7 @@ sub import {
     }
 
     $ENV{TEST_NGINX_LOAD_MODULES} //= "$Top/build/ngx_http_ingest_module.so";
-    require Test::Nginx::Socket;
+    require Test::Nginx::Socket if $opt{nginx} // 1;
 
     $Dir = tempdir("ingest-test-XXXXXX", TMPDIR => 1, CLEANUP => 1);
     $Db = "$Dir/ingest.db";
@@ -65,8 +67,10 @@ sub import {
     redis_start();
     consumer_start() if $opt{consumer} // 1;
 
-    Test::Nginx::Socket::add_response_body_check(\&check_totals);
-    Test::Nginx::Socket::add_response_body_check(\&check_list);
+    if ($opt{nginx} // 1) {
+        Test::Nginx::Socket::add_response_body_check(\&check_totals);
+        Test::Nginx::Socket::add_response_body_check(\&check_list);
+    }
 }
 
 sub free_port {
@@ -117,38 +121,71 @@ sub redis_cli {
     return $out;
 }
 
-sub consumer_start {
-    my (@extra) = @_;
-    $ConsumerPid = fork // die "fork: $!";
-    if ($ConsumerPid == 0) {
-        open STDOUT, '>>', "$Dir/consumer.log" or die $!;
+# a consumer of our redis; returns its pid.  Options: log => file,
+# db => file, args => [...]
+sub consumer_spawn {
+    my (%opt) = @_;
+    my $log = $opt{log} // "$Dir/consumer.log";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', $log or die $!;
         open STDERR, '>&', \*STDOUT or die $!;
-        exec $Consumer, '--redis', "127.0.0.1:$RedisPort", '--db', $Db,
-             '--poll', '10', @extra
+        exec $Consumer, '--redis', "127.0.0.1:$RedisPort",
+             '--db', $opt{db} // $Db, '--poll', '10', '--lock-ttl', '2000',
+             @{ $opt{args} // [] }
             or POSIX::_exit(127);
     }
-    for (1 .. 500) {
-        last if -s "$Dir/consumer.log";
-        sleep 0.01;
+    return $pid;
+}
+
+# a signal (SIGTERM by default), then the exit status as $? has it
+sub consumer_kill {
+    my ($pid, $sig) = @_;
+    kill $sig // SIGTERM, $pid;
+    waitpid $pid, 0;
+    return $?;
+}
+
+# the exit status of a consumer that stops by itself, or undef
+sub consumer_wait {
+    my ($pid, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    while (time < $deadline) {
+        return $? if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.02;
     }
+    return undef;
+}
+
+sub consumer_start {
+    $ConsumerPid = consumer_spawn(@_);
     return $ConsumerPid;
 }
 
-# SIGTERM (or another signal), and the exit status
 sub consumer_stop {
     my ($sig) = @_;
     return undef unless $ConsumerPid;
-    kill $sig // SIGTERM, $ConsumerPid;
-    waitpid $ConsumerPid, 0;
-    my $status = $?;
+    my $status = consumer_kill($ConsumerPid, $sig);
     undef $ConsumerPid;
     return $status;
 }
 
 sub consumer_log {
-    open my $in, '<', "$Dir/consumer.log" or return '';
+    my ($log) = @_;
+    open my $in, '<', $log // "$Dir/consumer.log" or return '';
     local $/;
     return scalar <$in>;
+}
+
+# bounded wait for a condition
+sub wait_for {
+    my ($cond, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    while (time < $deadline) {
+        return 1 if $cond->();
+        sleep 0.02;
+    }
+    return $cond->() ? 1 : 0;
 }
 
 sub totals {
