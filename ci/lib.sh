@@ -1,0 +1,114 @@
+# ci/lib.sh: start and stop a private Redis, nginx (master + workers, the
+# built module) and consumer on 127.0.0.1, for ci/e2e and ci/demo.
+# Sourced; everything lives in $run and dies with the calling script.
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+run=$(mktemp -d "${TMPDIR:-/tmp}/ingest-run.XXXXXX")
+
+free_port() {
+    perl -MIO::Socket::INET -e '
+        my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
+                                      LocalPort => 0) or die $!;
+        print $s->sockport, "\n";'
+}
+
+redis_port=$(free_port)
+http_port=$(free_port)
+db="$run/ingest.db"
+
+stop_all() {
+    [ -f "$run/nginx.pid" ] && kill -QUIT "$(cat "$run/nginx.pid")" \
+        2>/dev/null || true
+    [ -n "${consumer_pid:-}" ] && kill -TERM "$consumer_pid" 2>/dev/null \
+        || true
+    sleep 0.5
+    redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+    wait 2>/dev/null || true
+    if [ -z "${KEEP_RUN:-}" ]; then
+        rm -rf "$run"
+    else
+        echo "kept $run"
+    fi
+}
+trap stop_all EXIT
+
+start_redis() {
+    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run" \
+        --save "" --appendonly yes --appendfsync always \
+        --logfile "$run/redis.log" --daemonize yes >/dev/null
+    for _ in $(seq 100); do
+        redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && return
+        sleep 0.05
+    done
+    echo "redis-server did not start" >&2
+    exit 1
+}
+
+start_nginx() {
+    local workers=${1:-2}
+    mkdir -p "$run/logs"
+    cat > "$run/nginx.conf" <<_EOC_
+load_module $top/build/ngx_http_ingest_module.so;
+worker_processes $workers;
+error_log $run/logs/error.log notice;
+pid $run/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $run/body;
+    ingest_redis 127.0.0.1:$redis_port;
+    ingest_flush_interval 100ms;
+    server {
+        listen 127.0.0.1:$http_port;
+        location = /counters  { ingest_counters; }
+        location = /increment { ingest_counters form=key_value; }
+    }
+}
+_EOC_
+    /usr/sbin/nginx -p "$run" -c "$run/nginx.conf" -e "$run/logs/error.log"
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null && return
+        sleep 0.05
+    done
+    echo "nginx did not start" >&2
+    exit 1
+}
+
+start_consumer() {
+    "$top/build/ingest-consumer" --redis "127.0.0.1:$redis_port" \
+        --queue ingest:counters --db "$db" 2>>"$run/consumer.log" &
+    consumer_pid=$!
+}
+
+# seconds until SQLite holds exactly the totals in $1 (key<TAB>value
+# lines), or "never" after $2 seconds
+wait_exact() {
+    perl -MDBI -MTime::HiRes=time,sleep -e '
+        my ($db, $expect, $limit) = @ARGV;
+        open my $in, "<", $expect or die "$expect: $!";
+        my %want = map { chomp; split /\t/ } <$in>;
+        my $t0 = time;
+        my $bad;
+        while (1) {
+            my %got;
+            if (-f $db) {
+                my $dbh = DBI->connect("dbi:SQLite:dbname=$db", "", "",
+                                       { PrintError => 0 });
+                $dbh->sqlite_busy_timeout(1000) if $dbh;
+                my $rows = $dbh ? $dbh->selectall_arrayref(
+                    "SELECT key, value FROM totals") : [];
+                %got = map { @$_ } @{ $rows || [] };
+                $dbh->disconnect if $dbh;
+            }
+            $bad = grep { !defined $got{$_} || $got{$_} ne $want{$_} }
+                   keys %want;
+            if (!$bad) {
+                printf "%.2f\n", time - $t0;
+                exit 0;
+            }
+            last if time - $t0 > $limit;
+            sleep 0.02;
+        }
+        print "never ($bad of ", scalar(keys %want), " keys differ)\n";
+        exit 1;' "$db" "$1" "$2"
+}

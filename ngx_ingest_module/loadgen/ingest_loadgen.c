@@ -1,0 +1,438 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * ingest-loadgen: a load of counters requests that keeps the books.
+ *
+ * N keep-alive connections on one epoll loop, each sending one request at
+ * a time, in turn: a form body of 1-5 pairs, a JSON object of 1-5 keys,
+ * and the original incrementor's key=<k>&value=<v>; values from -10000 to
+ * 10000 over a pool of keys; about 1% of requests malformed on purpose.
+ * Only the increments of requests answered 2xx are added to the expected
+ * totals, which are written as "key<TAB>value" lines for a comparison
+ * with what lands in SQLite.
+ *
+ *   ingest-loadgen --port P [--host 127.0.0.1] [--connections 16]
+ *                  [--requests 50000] [--keys 5000] [--prefix load]
+ *                  [--counters /counters] [--increment /increment]
+ *                  [--seed 1] [--expect FILE]
+ */
+
+
+#define _GNU_SOURCE                             /* strcasestr() */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+
+#define LOADGEN_MAX_PAIRS   5
+#define LOADGEN_BUF         8192
+
+
+typedef struct {
+    int        fd;
+    char       req[LOADGEN_BUF];
+    size_t     req_len;
+    size_t     sent;
+    char       resp[LOADGEN_BUF];
+    size_t     resp_len;
+    int        nkeys;                   /* increments of the request */
+    int        keys[LOADGEN_MAX_PAIRS];
+    int64_t    values[LOADGEN_MAX_PAIRS];
+    int        busy;
+} loadgen_conn_t;
+
+
+static const char   *host = "127.0.0.1";
+static int           port;
+static int           nconns = 16;
+static long          total = 50000;
+static int           nkeys = 5000;
+static const char   *prefix = "load";
+static const char   *counters_path = "/counters";
+static const char   *increment_path = "/increment";
+static const char   *expect_path;
+static unsigned      seed = 1;
+
+static int64_t      *expected;
+static char         *touched;
+static long          started, done, ok2xx, bad400, other, errors;
+static long          kind_count[3];
+
+
+static uint64_t
+loadgen_rand(void)
+{
+    static uint64_t  s;
+
+    if (s == 0) {
+        s = 0x9e3779b97f4a7c15ULL ^ seed;
+    }
+
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+
+    return s;
+}
+
+
+static int
+loadgen_connect(void)
+{
+    int                 fd, one;
+    struct sockaddr_in  sin;
+
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd == -1) {
+        return -1;
+    }
+
+    one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    inet_pton(AF_INET, host, &sin.sin_addr);
+
+    if (connect(fd, (struct sockaddr *) &sin, sizeof(sin)) == -1) {
+        close(fd);
+        return -1;
+    }
+
+    return fd;
+}
+
+
+/* the next request of c, with its increments remembered */
+
+static void
+loadgen_build(loadgen_conn_t *c)
+{
+    int          i, kind, n, bad;
+    char         body[LOADGEN_BUF / 2];
+    size_t       len;
+    const char  *path, *type;
+
+    kind = (int) (loadgen_rand() % 3);
+    bad = (loadgen_rand() % 100) == 0;
+    n = (kind == 2) ? 1 : 1 + (int) (loadgen_rand() % LOADGEN_MAX_PAIRS);
+
+    kind_count[kind]++;
+    len = 0;
+    c->nkeys = n;
+
+    for (i = 0; i < n; i++) {
+        c->keys[i] = (int) (loadgen_rand() % nkeys);
+        c->values[i] = (int64_t) (loadgen_rand() % 20001) - 10000;
+    }
+
+    switch (kind) {
+
+    case 0:
+        for (i = 0; i < n; i++) {
+            /* ':' percent-encoded, as a browser would */
+            len += snprintf(body + len, sizeof(body) - len, "%s%s%%3A%d=%lld",
+                            i ? "&" : "", prefix, c->keys[i],
+                            (long long) c->values[i]);
+        }
+
+        if (bad) {
+            len += snprintf(body + len, sizeof(body) - len, "&&x=1");
+        }
+
+        path = counters_path;
+        type = "application/x-www-form-urlencoded";
+        break;
+
+    case 1:
+        len += snprintf(body + len, sizeof(body) - len, "{");
+
+        for (i = 0; i < n; i++) {
+            len += snprintf(body + len, sizeof(body) - len,
+                            "%s\"%s:%d\": %lld", i ? ", " : "", prefix,
+                            c->keys[i], (long long) c->values[i]);
+        }
+
+        len += snprintf(body + len, sizeof(body) - len, bad ? ",}" : "}");
+        path = counters_path;
+        type = "application/json";
+        break;
+
+    default:
+        len += snprintf(body + len, sizeof(body) - len,
+                        "key=%s%%3A%d&value=%lld%s", prefix, c->keys[0],
+                        (long long) c->values[0], bad ? "x" : "");
+        path = increment_path;
+        type = "application/x-www-form-urlencoded";
+        break;
+    }
+
+    c->req_len = snprintf(c->req, sizeof(c->req),
+                          "POST %s HTTP/1.1\r\nHost: %s\r\n"
+                          "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n"
+                          "%.*s", path, host, type, len, (int) len, body);
+    c->sent = 0;
+    c->resp_len = 0;
+    c->busy = 1;
+    started++;
+}
+
+
+/* a whole response in c->resp? its status, or 0 while incomplete */
+
+static int
+loadgen_response(loadgen_conn_t *c, int *close_after)
+{
+    int     status;
+    long    clen;
+    char   *end, *h;
+
+    c->resp[c->resp_len] = '\0';
+
+    end = strstr(c->resp, "\r\n\r\n");
+    if (end == NULL) {
+        return 0;
+    }
+
+    clen = 0;
+    h = strcasestr(c->resp, "\r\nContent-Length:");
+
+    if (h != NULL && h < end) {
+        clen = strtol(h + 17, NULL, 10);
+    }
+
+    if ((size_t) (end + 4 - c->resp) + clen > c->resp_len) {
+        return 0;
+    }
+
+    h = strcasestr(c->resp, "\r\nConnection: close");
+    *close_after = (h != NULL && h < end);
+
+    if (sscanf(c->resp, "HTTP/1.%*d %d", &status) != 1) {
+        return -1;
+    }
+
+    return status;
+}
+
+
+static void
+loadgen_account(loadgen_conn_t *c, int status)
+{
+    int  i;
+
+    done++;
+    c->busy = 0;
+
+    if (status >= 200 && status < 300) {
+        ok2xx++;
+
+        for (i = 0; i < c->nkeys; i++) {
+            expected[c->keys[i]] += c->values[i];
+            touched[c->keys[i]] = 1;
+        }
+
+    } else if (status == 400) {
+        bad400++;
+
+    } else {
+        other++;
+    }
+}
+
+
+static int
+loadgen_options(int argc, char **argv)
+{
+    int  ch;
+
+    static const struct option  options[] = {
+        { "host", required_argument, NULL, 'h' },
+        { "port", required_argument, NULL, 'p' },
+        { "connections", required_argument, NULL, 'c' },
+        { "requests", required_argument, NULL, 'n' },
+        { "keys", required_argument, NULL, 'k' },
+        { "prefix", required_argument, NULL, 'x' },
+        { "counters", required_argument, NULL, 'C' },
+        { "increment", required_argument, NULL, 'I' },
+        { "seed", required_argument, NULL, 's' },
+        { "expect", required_argument, NULL, 'e' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    while ((ch = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (ch) {
+        case 'h': host = optarg; break;
+        case 'p': port = atoi(optarg); break;
+        case 'c': nconns = atoi(optarg); break;
+        case 'n': total = atol(optarg); break;
+        case 'k': nkeys = atoi(optarg); break;
+        case 'x': prefix = optarg; break;
+        case 'C': counters_path = optarg; break;
+        case 'I': increment_path = optarg; break;
+        case 's': seed = (unsigned) atol(optarg); break;
+        case 'e': expect_path = optarg; break;
+        default: return -1;
+        }
+    }
+
+    if (port <= 0 || nconns <= 0 || total <= 0 || nkeys <= 0) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int                  ep, i, n, status, close_after;
+    double               elapsed;
+    FILE                *f;
+    ssize_t              r;
+    loadgen_conn_t      *conns, *c;
+    struct timespec      t0, t1;
+    struct epoll_event   ev, events[64];
+
+    if (loadgen_options(argc, argv) != 0) {
+        fprintf(stderr, "usage: ingest-loadgen --port P [--host ADDR] "
+                "[--connections N] [--requests N] [--keys N] "
+                "[--prefix P] [--counters PATH] [--increment PATH] "
+                "[--seed N] [--expect FILE]\n");
+        return 1;
+    }
+
+    expected = calloc(nkeys, sizeof(int64_t));
+    touched = calloc(nkeys, 1);
+    conns = calloc(nconns, sizeof(loadgen_conn_t));
+    ep = epoll_create1(0);
+
+    if (expected == NULL || touched == NULL || conns == NULL || ep == -1) {
+        perror("ingest-loadgen");
+        return 1;
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+
+    for (i = 0; i < nconns; i++) {
+        c = &conns[i];
+        c->fd = -1;
+    }
+
+    while (done + errors < total) {
+
+        for (i = 0; i < nconns; i++) {
+            c = &conns[i];
+
+            if (c->busy || started >= total) {
+                continue;
+            }
+
+            if (c->fd == -1) {
+                c->fd = loadgen_connect();
+                if (c->fd == -1) {
+                    perror("ingest-loadgen: connect");
+                    return 1;
+                }
+
+                ev.events = EPOLLIN;
+                ev.data.ptr = c;
+                epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+            }
+
+            loadgen_build(c);
+
+            /* small requests: one blocking-free write nearly always does */
+            while (c->sent < c->req_len) {
+                r = write(c->fd, c->req + c->sent, c->req_len - c->sent);
+                if (r <= 0) {
+                    if (r == -1 && errno == EINTR) {
+                        continue;
+                    }
+                    break;
+                }
+                c->sent += r;
+            }
+        }
+
+        n = epoll_wait(ep, events, 64, 5000);
+
+        if (n == 0) {
+            fprintf(stderr, "ingest-loadgen: no answer for 5 s\n");
+            break;
+        }
+
+        for (i = 0; i < n; i++) {
+            c = events[i].data.ptr;
+
+            r = read(c->fd, c->resp + c->resp_len,
+                     sizeof(c->resp) - 1 - c->resp_len);
+
+            if (r <= 0) {
+                /* the outcome of the request in flight is unknown */
+                if (c->busy) {
+                    errors++;
+                    c->busy = 0;
+                }
+                close(c->fd);
+                c->fd = -1;
+                continue;
+            }
+
+            c->resp_len += r;
+
+            status = loadgen_response(c, &close_after);
+            if (status == 0) {
+                continue;
+            }
+
+            loadgen_account(c, status);
+
+            if (close_after || status < 0) {
+                close(c->fd);
+                c->fd = -1;
+            }
+        }
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    elapsed = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+    printf("requests %ld (form %ld, json %ld, key_value %ld) in %.2f s, "
+           "%.0f/s: 2xx %ld, 400 %ld, other %ld, unknown outcome %ld\n",
+           done + errors, kind_count[0], kind_count[1], kind_count[2],
+           elapsed, (done + errors) / elapsed, ok2xx, bad400, other, errors);
+
+    if (expect_path != NULL) {
+        f = fopen(expect_path, "w");
+        if (f == NULL) {
+            perror(expect_path);
+            return 1;
+        }
+
+        for (i = 0; i < nkeys; i++) {
+            if (touched[i]) {
+                fprintf(f, "%s:%d\t%lld\n", prefix, i,
+                        (long long) expected[i]);
+            }
+        }
+
+        fclose(f);
+    }
+
+    return errors ? 2 : 0;
+}
