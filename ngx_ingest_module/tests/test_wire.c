@@ -76,7 +76,8 @@ roundtrip(void)
          == INGEST_WIRE_OK;
 
     for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
-        ok &= ingest_wire_counters_add(&b, (const unsigned char *) counts[i].key,
+        ok &= ingest_wire_counters_add(&b,
+                                       (const unsigned char *) counts[i].key,
                                        strlen(counts[i].key), counts[i].value)
               == INGEST_WIRE_OK;
     }
