@@ -81,7 +81,10 @@ start_consumer() {
 }
 
 # seconds until SQLite holds exactly the totals in $1 (key<TAB>value
-# lines), or "never" after $2 seconds
+# lines), or "never" after $2 seconds.  A key that was also in a request
+# of unknown outcome ($1.unknown) is held to the same value: such a
+# request (its keep-alive connection closed by an exiting worker before
+# it was read) must not have been counted.
 wait_exact() {
     perl -MDBI -MTime::HiRes=time,sleep -e '
         my ($db, $expect, $limit) = @ARGV;
