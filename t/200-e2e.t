@@ -1,7 +1,6 @@
 # The pipeline end to end under load (ci/e2e): two nginx workers reloaded
-# twice during the load, 16
-# connections, the three body styles, thousands of keys; SQLite must end
-# with exactly the increments answered 2xx.
+# twice during the load, 16 connections, the three body styles, thousands
+# of keys; SQLite must end with exactly the increments answered 2xx.
 
 use strict;
 use warnings;
