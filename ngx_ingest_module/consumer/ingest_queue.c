@@ -175,7 +175,26 @@ ingest_queue_lock(ingest_consumer_t *ic)
     rc = (reply->type == REDIS_REPLY_NIL) ? 1 : -1;
     freeReplyObject(reply);
 
-    return rc;
+    if (rc != 1) {
+        return rc;
+    }
+
+    /*
+     * Held, but perhaps by us: the lock outlived our connection (Redis
+     * restarted with its AOF).  Renewing succeeds only if it is ours.
+     */
+
+    ic->locked = 1;
+
+    if (ingest_queue_renew(ic) == 0) {
+        ingest_log(INGEST_LOG_NOTICE, "consuming \"%s\" as %s again",
+                   ic->queue, ic->owner);
+        return 0;
+    }
+
+    ic->locked = 0;
+
+    return 1;
 }
 
 
