@@ -386,12 +386,7 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
             ok = 0;
 
             if (why == NULL) {
-                argv[0] = "RPUSH";
-                argvlen[0] = 5;
-                argv[1] = (const char *) q->name.data;
-                argvlen[1] = q->name.len;
-                argv[2] = q->batch.data;
-                argvlen[2] = q->batch.len;
+                ngx_http_ingest_redis_rpush(q, argv, argvlen);
 
                 reply = redisCommandArgv(rc, 3, argv, argvlen);
 

@@ -107,6 +107,8 @@ void ngx_http_ingest_redis_connect(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_redis_send(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 void ngx_http_ingest_redis_send_all(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_redis_rpush(ngx_http_ingest_queue_t *q,
+    const char **argv, size_t *argvlen);
 void ngx_http_ingest_redis_schedule(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_redis_close(ngx_http_ingest_worker_t *w);
 

@@ -459,6 +459,21 @@ ngx_http_ingest_redis_send_all(ngx_http_ingest_worker_t *w)
 }
 
 
+/* the arguments of RPUSH <list> <batch>, for the async and the exit path */
+
+void
+ngx_http_ingest_redis_rpush(ngx_http_ingest_queue_t *q, const char **argv,
+    size_t *argvlen)
+{
+    argv[0] = "RPUSH";
+    argvlen[0] = 5;
+    argv[1] = (const char *) q->name.data;
+    argvlen[1] = q->name.len;
+    argv[2] = q->batch.data;
+    argvlen[2] = q->batch.len;
+}
+
+
 /* RPUSH the queue's batch, unless it is not there or already on its way */
 
 void
@@ -472,12 +487,7 @@ ngx_http_ingest_redis_send(ngx_http_ingest_worker_t *w,
         return;
     }
 
-    argv[0] = "RPUSH";
-    argvlen[0] = 5;
-    argv[1] = (const char *) q->name.data;
-    argvlen[1] = q->name.len;
-    argv[2] = q->batch.data;
-    argvlen[2] = q->batch.len;
+    ngx_http_ingest_redis_rpush(q, argv, argvlen);
 
     if (redisAsyncCommandArgv(w->ac, ngx_http_ingest_redis_reply, q, 3, argv,
                               argvlen)

@@ -43,6 +43,8 @@ static const char  ingest_unlock_script[] =
 
 static redisReply *ingest_queue_command(ingest_consumer_t *ic, int argc,
     const char **argv);
+static int ingest_queue_script(ingest_consumer_t *ic, const char *script,
+    const char *key2, const char *arg2);
 
 
 int
@@ -198,69 +200,83 @@ ingest_queue_lock(ingest_consumer_t *ic)
 }
 
 
+/*
+ * Runs one of the lock scripts: KEYS[1] is the lock, ARGV[1] our identity,
+ * then an optional second key and second argument.  1 when the script
+ * found the lock ours (and did its work), 0 when not, -1 on failure.
+ */
+
+static int
+ingest_queue_script(ingest_consumer_t *ic, const char *script,
+    const char *key2, const char *arg2)
+{
+    int          argc, rc;
+    const char  *argv[7];
+    redisReply  *reply;
+
+    argc = 0;
+    argv[argc++] = "EVAL";
+    argv[argc++] = script;
+    argv[argc++] = key2 ? "2" : "1";
+    argv[argc++] = ic->lock_key;
+
+    if (key2 != NULL) {
+        argv[argc++] = key2;
+    }
+
+    argv[argc++] = ic->owner;
+
+    if (arg2 != NULL) {
+        argv[argc++] = arg2;
+    }
+
+    reply = ingest_queue_command(ic, argc, argv);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    rc = (reply->type == REDIS_REPLY_INTEGER) ? (reply->integer == 1) : -1;
+
+    freeReplyObject(reply);
+
+    return rc;
+}
+
+
 /* 0: still ours; -2: lost; -1: Redis failed */
 
 int
 ingest_queue_renew(ingest_consumer_t *ic)
 {
-    int          rc;
-    char         ttl[32];
-    const char  *argv[6];
-    redisReply  *reply;
+    int   rc;
+    char  ttl[32];
 
     snprintf(ttl, sizeof(ttl), "%ld", ic->lock_ttl_ms);
 
-    argv[0] = "EVAL";
-    argv[1] = ingest_renew_script;
-    argv[2] = "1";
-    argv[3] = ic->lock_key;
-    argv[4] = ic->owner;
-    argv[5] = ttl;
+    rc = ingest_queue_script(ic, ingest_renew_script, NULL, ttl);
 
-    reply = ingest_queue_command(ic, 6, argv);
-    if (reply == NULL) {
-        return -1;
+    if (rc == 1) {
+        ic->lock_renewed_ms = ingest_now_ms();
+        return 0;
     }
-
-    rc = (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) ? 0 : -2;
-
-    if (reply->type == REDIS_REPLY_ERROR) {
-        rc = -1;
-    }
-
-    freeReplyObject(reply);
 
     if (rc == 0) {
-        ic->lock_renewed_ms = ingest_now_ms();
-
-    } else if (rc == -2) {
         ic->locked = 0;
+        return -2;
     }
 
-    return rc;
+    return -1;
 }
 
 
 void
 ingest_queue_unlock(ingest_consumer_t *ic)
 {
-    const char  *argv[5];
-    redisReply  *reply;
-
     if (!ic->locked) {
         return;
     }
 
-    argv[0] = "EVAL";
-    argv[1] = ingest_unlock_script;
-    argv[2] = "1";
-    argv[3] = ic->lock_key;
-    argv[4] = ic->owner;
-
-    reply = ingest_queue_command(ic, 5, argv);
-    if (reply != NULL) {
-        freeReplyObject(reply);
-    }
+    (void) ingest_queue_script(ic, ingest_unlock_script, NULL, NULL);
 
     ic->locked = 0;
 }
@@ -301,38 +317,21 @@ ingest_queue_read(ingest_consumer_t *ic)
 int
 ingest_queue_trim(ingest_consumer_t *ic, size_t n)
 {
-    int          rc;
-    char         start[32];
-    const char  *argv[7];
-    redisReply  *reply;
+    int   rc;
+    char  start[32];
 
     snprintf(start, sizeof(start), "%zu", n);
 
-    argv[0] = "EVAL";
-    argv[1] = ingest_trim_script;
-    argv[2] = "2";
-    argv[3] = ic->lock_key;
-    argv[4] = ic->queue;
-    argv[5] = ic->owner;
-    argv[6] = start;
+    rc = ingest_queue_script(ic, ingest_trim_script, ic->queue, start);
 
-    reply = ingest_queue_command(ic, 7, argv);
-    if (reply == NULL) {
-        return -1;
+    if (rc == 1) {
+        return 0;
     }
 
-    if (reply->type == REDIS_REPLY_INTEGER) {
-        rc = (reply->integer == 1) ? 0 : -2;
-
-    } else {
-        rc = -1;
-    }
-
-    freeReplyObject(reply);
-
-    if (rc == -2) {
+    if (rc == 0) {
         ic->locked = 0;
+        return -2;
     }
 
-    return rc;
+    return -1;
 }
