@@ -25,7 +25,8 @@ package Ingest::Test;
 #   ["t:raw", qr/^\{"v":1,.*\}$/, ...]   # one pattern per element
 #
 # waits until the Redis list (one no consumer drains) has that many
-# elements, then matches each against its pattern.
+# elements, then matches each against its pattern; or with a sub in place
+# of the patterns, polls it with the elements until it returns true.
 
 use strict;
 use warnings;
@@ -247,6 +248,23 @@ sub check_list {
 
     my ($list, @patterns) = @$spec;
     my $deadline = time + 5;
+
+    if (ref $patterns[0] eq 'CODE') {
+        # a judge of the whole list: (1) or (0, why), polled for 5 s
+        my ($ok, $why);
+        while (1) {
+            my $all = `redis-cli -p $RedisPort --no-raw LRANGE \Q$list\E 0 -1`;
+            my @items = map { s/^\d+\) "//r =~ s/"$//r =~ s/\\"/"/gr }
+                        grep { /^\d+\) / } split /\n/, $all;
+            ($ok, $why) = $patterns[0]->(@items);
+            last if $ok || time > $deadline;
+            sleep 0.02;
+        }
+        Test::More::ok($ok, $block->name . " - $list: "
+                            . ($why // 'as expected'));
+        return;
+    }
+
     my $len;
     while (1) {
         $len = redis_cli('LLEN', $list) // -1;
