@@ -2,16 +2,21 @@
 /*
  * Copyright (C) ngx_ingest developers
  *
- * When pending increments become a batch, and what happens at exit.
+ * When pending increments become batches, and what happens at exit.
  *
- * A list has at most one batch in flight: the next one is cut only when
- * Redis has acknowledged the last, so a producer's batches enter the list
- * in seq order (DESIGN.md).  A batch is cut
+ * A list's table is cut into a batch
  *   - ingest_flush_interval after its first key arrived (a cancelable
- *     timer: it never holds back an idle worker's exit),
- *   - as soon as the table holds ingest_flush_keys keys,
- *   - at once when a graceful shutdown begins, and
- *   - in exit_process, where only blocking I/O is left.
+ *     timer: it never holds back an idle worker's exit), unless an older
+ *     batch still waits for Redis: then the table goes on adding up, and
+ *     is cut when that batch is acknowledged;
+ *   - as soon as it holds ingest_flush_keys keys, whatever waits;
+ *   - at once when a graceful shutdown begins, and in exit_process.
+ * Cut batches wait in the list's backlog, oldest first, and only the
+ * oldest is sent: batch n+1 never leaves before n is acknowledged, so a
+ * producer's batches enter the list in seq order (DESIGN.md).
+ *
+ * Memory: the tables and the backlogs of a worker together stay under
+ * ingest_max_pending; past it, the handler answers 503.
  */
 
 
@@ -28,6 +33,8 @@ static ngx_int_t ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 static void ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
+static void ngx_http_ingest_flush_free(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_batch_t *b);
 static ngx_uint_t ngx_http_ingest_flush_idle(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w);
 
@@ -35,6 +42,8 @@ static void ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w);
 ngx_int_t
 ngx_http_ingest_flush_init(ngx_http_ingest_worker_t *w)
 {
+    ngx_uint_t  i;
+
     w->timer_conn.fd = (ngx_socket_t) -1;
 
     w->flush_timer.handler = ngx_http_ingest_flush_handler;
@@ -50,7 +59,41 @@ ngx_http_ingest_flush_init(ngx_http_ingest_worker_t *w)
     w->disconnect_event.data = &w->timer_conn;
     w->disconnect_event.log = w->log;
 
+    for (i = 0; i < w->nqueues; i++) {
+        ngx_queue_init(&w->queues[i].backlog);
+    }
+
     return NGX_OK;
+}
+
+
+ngx_http_ingest_batch_t *
+ngx_http_ingest_flush_oldest(ngx_http_ingest_queue_t *q)
+{
+    if (ngx_queue_empty(&q->backlog)) {
+        return NULL;
+    }
+
+    return ngx_queue_data(ngx_queue_head(&q->backlog),
+                          ngx_http_ingest_batch_t, link);
+}
+
+
+/* bytes a worker holds for Redis: tables and cut batches */
+
+size_t
+ngx_http_ingest_flush_pending(ngx_http_ingest_worker_t *w)
+{
+    size_t      n;
+    ngx_uint_t  i;
+
+    n = 0;
+
+    for (i = 0; i < w->nqueues; i++) {
+        n += w->queues[i].table.memory + w->queues[i].backlog_bytes;
+    }
+
+    return n;
 }
 
 
@@ -72,18 +115,28 @@ ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
 }
 
 
-/* q's batch is in Redis: the slot is free for the next one */
+/* q's oldest batch is in Redis */
 
 void
 ngx_http_ingest_flush_acked(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
+    ngx_http_ingest_batch_t  *b;
+
+    b = ngx_http_ingest_flush_oldest(q);
+
+    if (b != NULL) {
+        ngx_http_ingest_flush_free(w, q, b);
+    }
+
     if (q->due || q->table.nkeys >= w->imcf->flush_keys || w->draining) {
         ngx_http_ingest_flush_try(w, q);
 
     } else if (q->table.nkeys && !w->flush_timer.timer_set) {
         ngx_add_timer(&w->flush_timer, w->imcf->flush_interval);
     }
+
+    ngx_http_ingest_redis_send(w, q);
 
     if (w->draining && ngx_http_ingest_flush_idle(w)) {
         /* all acknowledged: close cleanly, outside hiredis's callback */
@@ -113,19 +166,26 @@ static void
 ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
-    if (q->inflight) {
-        /* q->due stays set: the ack will cut the next batch */
-        return;
-    }
-
     if (q->table.nkeys == 0) {
         q->due = 0;
         return;
     }
 
+    /*
+     * While an older batch waits, a table below ingest_flush_keys goes
+     * on adding up: Redis gets fewer, fuller batches when it is slow.
+     */
+
+    if (!ngx_queue_empty(&q->backlog)
+        && q->table.nkeys < w->imcf->flush_keys
+        && !w->draining && !w->exiting)
+    {
+        return;
+    }
+
     if (ngx_http_ingest_flush_cut(w, q) != NGX_OK) {
         /* the table is kept whole; the timer tries again */
-        if (!w->flush_timer.timer_set) {
+        if (!w->flush_timer.timer_set && !w->exiting) {
             ngx_add_timer(&w->flush_timer, w->imcf->flush_interval);
         }
 
@@ -138,7 +198,7 @@ ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
 }
 
 
-/* the pending table becomes the batch in flight, under the next seq */
+/* the pending table becomes the newest batch, under the next seq */
 
 static ngx_int_t
 ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
@@ -147,10 +207,16 @@ ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
     size_t                    i;
     ngx_time_t               *tp;
     ngx_http_ingest_entry_t  *e;
+    ngx_http_ingest_batch_t  *b;
+
+    b = ngx_calloc(sizeof(ngx_http_ingest_batch_t), w->log);
+    if (b == NULL) {
+        goto nomem;
+    }
 
     tp = ngx_timeofday();
 
-    if (ingest_wire_counters_begin(&q->batch, w->producer, q->seq + 1,
+    if (ingest_wire_counters_begin(&b->buf, w->producer, q->seq + 1,
                                    (int64_t) tp->sec * 1000 + tp->msec)
         != INGEST_WIRE_OK)
     {
@@ -164,27 +230,29 @@ ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
             continue;
         }
 
-        if (ingest_wire_counters_add(&q->batch, e->key, e->len, e->value)
+        if (ingest_wire_counters_add(&b->buf, e->key, e->len, e->value)
             != INGEST_WIRE_OK)
         {
             goto nomem;
         }
     }
 
-    if (ingest_wire_counters_end(&q->batch) != INGEST_WIRE_OK) {
+    if (ingest_wire_counters_end(&b->buf) != INGEST_WIRE_OK) {
         goto nomem;
     }
 
-    q->seq++;
-    q->batch_keys = q->table.nkeys;
-    q->inflight = 1;
-    q->sent = 0;
+    b->seq = ++q->seq;
+    b->keys = q->table.nkeys;
+
+    ngx_queue_insert_tail(&q->backlog, &b->link);
+    q->nbatches++;
+    q->backlog_bytes += b->buf.cap;
 
     ngx_http_ingest_table_reset(&q->table);
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
                    "ingest batch seq:%uL keys:%ui bytes:%uz cut for \"%V\"",
-                   q->seq, q->batch_keys, q->batch.len, &q->name);
+                   b->seq, b->keys, b->buf.len, &q->name);
 
     return NGX_OK;
 
@@ -194,7 +262,35 @@ nomem:
                   "ingest cannot allocate a batch of %uz keys for \"%V\"",
                   q->table.nkeys, &q->name);
 
+    if (b != NULL) {
+        ingest_wire_buf_free(&b->buf);
+        ngx_free(b);
+    }
+
     return NGX_ERROR;
+}
+
+
+static void
+ngx_http_ingest_flush_free(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_batch_t *b)
+{
+    ngx_queue_remove(&b->link);
+    q->nbatches--;
+    q->backlog_bytes -= b->buf.cap;
+    q->sent = 0;
+
+    ingest_wire_buf_free(&b->buf);
+    ngx_free(b);
+
+    if (w->full
+        && ngx_http_ingest_flush_pending(w) < w->imcf->max_pending / 2)
+    {
+        w->full = 0;
+        ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                      "ingest pending memory below half of "
+                      "ingest_max_pending again: accepting requests");
+    }
 }
 
 
@@ -204,7 +300,7 @@ ngx_http_ingest_flush_idle(ngx_http_ingest_worker_t *w)
     ngx_uint_t  i;
 
     for (i = 0; i < w->nqueues; i++) {
-        if (w->queues[i].inflight || w->queues[i].table.nkeys) {
+        if (w->queues[i].nbatches || w->queues[i].table.nkeys) {
             return 0;
         }
     }
@@ -292,9 +388,10 @@ ngx_http_ingest_disconnect_handler(ngx_event_t *ev)
 
 /*
  * exit_process: the event loop is gone.  Whatever is not in Redis yet
- * goes there now over a blocking connection with short timeouts, the
- * batch in flight first (same seq: a duplicate is skipped), then the
- * rest of the table as the next seq.
+ * goes there now over a blocking connection with short timeouts, oldest
+ * batch first (a resend keeps its seq: a duplicate is skipped), then the
+ * rest of the table as the next seq.  What Redis cannot take goes to the
+ * spool, in the same order, when there is one.
  */
 
 void
@@ -316,6 +413,10 @@ ngx_http_ingest_flush_exit(ngx_http_ingest_worker_t *w)
         ngx_del_timer(&w->drain_timer);
     }
 
+    if (w->spool_timer.timer_set) {
+        ngx_del_timer(&w->spool_timer);
+    }
+
     if (w->disconnect_event.posted) {
         ngx_delete_posted_event(&w->disconnect_event);
     }
@@ -326,11 +427,16 @@ ngx_http_ingest_flush_exit(ngx_http_ingest_worker_t *w)
         w->queues[i].sent = 0;
     }
 
-    if (ngx_http_ingest_flush_idle(w)) {
-        return;
+    if (!ngx_http_ingest_flush_idle(w)) {
+        ngx_http_ingest_flush_sync(w);
     }
 
-    ngx_http_ingest_flush_sync(w);
+    for (i = 0; i < w->nqueues; i++) {
+        while (w->queues[i].nbatches) {
+            ngx_http_ingest_flush_free(w, &w->queues[i],
+                                 ngx_http_ingest_flush_oldest(&w->queues[i]));
+        }
+    }
 }
 
 
@@ -340,10 +446,11 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
     int                       ok;
     const char               *argv[3], *why;
     size_t                    argvlen[3];
-    ngx_uint_t                i, lost;
+    ngx_uint_t                i, spooled, lost;
     redisReply               *reply;
     redisContext             *rc;
     struct timeval            tv;
+    ngx_http_ingest_batch_t  *b;
     ngx_http_ingest_queue_t  *q;
 
     tv.tv_sec = 0;
@@ -372,21 +479,21 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
     for (i = 0; i < w->nqueues; i++) {
         q = &w->queues[i];
 
-        /* the batch in flight, then what the table still holds */
+        /* the table last, under the next seq */
 
-        for ( ;; ) {
-            if (!q->inflight) {
-                if (q->table.nkeys == 0
-                    || ngx_http_ingest_flush_cut(w, q) != NGX_OK)
-                {
-                    break;
-                }
-            }
+        if (q->table.nkeys) {
+            (void) ngx_http_ingest_flush_cut(w, q);
+        }
 
+        spooled = 0;
+        lost = 0;
+
+        while ((b = ngx_http_ingest_flush_oldest(q)) != NULL) {
             ok = 0;
 
             if (why == NULL) {
-                ngx_http_ingest_redis_rpush(q, argv, argvlen);
+                ngx_http_ingest_redis_rpush(&q->name, &b->buf, argv,
+                                            argvlen);
 
                 reply = redisCommandArgv(rc, 3, argv, argvlen);
 
@@ -404,27 +511,44 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
                                                 == REDIS_REPLY_ERROR
                                                 ? reply->len : 0),
                                       reply->str);
+
+                        /* what Redis refuses now, it refuses next too */
+                        why = "redis refused the batch";
                     }
 
                     freeReplyObject(reply);
                 }
             }
 
-            if (!ok) {
-                lost = q->batch_keys + q->table.nkeys;
+            if (ok) {
+                ngx_log_error(NGX_LOG_INFO, w->log, 0,
+                              "ingest flushed %ui keys to \"%V\" at exit "
+                              "(batch seq %uL)", b->keys, &q->name, b->seq);
 
-                ngx_log_error(NGX_LOG_ERR, w->log, 0,
-                              "ingest lost %ui keys of \"%V\" at exit "
-                              "(batch seq %uL): %s", lost, &q->name, q->seq,
-                              why ? why : "redis refused the batch");
-                break;
+            } else if (w->imcf->spool != NULL
+                       && ngx_http_ingest_spool_write(w, q, b) == NGX_OK)
+            {
+                spooled += b->keys;
+
+            } else {
+                lost += b->keys;
             }
 
-            ngx_log_error(NGX_LOG_INFO, w->log, 0,
-                          "ingest flushed %ui keys to \"%V\" at exit "
-                          "(batch seq %uL)", q->batch_keys, &q->name, q->seq);
+            ngx_http_ingest_flush_free(w, q, b);
+        }
 
-            q->inflight = 0;
+        if (spooled) {
+            ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                          "ingest spooled %ui keys of \"%V\" at exit "
+                          "(batches up to seq %uL): %s", spooled, &q->name,
+                          q->seq, why);
+        }
+
+        if (lost) {
+            ngx_log_error(NGX_LOG_ERR, w->log, 0,
+                          "ingest lost %ui keys of \"%V\" at exit "
+                          "(batches up to seq %uL): %s", lost, &q->name,
+                          q->seq, why);
         }
     }
 

@@ -40,10 +40,12 @@ static ngx_int_t ngx_http_ingest_parse_body(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx);
 static int ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
     int64_t value);
+static ngx_uint_t ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx);
 static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q);
 static ngx_int_t ngx_http_ingest_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *error, off_t at);
+static ngx_int_t ngx_http_ingest_send_full(ngx_http_request_t *r);
 
 
 ngx_int_t
@@ -91,6 +93,15 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
 
     if (ngx_http_ingest_worker == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_ingest_worker->full) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_ingest_send_full(r);
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ingest_ctx_t));
@@ -194,6 +205,11 @@ ngx_http_ingest_body_handler(ngx_http_request_t *r)
     q = &ngx_http_ingest_worker->queues[ilcf->queue];
 
     rc = ngx_http_ingest_parse_body(r, ctx);
+
+    if (rc == NGX_OK && ngx_http_ingest_over_limit(ctx)) {
+        ngx_http_finalize_request(r, ngx_http_ingest_send_full(r));
+        return;
+    }
 
     if (rc == NGX_OK) {
         rc = ngx_http_ingest_apply(r, ctx, q);
@@ -331,6 +347,45 @@ ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
 
 
 /*
+ * Would this request take the worker past ingest_max_pending?  A new key
+ * costs its bytes and about two slots (the table is at most half full);
+ * counting every pair as new errs on the safe side.
+ */
+
+static ngx_uint_t
+ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx)
+{
+    size_t                     need;
+    ngx_uint_t                 i;
+    ngx_http_ingest_pair_t    *pair;
+    ngx_http_ingest_worker_t  *w;
+
+    w = ngx_http_ingest_worker;
+    pair = ctx->pairs.elts;
+    need = 0;
+
+    for (i = 0; i < ctx->pairs.nelts; i++) {
+        need += pair[i].len + 2 * sizeof(ngx_http_ingest_entry_t);
+    }
+
+    if (ngx_http_ingest_flush_pending(w) + need <= w->imcf->max_pending) {
+        return 0;
+    }
+
+    if (!w->full) {
+        w->full = 1;
+        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
+                      "ingest pending memory reached ingest_max_pending "
+                      "(%uz bytes) while Redis is not taking batches: "
+                      "answering 503 until half of it is sent",
+                      w->imcf->max_pending);
+    }
+
+    return 1;
+}
+
+
+/*
  * All or nothing: the pairs go in one by one, and if one cannot (its sum
  * would overflow, or memory runs out), those already in are taken out.
  */
@@ -377,6 +432,28 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/* 503 with Retry-After: the worker holds all it may until Redis takes some */
+
+static ngx_int_t
+ngx_http_ingest_send_full(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    ngx_str_set(&h->value, "1");
+
+    return ngx_http_ingest_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "pending limit reached, Redis is not "
+                                      "taking batches; retry later", -1);
 }
 
 

@@ -76,6 +76,20 @@ static ngx_command_t  ngx_http_ingest_commands[] = {
       offsetof(ngx_http_ingest_main_conf_t, drain_timeout),
       NULL },
 
+    { ngx_string("ingest_max_pending"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ingest_main_conf_t, max_pending),
+      NULL },
+
+    { ngx_string("ingest_spool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_path_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ingest_main_conf_t, spool),
+      NULL },
+
     { ngx_string("ingest_counters"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
       ngx_http_ingest_counters,
@@ -149,6 +163,8 @@ ngx_http_ingest_create_main_conf(ngx_conf_t *cf)
     imcf->connect_timeout = NGX_CONF_UNSET_MSEC;
     imcf->ack_timeout = NGX_CONF_UNSET_MSEC;
     imcf->drain_timeout = NGX_CONF_UNSET_MSEC;
+    imcf->max_pending = NGX_CONF_UNSET_SIZE;
+    imcf->spool = NGX_CONF_UNSET_PTR;
 
     if (ngx_array_init(&imcf->queues, cf->pool, 2, sizeof(ngx_str_t))
         != NGX_OK)
@@ -170,6 +186,8 @@ ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(imcf->connect_timeout, 1000);
     ngx_conf_init_msec_value(imcf->ack_timeout, 5000);
     ngx_conf_init_msec_value(imcf->drain_timeout, 3000);
+    ngx_conf_init_size_value(imcf->max_pending, 64 * 1024 * 1024);
+    ngx_conf_init_ptr_value(imcf->spool, NULL);
 
     if (imcf->flush_interval == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -451,6 +469,7 @@ ngx_http_ingest_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_ingest_redis_connect(w);
+    ngx_http_ingest_spool_init(w);
 
     return NGX_OK;
 }
@@ -472,7 +491,6 @@ ngx_http_ingest_exit_process(ngx_cycle_t *cycle)
 
     for (i = 0; i < w->nqueues; i++) {
         ngx_http_ingest_table_free(&w->queues[i].table);
-        ingest_wire_buf_free(&w->queues[i].batch);
     }
 
     ngx_http_ingest_worker = NULL;

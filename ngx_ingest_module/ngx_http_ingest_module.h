@@ -28,6 +28,8 @@ typedef struct {
     ngx_msec_t                connect_timeout;
     ngx_msec_t                ack_timeout;     /* RPUSH sent -> reply */
     ngx_msec_t                drain_timeout;   /* graceful exit bound */
+    size_t                    max_pending;     /* bytes held per worker */
+    ngx_path_t               *spool;           /* NULL: no spool */
     ngx_array_t               queues;          /* ngx_str_t, list names */
     ngx_uint_t                endpoints;       /* ingest_counters seen */
 } ngx_http_ingest_main_conf_t;
@@ -40,18 +42,32 @@ typedef struct {
 } ngx_http_ingest_loc_conf_t;
 
 
-/* one Redis list as a worker sees it: its pending table and its batch */
+/* a batch cut from a table, waiting for Redis's acknowledgement */
+
+typedef struct {
+    ngx_queue_t               link;            /* in its list's backlog */
+    ingest_wire_buf_t         buf;
+    uint64_t                  seq;
+    ngx_uint_t                keys;
+} ngx_http_ingest_batch_t;
+
+
+/*
+ * One Redis list as a worker sees it: the table still adding up, and the
+ * batches cut from it, oldest first.  Only the oldest is ever sent, so
+ * they enter the list in seq order.
+ */
 
 typedef struct {
     ngx_str_t                 name;
     ngx_http_ingest_table_t   table;           /* pending increments */
-    ingest_wire_buf_t         batch;           /* cut, not yet acked */
+    ngx_queue_t               backlog;         /* ngx_http_ingest_batch_t */
+    ngx_uint_t                nbatches;
+    size_t                    backlog_bytes;
     uint64_t                  seq;             /* of the last batch cut */
-    ngx_uint_t                batch_keys;
     ngx_msec_t                sent_at;
-    unsigned                  inflight:1;      /* batch holds a batch */
-    unsigned                  sent:1;          /* on the live connection */
-    unsigned                  due:1;           /* cut once the slot frees */
+    unsigned                  sent:1;          /* the oldest is on its way */
+    unsigned                  due:1;           /* cut as soon as allowed */
 } ngx_http_ingest_queue_t;
 
 
@@ -72,6 +88,8 @@ typedef struct {
     unsigned                      down:1;      /* "lost" was logged */
     unsigned                      draining:1;  /* graceful exit started */
     unsigned                      exiting:1;   /* exit_process runs */
+    unsigned                      full:1;      /* max_pending was hit */
+    unsigned                      spool_busy:1;    /* a replay in flight */
 
     ngx_msec_t                    backoff;     /* next reconnect delay */
 
@@ -81,6 +99,8 @@ typedef struct {
     ngx_event_t                   ack_timer;       /* reply deadline */
     ngx_event_t                   drain_timer;     /* non-cancelable */
     ngx_event_t                   disconnect_event;
+    ngx_event_t                   spool_timer;     /* replay, worker 0 */
+    u_char                        spool_name[NGX_MAX_PATH]; /* replayed */
     ngx_connection_t              timer_conn;  /* data of the timers */
 
     char                          producer[INGEST_WIRE_MAX_PRODUCER];
@@ -102,12 +122,20 @@ void ngx_http_ingest_flush_acked(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 void ngx_http_ingest_flush_drain(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_flush_exit(ngx_http_ingest_worker_t *w);
+ngx_http_ingest_batch_t *ngx_http_ingest_flush_oldest(
+    ngx_http_ingest_queue_t *q);
+size_t ngx_http_ingest_flush_pending(ngx_http_ingest_worker_t *w);
+
+ngx_int_t ngx_http_ingest_spool_write(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_batch_t *b);
+void ngx_http_ingest_spool_init(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_spool_replay(ngx_http_ingest_worker_t *w);
 
 void ngx_http_ingest_redis_connect(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_redis_send(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 void ngx_http_ingest_redis_send_all(ngx_http_ingest_worker_t *w);
-void ngx_http_ingest_redis_rpush(ngx_http_ingest_queue_t *q,
+void ngx_http_ingest_redis_rpush(ngx_str_t *list, ingest_wire_buf_t *buf,
     const char **argv, size_t *argvlen);
 void ngx_http_ingest_redis_schedule(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_redis_close(ngx_http_ingest_worker_t *w);

@@ -459,35 +459,38 @@ ngx_http_ingest_redis_send_all(ngx_http_ingest_worker_t *w)
 }
 
 
-/* the arguments of RPUSH <list> <batch>, for the async and the exit path */
+/* the arguments of RPUSH <list> <batch>, for every path that sends one */
 
 void
-ngx_http_ingest_redis_rpush(ngx_http_ingest_queue_t *q, const char **argv,
-    size_t *argvlen)
+ngx_http_ingest_redis_rpush(ngx_str_t *list, ingest_wire_buf_t *buf,
+    const char **argv, size_t *argvlen)
 {
     argv[0] = "RPUSH";
     argvlen[0] = 5;
-    argv[1] = (const char *) q->name.data;
-    argvlen[1] = q->name.len;
-    argv[2] = q->batch.data;
-    argvlen[2] = q->batch.len;
+    argv[1] = (const char *) list->data;
+    argvlen[1] = list->len;
+    argv[2] = buf->data;
+    argvlen[2] = buf->len;
 }
 
 
-/* RPUSH the queue's batch, unless it is not there or already on its way */
+/* RPUSH the queue's oldest batch, unless there is none or it is on its way */
 
 void
 ngx_http_ingest_redis_send(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
-    const char  *argv[3];
-    size_t       argvlen[3];
+    const char               *argv[3];
+    size_t                    argvlen[3];
+    ngx_http_ingest_batch_t  *b;
 
-    if (w->ac == NULL || !q->inflight || q->sent) {
+    b = ngx_http_ingest_flush_oldest(q);
+
+    if (w->ac == NULL || b == NULL || q->sent) {
         return;
     }
 
-    ngx_http_ingest_redis_rpush(q, argv, argvlen);
+    ngx_http_ingest_redis_rpush(&q->name, &b->buf, argv, argvlen);
 
     if (redisAsyncCommandArgv(w->ac, ngx_http_ingest_redis_reply, q, 3, argv,
                               argvlen)
@@ -502,7 +505,7 @@ ngx_http_ingest_redis_send(ngx_http_ingest_worker_t *w,
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, w->log, 0,
                    "ingest batch seq:%uL keys:%ui sent to \"%V\"",
-                   q->seq, q->batch_keys, &q->name);
+                   b->seq, b->keys, &q->name);
 
     ngx_http_ingest_redis_arm_ack(w);
 }
@@ -512,6 +515,7 @@ static void
 ngx_http_ingest_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply                *reply = r;
+    ngx_http_ingest_batch_t   *b;
     ngx_http_ingest_queue_t   *q = privdata;
     ngx_http_ingest_worker_t  *w = ac->data;
 
@@ -524,6 +528,8 @@ ngx_http_ingest_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
+    b = ngx_http_ingest_flush_oldest(q);
+
     if (reply->type != REDIS_REPLY_INTEGER) {
         /* OOM, LOADING, READONLY, MISCONF ...: Redis did not take it */
         q->sent = 0;
@@ -533,7 +539,7 @@ ngx_http_ingest_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
                       "batch seq %uL kept for retry", &q->name,
                       (size_t) (reply->type == REDIS_REPLY_ERROR
                                 ? reply->len : 0),
-                      reply->str, q->seq);
+                      reply->str, b ? b->seq : 0);
 
         ngx_http_ingest_redis_schedule(w);
         ngx_http_ingest_redis_arm_ack(w);
@@ -542,11 +548,10 @@ ngx_http_ingest_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
                    "ingest batch seq:%uL keys:%ui acked by \"%V\" in %Mms",
-                   q->seq, q->batch_keys, &q->name,
+                   b ? b->seq : 0, b ? b->keys : 0, &q->name,
                    ngx_current_msec - q->sent_at);
 
     q->sent = 0;
-    q->inflight = 0;
     w->backoff = 0;
 
     ngx_http_ingest_redis_arm_ack(w);

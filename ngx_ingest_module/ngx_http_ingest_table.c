@@ -33,6 +33,7 @@ ngx_http_ingest_table_init(ngx_http_ingest_table_t *t)
     }
 
     t->mask = NGX_HTTP_INGEST_TABLE_SLOTS - 1;
+    t->memory = NGX_HTTP_INGEST_TABLE_SLOTS * sizeof(ngx_http_ingest_entry_t);
 
     return NGX_HTTP_INGEST_TABLE_OK;
 }
@@ -71,6 +72,7 @@ ngx_http_ingest_table_reset(ngx_http_ingest_table_t *t)
 
     for (b = t->blocks->next; b; b = next) {
         next = b->next;
+        t->memory -= sizeof(ngx_http_ingest_block_t) + b->size;
         free(b);
     }
 
@@ -213,22 +215,6 @@ ngx_http_ingest_table_find(ngx_http_ingest_table_t *t, u_char *key,
 }
 
 
-size_t
-ngx_http_ingest_table_memory(ngx_http_ingest_table_t *t)
-{
-    size_t                    n;
-    ngx_http_ingest_block_t  *b;
-
-    n = (t->mask + 1) * sizeof(ngx_http_ingest_entry_t);
-
-    for (b = t->blocks; b; b = b->next) {
-        n += sizeof(ngx_http_ingest_block_t) + b->size;
-    }
-
-    return n;
-}
-
-
 /* the slot holding key, or the free slot where it would go */
 
 static ngx_http_ingest_entry_t *
@@ -284,6 +270,7 @@ ngx_http_ingest_table_grow(ngx_http_ingest_table_t *t)
     free(t->slots);
     t->slots = slots;
     t->mask = n - 1;
+    t->memory += (n / 2) * sizeof(ngx_http_ingest_entry_t);
 
     return NGX_HTTP_INGEST_TABLE_OK;
 }
@@ -310,6 +297,7 @@ ngx_http_ingest_table_copy(ngx_http_ingest_table_t *t, u_char *key,
 
         b->size = size;
         b->used = 0;
+        t->memory += sizeof(ngx_http_ingest_block_t) + size;
 
         /* the newest block goes first, so the hot path checks one block */
 

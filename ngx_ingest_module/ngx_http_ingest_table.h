@@ -48,6 +48,7 @@ typedef struct {
     size_t                    mask;        /* capacity - 1 */
     size_t                    nkeys;
     size_t                    key_bytes;   /* sum of the keys' lengths */
+    size_t                    memory;      /* slots and arena blocks held */
     ngx_http_ingest_block_t  *blocks;      /* the first is kept on reset */
 } ngx_http_ingest_table_t;
 
@@ -69,9 +70,6 @@ void ngx_http_ingest_table_undo(ngx_http_ingest_table_t *t, u_char *key,
 
 ngx_http_ingest_entry_t *ngx_http_ingest_table_find(
     ngx_http_ingest_table_t *t, u_char *key, size_t len);
-
-/* Memory held: the slot array and the arena blocks. */
-size_t ngx_http_ingest_table_memory(ngx_http_ingest_table_t *t);
 
 uint64_t ngx_http_ingest_hash(u_char *key, size_t len);
 

@@ -29,7 +29,7 @@ ingest redis "127.0.0.1:1" connection lost: Connection refused
 --- no_error_log
 [error]
 --- shutdown_error_log
-ingest lost 2 keys of "ingest:counters" at exit (batch seq 1)
+ingest lost 2 keys of "ingest:counters" at exit (batches up to seq 1)
 
 
 
@@ -47,4 +47,4 @@ Content-Type: application/x-www-form-urlencoded
 --- error_log
 ingest redis "unix:/nonexistent/redis.sock" connection lost: No such file or directory
 --- shutdown_error_log
-ingest lost 1 keys of "ingest:counters" at exit (batch seq 1)
+ingest lost 1 keys of "ingest:counters" at exit (batches up to seq 1)

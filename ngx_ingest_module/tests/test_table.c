@@ -165,7 +165,28 @@ main(void)
         free(big);
     }
 
-    tap_ok(ngx_http_ingest_table_memory(&t) > 0, "memory is counted");
+    {
+        size_t                    n;
+        ngx_http_ingest_block_t  *b;
+
+        n = (t.mask + 1) * sizeof(ngx_http_ingest_entry_t);
+
+        for (b = t.blocks; b; b = b->next) {
+            n += sizeof(ngx_http_ingest_block_t) + b->size;
+        }
+
+        tap_ok(t.memory == n, "memory counts slots and blocks (%zu)", n);
+
+        ngx_http_ingest_table_reset(&t);
+
+        n = (t.mask + 1) * sizeof(ngx_http_ingest_entry_t);
+
+        for (b = t.blocks; b; b = b->next) {
+            n += sizeof(ngx_http_ingest_block_t) + b->size;
+        }
+
+        tap_ok(t.memory == n, "and after a reset (%zu)", n);
+    }
 
     ngx_http_ingest_table_free(&t);
 
