@@ -156,6 +156,7 @@ ngx_http_ingest_create_main_conf(ngx_conf_t *cf)
      *     imcf->redis_host = NULL;
      *     imcf->redis_port = 0;
      *     imcf->endpoints = 0;
+     *     imcf->spool = NULL;        (ngx_conf_set_path_slot wants NULL)
      */
 
     imcf->flush_interval = NGX_CONF_UNSET_MSEC;
@@ -164,7 +165,6 @@ ngx_http_ingest_create_main_conf(ngx_conf_t *cf)
     imcf->ack_timeout = NGX_CONF_UNSET_MSEC;
     imcf->drain_timeout = NGX_CONF_UNSET_MSEC;
     imcf->max_pending = NGX_CONF_UNSET_SIZE;
-    imcf->spool = NGX_CONF_UNSET_PTR;
 
     if (ngx_array_init(&imcf->queues, cf->pool, 2, sizeof(ngx_str_t))
         != NGX_OK)
@@ -187,7 +187,6 @@ ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(imcf->ack_timeout, 5000);
     ngx_conf_init_msec_value(imcf->drain_timeout, 3000);
     ngx_conf_init_size_value(imcf->max_pending, 64 * 1024 * 1024);
-    ngx_conf_init_ptr_value(imcf->spool, NULL);
 
     if (imcf->flush_interval == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

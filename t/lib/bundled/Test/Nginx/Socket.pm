@@ -393,8 +393,10 @@ sub run_block {
             $code =~ s/\s+$//;
             Test::More::is($res->code, $code, "$tag - status code ok");
 
-            if (defined sec($block, 'response_headers')) {
-                for my $line (split /\n/, sec($block, 'response_headers')) {
+            my $headers = sec($block, 'response_headers');
+            $headers = $headers->[$i] if ref $headers eq 'ARRAY';
+            if (defined $headers) {
+                for my $line (split /\n/, $headers) {
                     next unless $line =~ /^\s*(!?)([^:]+?)\s*:\s*(.*?)\s*$/;
                     my ($neg, $h, $v) = ($1, $2, $3);
                     if ($neg) {
