@@ -61,6 +61,7 @@ ngx_http_ingest_flush_init(ngx_http_ingest_worker_t *w)
 
     for (i = 0; i < w->nqueues; i++) {
         ngx_queue_init(&w->queues[i].backlog);
+        ngx_queue_init(&w->queues[i].waiting);
     }
 
     return NGX_OK;
@@ -126,6 +127,8 @@ ngx_http_ingest_flush_acked(ngx_http_ingest_worker_t *w,
     b = ngx_http_ingest_flush_oldest(q);
 
     if (b != NULL) {
+        /* requests waiting for this batch (ingest_ack redis) get a 204 */
+        ngx_http_ingest_wake(q, b->seq);
         ngx_http_ingest_flush_free(w, q, b);
     }
 

@@ -25,11 +25,15 @@ typedef struct {
 
 typedef struct {
     ngx_http_request_t         *request;
+    ngx_queue_t                 link;        /* in q->waiting */
+    uint64_t                    seq;         /* of the batch awaited */
+    ngx_event_t                 ack_timer;
     ngx_http_ingest_parser_t    parser;
     ngx_array_t                 pairs;       /* ngx_http_ingest_pair_t */
     const char                 *error;       /* why the body is refused */
     off_t                       error_at;
     unsigned                    nomem:1;
+    unsigned                    waiting:1;
 } ngx_http_ingest_ctx_t;
 
 
@@ -46,6 +50,13 @@ static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ingest_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *error, off_t at);
 static ngx_int_t ngx_http_ingest_send_full(ngx_http_request_t *r);
+static void ngx_http_ingest_wait(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_loc_conf_t *ilcf);
+static void ngx_http_ingest_ack_timeout(ngx_event_t *ev);
+static void ngx_http_ingest_ack_cleanup(void *data);
+static void ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx,
+    ngx_uint_t status);
 
 
 ngx_int_t
@@ -234,6 +245,14 @@ ngx_http_ingest_body_handler(ngx_http_request_t *r)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "ingest form: %ui keys", ctx->pairs.nelts);
 
+    if (ilcf->ack == NGX_HTTP_INGEST_ACK_REDIS) {
+        /* the table becomes the next batch, whenever it is cut */
+        ctx->seq = q->seq + 1;
+        ngx_http_ingest_wait(r, ctx, q, ilcf);
+        ngx_http_ingest_flush_added(ngx_http_ingest_worker, q);
+        return;
+    }
+
     ngx_http_ingest_flush_added(ngx_http_ingest_worker, q);
 
     r->headers_out.status = NGX_HTTP_NO_CONTENT;
@@ -241,6 +260,128 @@ ngx_http_ingest_body_handler(ngx_http_request_t *r)
     r->header_only = 1;
 
     ngx_http_finalize_request(r, ngx_http_send_header(r));
+}
+
+
+/*
+ * ingest_ack redis: the answer waits for Redis's acknowledgement of the
+ * batch that holds the request's increments (all requests of one flush
+ * wait for one RPUSH), or for ingest_ack_timeout.  The timer is not
+ * cancelable, so a graceful shutdown answers before the worker goes.
+ */
+
+static void
+ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_loc_conf_t *ilcf)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln->handler = ngx_http_ingest_ack_cleanup;
+    cln->data = ctx;
+
+    ngx_queue_insert_tail(&q->waiting, &ctx->link);
+    ctx->waiting = 1;
+
+    /* data is the connection, as nginx's debug log expects of a timer */
+    ctx->ack_timer.handler = ngx_http_ingest_ack_timeout;
+    ctx->ack_timer.data = r->connection;
+    ctx->ack_timer.log = r->connection->log;
+
+    ngx_add_timer(&ctx->ack_timer, ilcf->ack_timeout);
+
+    /* a client that goes away is noticed, and its request freed */
+    r->read_event_handler = ngx_http_test_reading;
+}
+
+
+/* q's batch seq is in Redis: answer every request it held */
+
+void
+ngx_http_ingest_wake(ngx_http_ingest_queue_t *q, uint64_t seq)
+{
+    ngx_queue_t            *link;
+    ngx_http_ingest_ctx_t  *ctx;
+
+    while (!ngx_queue_empty(&q->waiting)) {
+        link = ngx_queue_head(&q->waiting);
+        ctx = ngx_queue_data(link, ngx_http_ingest_ctx_t, link);
+
+        if (ctx->seq > seq) {
+            break;
+        }
+
+        ngx_http_ingest_answer(ctx, NGX_HTTP_NO_CONTENT);
+    }
+}
+
+
+static void
+ngx_http_ingest_ack_timeout(ngx_event_t *ev)
+{
+    ngx_http_ingest_ctx_t  *ctx;
+
+    ctx = (ngx_http_ingest_ctx_t *)
+              ((u_char *) ev - offsetof(ngx_http_ingest_ctx_t, ack_timer));
+
+    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                  "ingest batch seq %uL not acknowledged by Redis within "
+                  "ingest_ack_timeout: answering 504", ctx->seq);
+
+    ngx_http_ingest_answer(ctx, NGX_HTTP_GATEWAY_TIME_OUT);
+}
+
+
+static void
+ngx_http_ingest_ack_cleanup(void *data)
+{
+    ngx_http_ingest_ctx_t  *ctx = data;
+
+    if (ctx->waiting) {
+        ngx_queue_remove(&ctx->link);
+        ctx->waiting = 0;
+    }
+
+    if (ctx->ack_timer.timer_set) {
+        ngx_del_timer(&ctx->ack_timer);
+    }
+}
+
+
+static void
+ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx, ngx_uint_t status)
+{
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_ingest_ack_cleanup(ctx);
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    if (status == NGX_HTTP_NO_CONTENT) {
+        r->headers_out.status = NGX_HTTP_NO_CONTENT;
+        r->headers_out.content_length_n = 0;
+        r->header_only = 1;
+        rc = ngx_http_send_header(r);
+
+    } else {
+        rc = ngx_http_ingest_send_error(r, status,
+                                        "not acknowledged by Redis in time; "
+                                        "the increments may or may not be "
+                                        "counted", -1);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
 }
 
 

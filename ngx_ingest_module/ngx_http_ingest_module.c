@@ -27,6 +27,13 @@ static void ngx_http_ingest_exit_process(ngx_cycle_t *cycle);
 ngx_http_ingest_worker_t  *ngx_http_ingest_worker;
 
 
+static ngx_conf_enum_t  ngx_http_ingest_ack[] = {
+    { ngx_string("memory"), NGX_HTTP_INGEST_ACK_MEMORY },
+    { ngx_string("redis"), NGX_HTTP_INGEST_ACK_REDIS },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_num_bounds_t  ngx_http_ingest_key_length_bounds = {
     ngx_conf_check_num_bounds, 1, NGX_HTTP_INGEST_MAX_KEY_LENGTH
 };
@@ -103,6 +110,20 @@ static ngx_command_t  ngx_http_ingest_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ingest_loc_conf_t, max_key_length),
       &ngx_http_ingest_key_length_bounds },
+
+    { ngx_string("ingest_ack"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ingest_loc_conf_t, ack),
+      &ngx_http_ingest_ack },
+
+    { ngx_string("ingest_ack_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ingest_loc_conf_t, ack_timeout),
+      NULL },
 
       ngx_null_command
 };
@@ -224,6 +245,8 @@ ngx_http_ingest_create_loc_conf(ngx_conf_t *cf)
     ilcf->format = NGX_CONF_UNSET_UINT;
     ilcf->queue = NGX_CONF_UNSET_UINT;
     ilcf->max_key_length = NGX_CONF_UNSET_SIZE;
+    ilcf->ack = NGX_CONF_UNSET_UINT;
+    ilcf->ack_timeout = NGX_CONF_UNSET_MSEC;
 
     return ilcf;
 }
@@ -239,6 +262,9 @@ ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_size_value(conf->max_key_length, prev->max_key_length,
                               255);
+    ngx_conf_merge_uint_value(conf->ack, prev->ack,
+                              NGX_HTTP_INGEST_ACK_MEMORY);
+    ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 5000);
 
     return NGX_CONF_OK;
 }

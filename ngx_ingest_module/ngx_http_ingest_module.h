@@ -35,10 +35,16 @@ typedef struct {
 } ngx_http_ingest_main_conf_t;
 
 
+#define NGX_HTTP_INGEST_ACK_MEMORY   0   /* 204 once in the worker's table */
+#define NGX_HTTP_INGEST_ACK_REDIS    1   /* 204 once Redis has the batch */
+
+
 typedef struct {
     ngx_uint_t                format;          /* NGX_CONF_UNSET_UINT: off */
     ngx_uint_t                queue;           /* index in imcf->queues */
     size_t                    max_key_length;
+    ngx_uint_t                ack;
+    ngx_msec_t                ack_timeout;
 } ngx_http_ingest_loc_conf_t;
 
 
@@ -65,6 +71,7 @@ typedef struct {
     ngx_uint_t                nbatches;
     size_t                    backlog_bytes;
     uint64_t                  seq;             /* of the last batch cut */
+    ngx_queue_t               waiting;         /* requests awaiting acks */
     ngx_msec_t                sent_at;
     unsigned                  sent:1;          /* the oldest is on its way */
     unsigned                  due:1;           /* cut as soon as allowed */
@@ -114,6 +121,7 @@ extern ngx_module_t  ngx_http_ingest_module;
 
 
 ngx_int_t ngx_http_ingest_handler(ngx_http_request_t *r);
+void ngx_http_ingest_wake(ngx_http_ingest_queue_t *q, uint64_t seq);
 
 ngx_int_t ngx_http_ingest_flush_init(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
