@@ -39,13 +39,15 @@ static int ingest_wire_members(ingest_wire_reader_t *r,
     ingest_wire_batch_t *batch, int version_only);
 static int ingest_wire_counts(ingest_wire_reader_t *r,
     ingest_wire_batch_t *batch);
+static int ingest_wire_requests(ingest_wire_reader_t *r,
+    ingest_wire_batch_t *batch);
 
 
 /* writing */
 
 int
-ingest_wire_counters_begin(ingest_wire_buf_t *b, const char *producer,
-    uint64_t seq, int64_t ts)
+ingest_wire_counters_begin(ingest_wire_buf_t *b, int version,
+    const char *producer, uint64_t seq, int64_t ts)
 {
     char    *p;
     size_t   plen;
@@ -61,7 +63,7 @@ ingest_wire_counters_begin(ingest_wire_buf_t *b, const char *producer,
 
     p = b->data;
     p += sprintf(p, "{\"v\":%d,\"kind\":\"counters\",\"producer\":",
-                 INGEST_WIRE_VERSION);
+                 version);
     p = ingest_wire_write_string(p, (const unsigned char *) producer, plen);
     p += sprintf(p, ",\"seq\":%llu,\"ts\":", (unsigned long long) seq);
     p = ingest_wire_write_int(p, ts);
@@ -103,7 +105,63 @@ ingest_wire_counters_add(ingest_wire_buf_t *b, const unsigned char *key,
 
 
 int
-ingest_wire_counters_end(ingest_wire_buf_t *b)
+ingest_wire_counters_end(ingest_wire_buf_t *b,
+    const ingest_wire_buf_t *requests)
+{
+    size_t  n;
+
+    n = (requests != NULL) ? requests->len : 0;
+
+    if (ingest_wire_reserve(b, n + 16) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    b->data[b->len++] = '}';
+
+    if (n) {
+        memcpy(b->data + b->len, ",\"requests\":[", 13);
+        b->len += 13;
+        memcpy(b->data + b->len, requests->data, n);
+        b->len += n;
+        b->data[b->len++] = ']';
+    }
+
+    b->data[b->len++] = '}';
+
+    return INGEST_WIRE_OK;
+}
+
+
+int
+ingest_wire_request_begin(ingest_wire_buf_t *b, const unsigned char *id,
+    size_t len)
+{
+    char  *p;
+
+    if (ingest_wire_reserve(b, 1 + len * 6 + 24) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    p = b->data + b->len;
+
+    if (b->len) {
+        *p++ = ',';
+    }
+
+    memcpy(p, "{\"id\":", 6);
+    p = ingest_wire_write_string(p + 6, id, len);
+    memcpy(p, ",\"counts\":{", 11);
+    p += 11;
+
+    b->len = p - b->data;
+    b->count = 0;
+
+    return INGEST_WIRE_OK;
+}
+
+
+int
+ingest_wire_request_end(ingest_wire_buf_t *b)
 {
     if (ingest_wire_reserve(b, 2) != INGEST_WIRE_OK) {
         return INGEST_WIRE_NOMEM;
@@ -244,7 +302,9 @@ ingest_wire_decode(const char *data, size_t len, ingest_wire_batch_t *batch,
         return INGEST_WIRE_ERROR;
     }
 
-    if (batch->version != INGEST_WIRE_VERSION) {
+    if (batch->version < INGEST_WIRE_VERSION_PLAIN
+        || batch->version > INGEST_WIRE_VERSION)
+    {
         if (errlen) {
             snprintf(err, errlen, "unsupported batch version %d",
                      batch->version);
@@ -275,10 +335,14 @@ void
 ingest_wire_batch_free(ingest_wire_batch_t *batch)
 {
     free(batch->counts);
+    free(batch->requests);
     free(batch->strings);
     batch->counts = NULL;
+    batch->requests = NULL;
     batch->strings = NULL;
     batch->ncounts = 0;
+    batch->ntotal = 0;
+    batch->nrequests = 0;
 }
 
 
@@ -402,11 +466,25 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
             have |= INGEST_WIRE_HAVE_TS;
 
         } else if (strcmp(name, "counts") == 0) {
+            if (batch->counts != NULL && (have & INGEST_WIRE_HAVE_COUNTS)) {
+                return ingest_wire_fail(r, "duplicate \"counts\"");
+            }
+
             if (ingest_wire_counts(r, batch) != INGEST_WIRE_OK) {
                 return INGEST_WIRE_ERROR;
             }
 
+            batch->ncounts = batch->ntotal;
             have |= INGEST_WIRE_HAVE_COUNTS;
+
+        } else if (strcmp(name, "requests") == 0 && batch->version >= 2) {
+            if (batch->requests != NULL) {
+                return ingest_wire_fail(r, "duplicate \"requests\"");
+            }
+
+            if (ingest_wire_requests(r, batch) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
 
         } else if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
             return INGEST_WIRE_ERROR;
@@ -450,16 +528,14 @@ done:
 }
 
 
+/* a counts object, appended to batch->counts[ntotal..] */
+
 static int
 ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 {
     char                 *out;
-    size_t                len, cap;
+    size_t                len;
     ingest_wire_count_t  *c, *counts;
-
-    if (batch->counts != NULL) {
-        return ingest_wire_fail(r, "duplicate \"counts\"");
-    }
 
     if (ingest_wire_expect(r, '{') != INGEST_WIRE_OK) {
         return INGEST_WIRE_ERROR;
@@ -467,15 +543,18 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 
     /* a count takes at least 6 bytes ("":0,), which bounds the array */
 
-    cap = (r->end - r->p) / 6 + 1;
-
-    batch->counts = malloc(cap * sizeof(ingest_wire_count_t));
     if (batch->counts == NULL) {
-        return ingest_wire_fail(r, "out of memory");
+        batch->counts_cap = (r->end - r->start) / 6 + 1;
+
+        batch->counts = malloc(batch->counts_cap
+                               * sizeof(ingest_wire_count_t));
+        if (batch->counts == NULL) {
+            return ingest_wire_fail(r, "out of memory");
+        }
     }
 
     counts = batch->counts;
-    out = batch->strings;
+    out = batch->strings + batch->strings_used;
 
     ingest_wire_space(r);
 
@@ -485,11 +564,11 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
     }
 
     for ( ;; ) {
-        if (batch->ncounts == cap) {
+        if (batch->ntotal == batch->counts_cap) {
             return ingest_wire_fail(r, "too many counts");
         }
 
-        c = &counts[batch->ncounts];
+        c = &counts[batch->ntotal];
 
         ingest_wire_space(r);
 
@@ -504,6 +583,7 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
         c->key = out;
         c->len = len;
         out += len;
+        batch->strings_used += len;
 
         ingest_wire_space(r);
 
@@ -517,7 +597,7 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
             return INGEST_WIRE_ERROR;
         }
 
-        batch->ncounts++;
+        batch->ntotal++;
 
         ingest_wire_space(r);
 
@@ -527,6 +607,133 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
         }
 
         return ingest_wire_expect(r, '}');
+    }
+}
+
+
+/* "requests":[{"id":"...","counts":{...}}, ...] */
+
+static int
+ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
+{
+    char                   name[16];
+    size_t                 len, cap;
+    unsigned               have;
+    ingest_wire_request_t  *q;
+
+    if (ingest_wire_expect(r, '[') != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    /* a request takes at least 20 bytes ({"id":"","counts":{}}) */
+
+    cap = (r->end - r->p) / 20 + 1;
+
+    batch->requests = malloc(cap * sizeof(ingest_wire_request_t));
+    if (batch->requests == NULL) {
+        return ingest_wire_fail(r, "out of memory");
+    }
+
+    ingest_wire_space(r);
+
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        return INGEST_WIRE_OK;
+    }
+
+    for ( ;; ) {
+        if (batch->nrequests == cap) {
+            return ingest_wire_fail(r, "too many requests");
+        }
+
+        q = &batch->requests[batch->nrequests];
+        have = 0;
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_expect(r, '{') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        for ( ;; ) {
+            ingest_wire_space(r);
+
+            if (ingest_wire_string(r, name, sizeof(name) - 1, &len)
+                != INGEST_WIRE_OK)
+            {
+                return INGEST_WIRE_ERROR;
+            }
+
+            name[len < sizeof(name) ? len : 0] = '\0';
+
+            ingest_wire_space(r);
+
+            if (ingest_wire_expect(r, ':') != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+            ingest_wire_space(r);
+
+            if (strcmp(name, "id") == 0 && !(have & 1)) {
+                q->id = batch->strings + batch->strings_used;
+
+                if (ingest_wire_string(r, batch->strings
+                                          + batch->strings_used,
+                                       (size_t) -1, &q->id_len)
+                    != INGEST_WIRE_OK)
+                {
+                    return INGEST_WIRE_ERROR;
+                }
+
+                if (q->id_len == 0 || q->id_len > INGEST_WIRE_MAX_ID) {
+                    return ingest_wire_fail(r, "invalid request id");
+                }
+
+                batch->strings_used += q->id_len;
+                have |= 1;
+
+            } else if (strcmp(name, "counts") == 0 && !(have & 2)) {
+                q->first = batch->ntotal;
+
+                if (ingest_wire_counts(r, batch) != INGEST_WIRE_OK) {
+                    return INGEST_WIRE_ERROR;
+                }
+
+                q->n = batch->ntotal - q->first;
+                have |= 2;
+
+            } else if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+            ingest_wire_space(r);
+
+            if (r->p < r->end && *r->p == ',') {
+                r->p++;
+                continue;
+            }
+
+            if (ingest_wire_expect(r, '}') != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+            break;
+        }
+
+        if (have != 3) {
+            return ingest_wire_fail(r, "request lacks \"id\" or \"counts\"");
+        }
+
+        batch->nrequests++;
+
+        ingest_wire_space(r);
+
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+
+        return ingest_wire_expect(r, ']');
     }
 }
 

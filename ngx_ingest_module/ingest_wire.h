@@ -9,12 +9,24 @@
  *   {"v":1,"kind":"counters","producer":"<host>/<pid>/<start-ns>",
  *    "seq":42,"ts":1763769600123,"counts":{"page:home":118,"stock":-2}}
  *
+ * Version 2 is version 1 plus "requests": the requests that came with an
+ * Idempotency-Key, kept apart from the summed counts so that the consumer
+ * can apply each at most once, whichever batch and worker it came in:
+ *
+ *   {"v":2,...,"counts":{...},
+ *    "requests":[{"id":"<Idempotency-Key>","counts":{"a":1}}, ...]}
+ *
+ * The module writes version 2 only when a batch has such requests, so a
+ * consumer that knows only version 1 refuses them instead of dropping
+ * them.
+ *
  *   v         format version; a reader refuses one it does not know
  *   kind      "counters" (records batches come with the records endpoint)
  *   producer  unique per worker life: the consumer's dedup identity
  *   seq       1, 2, 3 ... per producer and list, in list order
  *   ts        milliseconds since the epoch when the batch was cut
  *   counts    key -> signed 64-bit sum, exact (never through a double)
+ *   requests  (v2) [{"id":..., "counts":{...}}], each applied at most once
  *
  * Plain C: no nginx headers, no allocation but malloc/realloc/free.
  */
@@ -27,7 +39,8 @@
 #include <stdint.h>
 
 
-#define INGEST_WIRE_VERSION          1
+#define INGEST_WIRE_VERSION          2       /* the newest known */
+#define INGEST_WIRE_VERSION_PLAIN    1       /* no "requests" */
 
 #define INGEST_WIRE_COUNTERS_QUEUE   "ingest:counters"
 #define INGEST_WIRE_RECORDS_QUEUE    "ingest:records"
@@ -35,6 +48,7 @@
 #define INGEST_WIRE_KIND_COUNTERS    1
 
 #define INGEST_WIRE_MAX_PRODUCER     256     /* bytes, with the NUL */
+#define INGEST_WIRE_MAX_ID           255     /* Idempotency-Key bytes */
 #define INGEST_WIRE_MAX_DEPTH        32      /* nesting of skipped values */
 
 #define INGEST_WIRE_OK               0
@@ -59,6 +73,16 @@ typedef struct {
 } ingest_wire_count_t;
 
 
+/* an idempotent request: its counts are batch->counts[first, first + n) */
+
+typedef struct {
+    const char               *id;
+    size_t                    id_len;
+    size_t                    first;
+    size_t                    n;
+} ingest_wire_request_t;
+
+
 /* a decoded batch; free it with ingest_wire_batch_free() */
 
 typedef struct {
@@ -67,17 +91,32 @@ typedef struct {
     char                      producer[INGEST_WIRE_MAX_PRODUCER];
     uint64_t                  seq;
     int64_t                   ts;
-    ingest_wire_count_t      *counts;
-    size_t                    ncounts;
+    ingest_wire_count_t      *counts;      /* summed, then the requests' */
+    size_t                    ncounts;     /* the summed ones */
+    size_t                    ntotal;      /* all of them */
+    size_t                    counts_cap;
+    ingest_wire_request_t    *requests;
+    size_t                    nrequests;
     char                     *strings;     /* unescaped keys live here */
+    size_t                    strings_used;
 } ingest_wire_batch_t;
 
 
-int ingest_wire_counters_begin(ingest_wire_buf_t *b, const char *producer,
-    uint64_t seq, int64_t ts);
+int ingest_wire_counters_begin(ingest_wire_buf_t *b, int version,
+    const char *producer, uint64_t seq, int64_t ts);
 int ingest_wire_counters_add(ingest_wire_buf_t *b, const unsigned char *key,
     size_t len, int64_t value);
-int ingest_wire_counters_end(ingest_wire_buf_t *b);
+int ingest_wire_counters_end(ingest_wire_buf_t *b,
+    const ingest_wire_buf_t *requests);
+
+/*
+ * The "requests" of version 2 are written into a buffer of their own as
+ * they come (request_begin, counters_add..., request_end), and handed to
+ * counters_end.
+ */
+int ingest_wire_request_begin(ingest_wire_buf_t *b, const unsigned char *id,
+    size_t len);
+int ingest_wire_request_end(ingest_wire_buf_t *b);
 void ingest_wire_buf_free(ingest_wire_buf_t *b);
 
 int ingest_wire_decode(const char *data, size_t len, ingest_wire_batch_t *batch,

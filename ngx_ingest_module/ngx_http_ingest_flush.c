@@ -91,7 +91,8 @@ ngx_http_ingest_flush_pending(ngx_http_ingest_worker_t *w)
     n = 0;
 
     for (i = 0; i < w->nqueues; i++) {
-        n += w->queues[i].table.memory + w->queues[i].backlog_bytes;
+        n += w->queues[i].table.memory + w->queues[i].backlog_bytes
+             + w->queues[i].keyed.cap;
     }
 
     return n;
@@ -104,7 +105,9 @@ void
 ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
-    if (q->table.nkeys >= w->imcf->flush_keys || w->draining) {
+    if (ngx_http_ingest_queue_pending(q) >= w->imcf->flush_keys
+        || w->draining)
+    {
         q->due = 1;
         ngx_http_ingest_flush_try(w, q);
         return;
@@ -132,10 +135,14 @@ ngx_http_ingest_flush_acked(ngx_http_ingest_worker_t *w,
         ngx_http_ingest_flush_free(w, q, b);
     }
 
-    if (q->due || q->table.nkeys >= w->imcf->flush_keys || w->draining) {
+    if (q->due || ngx_http_ingest_queue_pending(q) >= w->imcf->flush_keys
+        || w->draining)
+    {
         ngx_http_ingest_flush_try(w, q);
 
-    } else if (q->table.nkeys && !w->flush_timer.timer_set) {
+    } else if (ngx_http_ingest_queue_pending(q)
+               && !w->flush_timer.timer_set)
+    {
         ngx_add_timer(&w->flush_timer, w->imcf->flush_interval);
     }
 
@@ -157,7 +164,7 @@ ngx_http_ingest_flush_handler(ngx_event_t *ev)
     w = ngx_http_ingest_worker;
 
     for (i = 0; i < w->nqueues; i++) {
-        if (w->queues[i].table.nkeys) {
+        if (ngx_http_ingest_queue_pending(&w->queues[i])) {
             w->queues[i].due = 1;
             ngx_http_ingest_flush_try(w, &w->queues[i]);
         }
@@ -169,7 +176,7 @@ static void
 ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
-    if (q->table.nkeys == 0) {
+    if (ngx_http_ingest_queue_pending(q) == 0) {
         q->due = 0;
         return;
     }
@@ -180,7 +187,7 @@ ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
      */
 
     if (!ngx_queue_empty(&q->backlog)
-        && q->table.nkeys < w->imcf->flush_keys
+        && ngx_http_ingest_queue_pending(q) < w->imcf->flush_keys
         && !w->draining && !w->exiting)
     {
         return;
@@ -219,7 +226,12 @@ ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
 
     tp = ngx_timeofday();
 
-    if (ingest_wire_counters_begin(&b->buf, w->producer, q->seq + 1,
+    /* version 2 only when it carries requests with an Idempotency-Key */
+
+    if (ingest_wire_counters_begin(&b->buf,
+                                   q->nkeyed ? INGEST_WIRE_VERSION
+                                             : INGEST_WIRE_VERSION_PLAIN,
+                                   w->producer, q->seq + 1,
                                    (int64_t) tp->sec * 1000 + tp->msec)
         != INGEST_WIRE_OK)
     {
@@ -240,12 +252,18 @@ ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
         }
     }
 
-    if (ingest_wire_counters_end(&b->buf) != INGEST_WIRE_OK) {
+    if (ingest_wire_counters_end(&b->buf, q->nkeyed ? &q->keyed : NULL)
+        != INGEST_WIRE_OK)
+    {
         goto nomem;
     }
 
     b->seq = ++q->seq;
-    b->keys = q->table.nkeys;
+    b->keys = ngx_http_ingest_queue_pending(q);
+
+    q->keyed.len = 0;
+    q->keyed.count = 0;
+    q->nkeyed = 0;
 
     ngx_queue_insert_tail(&q->backlog, &b->link);
     q->nbatches++;
@@ -303,7 +321,9 @@ ngx_http_ingest_flush_idle(ngx_http_ingest_worker_t *w)
     ngx_uint_t  i;
 
     for (i = 0; i < w->nqueues; i++) {
-        if (w->queues[i].nbatches || w->queues[i].table.nkeys) {
+        if (w->queues[i].nbatches
+            || ngx_http_ingest_queue_pending(&w->queues[i]))
+        {
             return 0;
         }
     }
@@ -484,7 +504,7 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 
         /* the table last, under the next seq */
 
-        if (q->table.nkeys) {
+        if (ngx_http_ingest_queue_pending(q)) {
             (void) ngx_http_ingest_flush_cut(w, q);
         }
 

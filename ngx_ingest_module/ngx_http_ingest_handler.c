@@ -47,6 +47,10 @@ static int ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
 static ngx_uint_t ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx);
 static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q);
+static ngx_int_t ngx_http_ingest_idempotency_key(ngx_http_request_t *r,
+    ngx_str_t *id);
+static ngx_int_t ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q, ngx_str_t *id);
 static ngx_int_t ngx_http_ingest_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *error, off_t at);
 static ngx_int_t ngx_http_ingest_send_full(ngx_http_request_t *r);
@@ -201,6 +205,7 @@ static void
 ngx_http_ingest_body_handler(ngx_http_request_t *r)
 {
     ngx_int_t                    rc;
+    ngx_str_t                    id;
     ngx_http_ingest_ctx_t       *ctx;
     ngx_http_ingest_queue_t     *q;
     ngx_http_ingest_loc_conf_t  *ilcf;
@@ -223,13 +228,30 @@ ngx_http_ingest_body_handler(ngx_http_request_t *r)
     }
 
     if (rc == NGX_OK) {
-        rc = ngx_http_ingest_apply(r, ctx, q);
+        rc = ngx_http_ingest_idempotency_key(r, &id);
+
+        if (rc == NGX_HTTP_BAD_REQUEST) {
+            ctx->error = "invalid Idempotency-Key";
+            ctx->error_at = -1;
+
+        } else if (id.len) {
+            rc = ngx_http_ingest_apply_keyed(r, ctx, q, &id);
+
+        } else {
+            rc = ngx_http_ingest_apply(r, ctx, q);
+        }
     }
 
     if (rc == NGX_HTTP_BAD_REQUEST) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "client sent invalid ingest body: %s at byte %O",
-                      ctx->error, ctx->error_at);
+        if (ctx->error_at >= 0) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "client sent invalid ingest body: %s at byte %O",
+                          ctx->error, ctx->error_at);
+
+        } else {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "client sent %s", ctx->error);
+        }
 
         rc = ngx_http_ingest_send_error(r, NGX_HTTP_BAD_REQUEST, ctx->error,
                                         ctx->error_at);
@@ -573,6 +595,148 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The Idempotency-Key header: 1 to 255 visible ASCII characters.  id->len
+ * is 0 without one.
+ */
+
+static ngx_int_t
+ngx_http_ingest_idempotency_key(ngx_http_request_t *r, ngx_str_t *id)
+{
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    id->len = 0;
+    id->data = NULL;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Idempotency-Key") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
+                               sizeof("Idempotency-Key") - 1) != 0)
+        {
+            continue;
+        }
+
+        if (id->len || h[i].value.len == 0
+            || h[i].value.len > INGEST_WIRE_MAX_ID)
+        {
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        for (n = 0; n < h[i].value.len; n++) {
+            if (h[i].value.data[n] < 0x21 || h[i].value.data[n] > 0x7e) {
+                return NGX_HTTP_BAD_REQUEST;
+            }
+        }
+
+        *id = h[i].value;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A request with an Idempotency-Key is not summed into the table: it
+ * travels alone in the batch's "requests", so that the consumer applies
+ * it at most once, however often the client sends it.  Its own repeated
+ * keys are summed first, in a table of its own, to catch an overflow.
+ */
+
+static ngx_int_t
+ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q, ngx_str_t *id)
+{
+    int                       created;
+    size_t                    mark, i;
+    ngx_int_t                 rc;
+    ngx_uint_t                n;
+    ngx_http_ingest_pair_t   *pair;
+    ngx_http_ingest_entry_t  *e;
+    ngx_http_ingest_table_t   t;
+
+    if (ngx_http_ingest_table_init(&t) != NGX_HTTP_INGEST_TABLE_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    pair = ctx->pairs.elts;
+    rc = NGX_OK;
+
+    for (n = 0; n < ctx->pairs.nelts; n++) {
+        switch (ngx_http_ingest_table_add(&t, pair[n].key, pair[n].len,
+                                          pair[n].value, &created))
+        {
+        case NGX_HTTP_INGEST_TABLE_OK:
+            continue;
+
+        case NGX_HTTP_INGEST_TABLE_OVERFLOW:
+            ctx->error = "sum overflows";
+            ctx->error_at = pair[n].at;
+            rc = NGX_HTTP_BAD_REQUEST;
+            goto done;
+
+        default:
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto done;
+        }
+    }
+
+    mark = q->keyed.len;
+
+    if (ingest_wire_request_begin(&q->keyed, id->data, id->len)
+        != INGEST_WIRE_OK)
+    {
+        goto nomem;
+    }
+
+    for (i = 0; i <= t.mask; i++) {
+        e = &t.slots[i];
+
+        if (e->hash
+            && ingest_wire_counters_add(&q->keyed, e->key, e->len, e->value)
+               != INGEST_WIRE_OK)
+        {
+            goto nomem;
+        }
+    }
+
+    if (ingest_wire_request_end(&q->keyed) != INGEST_WIRE_OK) {
+        goto nomem;
+    }
+
+    q->nkeyed++;
+
+    goto done;
+
+nomem:
+
+    /* take back what was written of it: the request changes nothing */
+    q->keyed.len = mark;
+    rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+done:
+
+    ngx_http_ingest_table_free(&t);
+
+    return rc;
 }
 
 

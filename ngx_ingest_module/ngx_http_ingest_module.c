@@ -516,6 +516,7 @@ ngx_http_ingest_exit_process(ngx_cycle_t *cycle)
 
     for (i = 0; i < w->nqueues; i++) {
         ngx_http_ingest_table_free(&w->queues[i].table);
+        ingest_wire_buf_free(&w->queues[i].keyed);
     }
 
     ngx_http_ingest_worker = NULL;

@@ -72,10 +72,16 @@ typedef struct {
     size_t                    backlog_bytes;
     uint64_t                  seq;             /* of the last batch cut */
     ngx_queue_t               waiting;         /* requests awaiting acks */
+    ingest_wire_buf_t         keyed;           /* Idempotency-Key requests */
+    ngx_uint_t                nkeyed;
     ngx_msec_t                sent_at;
     unsigned                  sent:1;          /* the oldest is on its way */
     unsigned                  due:1;           /* cut as soon as allowed */
 } ngx_http_ingest_queue_t;
+
+
+/* what a list holds that is not cut yet */
+#define ngx_http_ingest_queue_pending(q)  ((q)->table.nkeys + (q)->nkeyed)
 
 
 /*

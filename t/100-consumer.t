@@ -117,12 +117,12 @@ for my $bin (@bins) {
     # a newer version, the same
 
     redis_cli('DEL', 'ingest:counters');
-    redis_cli('RPUSH', 'ingest:counters', fixture('bad-version-2.json'));
-    my $pid3 = consumer_spawn(db => $db, log => "$log.v2");
+    redis_cli('RPUSH', 'ingest:counters', fixture('bad-version-3.json'));
+    my $pid3 = consumer_spawn(db => $db, log => "$log.v3");
     $status = consumer_wait($pid3, 10);
     is(defined $status ? $status >> 8 : 'running', 2,
-       "$tag: a version-2 batch stops it");
-    like(consumer_log("$log.v2"), qr/unsupported batch version 2/,
+       "$tag: a version-3 batch stops it");
+    like(consumer_log("$log.v3"), qr/unsupported batch version 3/,
          "$tag: naming the version");
     is(redis_cli('LLEN', 'ingest:counters'), 1, "$tag: and it stays");
 

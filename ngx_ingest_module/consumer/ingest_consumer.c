@@ -9,7 +9,8 @@
  * SYNOPSIS
  *     ingest-consumer --db FILE [--redis ADDR] [--queue LIST]
  *                     [--window N] [--poll MS] [--lock-ttl MS]
- *                     [--prune-days N] [--verbose] [--help]
+ *                     [--prune-days N] [--idempotency-window S]
+ *                     [--verbose] [--help]
  *
  * DESCRIPTION
  *     Each round reads up to N batches from the head of LIST (LRANGE),
@@ -24,6 +25,11 @@
  *     while it still holds it.  A second consumer waits, saying who holds
  *     the list.
  *
+ *     Requests that came with an Idempotency-Key travel apart in a batch
+ *     (version 2); each is applied only if its key was not applied on
+ *     this list within the window, recorded in the table "idempotency"
+ *     in the same transaction.
+ *
  *     A batch it cannot read, of an unknown version or kind, or whose sum
  *     would overflow a total, stops it with an error; the batch is left in
  *     Redis, never dropped.  SIGTERM and SIGINT finish the round in
@@ -37,6 +43,8 @@
  *     --poll MS         wait when the list is empty (default 100)
  *     --lock-ttl MS     TTL of the consumer lock (default 10000)
  *     --prune-days N    forget producers idle for N days (default 30)
+ *     --idempotency-window S
+ *                       remember Idempotency-Keys S seconds (default 86400)
  *     --verbose         log every round
  *     --help            print this text
  *
@@ -65,7 +73,8 @@ volatile sig_atomic_t  ingest_quit;
 static const char  ingest_usage[] =
     "usage: ingest-consumer --db FILE [--redis ADDR] [--queue LIST]\n"
     "                       [--window N] [--poll MS] [--lock-ttl MS]\n"
-    "                       [--prune-days N] [--verbose] [--help]\n"
+    "                       [--prune-days N] [--idempotency-window S]\n"
+    "                       [--verbose] [--help]\n"
     "\n"
     "Drains one ngx_ingest Redis list into SQLite, exactly once.\n"
     "\n"
@@ -76,6 +85,8 @@ static const char  ingest_usage[] =
     "  --poll MS         wait when the list is empty (default 100)\n"
     "  --lock-ttl MS     TTL of the consumer lock (default 10000)\n"
     "  --prune-days N    forget producers idle for N days (default 30)\n"
+    "  --idempotency-window S\n"
+    "                    remember Idempotency-Keys S seconds (default 86400)\n"
     "  --verbose         log every round\n"
     "  --help            print this text\n"
     "\n"
@@ -144,10 +155,12 @@ main(int argc, char **argv)
     ingest_store_close(&ic);
 
     ingest_log(INGEST_LOG_NOTICE, "stopped: %llu batches applied, "
-               "%llu skipped as already applied, %llu keys",
+               "%llu skipped as already applied, %llu keys, "
+               "%llu repeated requests skipped",
                (unsigned long long) ic.batches,
                (unsigned long long) ic.skipped,
-               (unsigned long long) ic.keys);
+               (unsigned long long) ic.keys,
+               (unsigned long long) ic.repeats);
 
     return rc;
 }
@@ -171,6 +184,7 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         { "poll",       required_argument, NULL, 'p' },
         { "lock-ttl",   required_argument, NULL, 'l' },
         { "prune-days", required_argument, NULL, 'P' },
+        { "idempotency-window", required_argument, NULL, 'I' },
         { "verbose",    no_argument,       NULL, 'v' },
         { "help",       no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -182,6 +196,7 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
     ic->poll_ms = 100;
     ic->lock_ttl_ms = 10000;
     ic->prune_days = 30;
+    ic->idem_window = 86400;
 
     while ((ch = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (ch) {
@@ -214,6 +229,13 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         case 'P':
             if (ingest_number("--prune-days", optarg, 1, 36500,
                               &ic->prune_days))
+            {
+                return INGEST_EXIT_USAGE;
+            }
+            break;
+        case 'I':
+            if (ingest_number("--idempotency-window", optarg, 1,
+                              365L * 86400, &ic->idem_window))
             {
                 return INGEST_EXIT_USAGE;
             }

@@ -42,6 +42,7 @@ typedef struct {
     long                      poll_ms;     /* sleep when the list is empty */
     long                      lock_ttl_ms;
     long                      prune_days;  /* forget idle producers */
+    long                      idem_window; /* seconds keys are remembered */
     int                       verbose;
 
     /* Redis */
@@ -61,12 +62,15 @@ typedef struct {
     sqlite3_stmt             *stmt_applied;
     sqlite3_stmt             *stmt_total;
     sqlite3_stmt             *stmt_prune;
+    sqlite3_stmt             *stmt_idem;
+    sqlite3_stmt             *stmt_idem_prune;
     int64_t                   pruned_ms;   /* when applied was last pruned */
 
     /* what was done, for the log */
     uint64_t                  batches;
     uint64_t                  skipped;
     uint64_t                  keys;
+    uint64_t                  repeats;     /* idempotent requests skipped */
 } ingest_consumer_t;
 
 

@@ -35,13 +35,21 @@ static const char  ingest_schema[] =
     "  last_seq INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL,"
     "  PRIMARY KEY (producer, queue)"
-    ");";
+    ");"
+    "CREATE TABLE IF NOT EXISTS idempotency ("
+    "  id TEXT NOT NULL,"
+    "  queue TEXT NOT NULL,"
+    "  applied_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (id, queue)"
+    ") WITHOUT ROWID;";
 
 
 static int ingest_store_prepare(ingest_consumer_t *ic, sqlite3_stmt **stmt,
     const char *sql);
 static int ingest_store_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
     const char *what);
+static int ingest_store_counts(ingest_consumer_t *ic,
+    ingest_wire_batch_t *batch, size_t first, size_t n, int64_t now);
 static void ingest_store_checked_add(sqlite3_context *ctx, int argc,
     sqlite3_value **argv);
 
@@ -100,7 +108,12 @@ ingest_store_open(ingest_consumer_t *ic)
                " SET value = ingest_checked_add(value, excluded.value),"
                " updated_at = excluded.updated_at") != 0
         || ingest_store_prepare(ic, &ic->stmt_prune,
-               "DELETE FROM applied WHERE updated_at < ?1") != 0)
+               "DELETE FROM applied WHERE updated_at < ?1") != 0
+        || ingest_store_prepare(ic, &ic->stmt_idem,
+               "INSERT INTO idempotency (id, queue, applied_at)"
+               " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING") != 0
+        || ingest_store_prepare(ic, &ic->stmt_idem_prune,
+               "DELETE FROM idempotency WHERE applied_at < ?1") != 0)
     {
         return -1;
     }
@@ -119,6 +132,8 @@ ingest_store_close(ingest_consumer_t *ic)
     sqlite3_finalize(ic->stmt_applied);
     sqlite3_finalize(ic->stmt_total);
     sqlite3_finalize(ic->stmt_prune);
+    sqlite3_finalize(ic->stmt_idem);
+    sqlite3_finalize(ic->stmt_idem_prune);
 
     if (sqlite3_close(ic->db) != SQLITE_OK) {
         ingest_log(INGEST_LOG_WARN, "closing \"%s\": %s", ic->db_path,
@@ -163,11 +178,11 @@ int
 ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     int *skipped)
 {
-    int                   rc;
-    size_t                i;
-    int64_t               now, last;
-    sqlite3_stmt         *s;
-    ingest_wire_count_t  *c;
+    int                     rc;
+    size_t                  i;
+    int64_t                 now, last;
+    sqlite3_stmt           *s;
+    ingest_wire_request_t  *r;
 
     *skipped = 0;
     now = ingest_now_ms();
@@ -198,19 +213,33 @@ ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
                    (unsigned long long) batch->seq, ic->queue);
     }
 
-    s = ic->stmt_total;
+    if (ingest_store_counts(ic, batch, 0, batch->ncounts, now) != 0) {
+        return -1;
+    }
 
-    for (i = 0; i < batch->ncounts; i++) {
-        c = &batch->counts[i];
+    /*
+     * Requests with an Idempotency-Key: each is applied only if its key
+     * is new on this list (within the window), in this same transaction.
+     */
 
-        sqlite3_bind_text(s, 1, c->key, (int) c->len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, c->value);
+    for (i = 0; i < batch->nrequests; i++) {
+        r = &batch->requests[i];
+        s = ic->stmt_idem;
+
+        sqlite3_bind_text(s, 1, r->id, (int) r->id_len, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, ic->queue, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, now);
 
-        if (ingest_store_done(ic, s, "updating totals") != 0) {
-            ingest_log(INGEST_LOG_ERR, "key \"%.*s\" of batch %llu "
-                       "of \"%s\"", (int) c->len, c->key,
-                       (unsigned long long) batch->seq, batch->producer);
+        if (ingest_store_done(ic, s, "recording an Idempotency-Key") != 0) {
+            return -1;
+        }
+
+        if (sqlite3_changes(ic->db) == 0) {
+            ic->repeats++;
+            continue;
+        }
+
+        if (ingest_store_counts(ic, batch, r->first, r->n, now) != 0) {
             return -1;
         }
     }
@@ -225,7 +254,38 @@ ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
         return -1;
     }
 
-    ic->keys += batch->ncounts;
+    return 0;
+}
+
+
+/* upsert counts[first, first + n) into totals, with checked addition */
+
+static int
+ingest_store_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    size_t first, size_t n, int64_t now)
+{
+    size_t                i;
+    sqlite3_stmt         *s;
+    ingest_wire_count_t  *c;
+
+    s = ic->stmt_total;
+
+    for (i = first; i < first + n; i++) {
+        c = &batch->counts[i];
+
+        sqlite3_bind_text(s, 1, c->key, (int) c->len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, c->value);
+        sqlite3_bind_int64(s, 3, now);
+
+        if (ingest_store_done(ic, s, "updating totals") != 0) {
+            ingest_log(INGEST_LOG_ERR, "key \"%.*s\" of batch %llu "
+                       "of \"%s\"", (int) c->len, c->key,
+                       (unsigned long long) batch->seq, batch->producer);
+            return -1;
+        }
+    }
+
+    ic->keys += n;
 
     return 0;
 }
@@ -251,7 +311,10 @@ ingest_store_prune(ingest_consumer_t *ic)
                    sqlite3_changes(ic->db));
     }
 
-    return 0;
+    s = ic->stmt_idem_prune;
+    sqlite3_bind_int64(s, 1, ingest_now_ms() - ic->idem_window * 1000);
+
+    return ingest_store_done(ic, s, "pruning idempotency");
 }
 
 

@@ -72,7 +72,8 @@ roundtrip(void)
 
     memset(&b, 0, sizeof(b));
 
-    ok = ingest_wire_counters_begin(&b, "host/12/345", 42, 1763769600123LL)
+    ok = ingest_wire_counters_begin(&b, 1, "host/12/345", 42,
+                                    1763769600123LL)
          == INGEST_WIRE_OK;
 
     for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
@@ -82,7 +83,7 @@ roundtrip(void)
               == INGEST_WIRE_OK;
     }
 
-    ok &= ingest_wire_counters_end(&b) == INGEST_WIRE_OK;
+    ok &= ingest_wire_counters_end(&b, NULL) == INGEST_WIRE_OK;
 
     tap_ok(ok, "encode a batch of %zu counts", i);
     tap_diag("%.*s", (int) b.len, b.data);
@@ -120,8 +121,8 @@ roundtrip(void)
 
     /* an empty batch, and one reused buffer */
 
-    ok = ingest_wire_counters_begin(&b, "p", 1, 0) == INGEST_WIRE_OK
-         && ingest_wire_counters_end(&b) == INGEST_WIRE_OK
+    ok = ingest_wire_counters_begin(&b, 1, "p", 1, 0) == INGEST_WIRE_OK
+         && ingest_wire_counters_end(&b, NULL) == INGEST_WIRE_OK
          && ingest_wire_decode(b.data, b.len, &batch, err, sizeof(err))
             == INGEST_WIRE_OK
          && batch.ncounts == 0;
@@ -130,6 +131,78 @@ roundtrip(void)
 
     ingest_wire_batch_free(&batch);
     ingest_wire_buf_free(&b);
+}
+
+
+/* version 2: idempotent requests kept apart from the summed counts */
+
+static void
+requests(void)
+{
+    int                   ok;
+    char                  err[128];
+    ingest_wire_buf_t     b, reqs;
+    ingest_wire_batch_t   batch;
+
+    memset(&b, 0, sizeof(b));
+    memset(&reqs, 0, sizeof(reqs));
+
+    ok = ingest_wire_request_begin(&reqs, (const unsigned char *) "id-1", 4)
+         == INGEST_WIRE_OK
+         && ingest_wire_counters_add(&reqs, (const unsigned char *) "a", 1, 5)
+            == INGEST_WIRE_OK
+         && ingest_wire_counters_add(&reqs, (const unsigned char *) "b", 1,
+                                     -1) == INGEST_WIRE_OK
+         && ingest_wire_request_end(&reqs) == INGEST_WIRE_OK
+         && ingest_wire_request_begin(&reqs, (const unsigned char *) "id\"2",
+                                      4) == INGEST_WIRE_OK
+         && ingest_wire_counters_add(&reqs, (const unsigned char *) "a", 1, 7)
+            == INGEST_WIRE_OK
+         && ingest_wire_request_end(&reqs) == INGEST_WIRE_OK
+         && ingest_wire_counters_begin(&b, 2, "p/1/2", 3, 9) == INGEST_WIRE_OK
+         && ingest_wire_counters_add(&b, (const unsigned char *) "s", 1, 100)
+            == INGEST_WIRE_OK
+         && ingest_wire_counters_end(&b, &reqs) == INGEST_WIRE_OK;
+
+    tap_ok(ok, "encode a version 2 batch with two requests");
+    tap_diag("%.*s", (int) b.len, b.data);
+
+    tap_ok(b.len == sizeof("{\"v\":2,\"kind\":\"counters\",\"producer\":"
+                           "\"p/1/2\",\"seq\":3,\"ts\":9,\"counts\":"
+                           "{\"s\":100},\"requests\":[{\"id\":\"id-1\","
+                           "\"counts\":{\"a\":5,\"b\":-1}},{\"id\":"
+                           "\"id\\\"2\",\"counts\":{\"a\":7}}]}") - 1
+           && memcmp(b.data, "{\"v\":2,\"kind\":\"counters\",\"producer\":"
+                     "\"p/1/2\",\"seq\":3,\"ts\":9,\"counts\":"
+                     "{\"s\":100},\"requests\":[{\"id\":\"id-1\","
+                     "\"counts\":{\"a\":5,\"b\":-1}},{\"id\":"
+                     "\"id\\\"2\",\"counts\":{\"a\":7}}]}", b.len) == 0,
+           "its exact bytes");
+
+    ok = ingest_wire_decode(b.data, b.len, &batch, err, sizeof(err))
+         == INGEST_WIRE_OK;
+
+    if (!tap_ok(ok, "decode it")) {
+        tap_diag("%s", err);
+
+    } else {
+        tap_ok(batch.version == 2 && batch.ncounts == 1
+               && batch.counts[0].value == 100 && batch.nrequests == 2
+               && batch.requests[0].id_len == 4
+               && memcmp(batch.requests[0].id, "id-1", 4) == 0
+               && batch.requests[0].n == 2
+               && batch.counts[batch.requests[0].first + 1].value == -1
+               && batch.requests[1].id_len == 4
+               && memcmp(batch.requests[1].id, "id\"2", 4) == 0
+               && batch.requests[1].n == 1
+               && batch.counts[batch.requests[1].first].value == 7,
+               "the requests come back apart, exactly");
+
+        ingest_wire_batch_free(&batch);
+    }
+
+    ingest_wire_buf_free(&b);
+    ingest_wire_buf_free(&reqs);
 }
 
 
@@ -174,8 +247,8 @@ fixtures(const char *dir)
             ingest_wire_batch_free(&batch);
         }
 
-        if (strcmp(de->d_name, "bad-version-2.json") == 0) {
-            tap_ok(strcmp(err, "unsupported batch version 2") == 0,
+        if (strcmp(de->d_name, "bad-version-3.json") == 0) {
+            tap_ok(strcmp(err, "unsupported batch version 3") == 0,
                    "a newer version is named as such");
         }
 
@@ -207,6 +280,7 @@ int
 main(int argc, char **argv)
 {
     roundtrip();
+    requests();
     fixtures(argc > 1 ? argv[1] : "t/fixtures/wire");
 
     return tap_done();
