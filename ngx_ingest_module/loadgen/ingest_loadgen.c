@@ -11,14 +11,19 @@
  * Only the increments of requests answered 2xx are added to the expected
  * totals, which are written as "key<TAB>value" lines for a comparison
  * with what lands in SQLite.  A request whose connection closed before
- * any answer (nginx closes idle keep-alive connections when a worker
- * exits on reload) has an unknown outcome: its keys are listed in
- * FILE.unknown, so a checker can tell them apart.
+ * any answer (an exiting or killed worker) has an unknown outcome: its
+ * increments are listed in FILE.unknown, "key<TAB>value" each, so that a
+ * checker can tell a total they explain from a wrong one.
  *
  *   ingest-loadgen --port P [--host 127.0.0.1] [--connections 16]
  *                  [--requests 50000] [--keys 5000] [--prefix load]
  *                  [--counters /counters] [--increment /increment]
- *                  [--seed 1] [--expect FILE]
+ *                  [--seed 1] [--expect FILE] [--duration S]
+ *
+ * --duration runs for S seconds instead of a number of requests;
+ * --positive draws values from 1 to 10000 only, so that a lost increment
+ * can never pass for one counted twice.  A refused
+ * connection (nginx restarting) is tried again for up to 10 s.
  */
 
 
@@ -30,6 +35,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,10 +73,12 @@ static const char   *counters_path = "/counters";
 static const char   *increment_path = "/increment";
 static const char   *expect_path;
 static unsigned      seed = 1;
+static double        duration;         /* seconds; 0: --requests counts */
+static int           positive;         /* values 1..10000 only */
+static FILE         *unknown_out;      /* increments of unknown outcome */
 
 static int64_t      *expected;
 static char         *touched;
-static char         *unknown;          /* keys of unknown-outcome requests */
 static long          started, done, ok2xx, bad400, other, errors;
 static long          kind_count[3];
 
@@ -95,8 +103,11 @@ loadgen_rand(void)
 static int
 loadgen_connect(void)
 {
-    int                 fd, one;
+    int                 fd, one, tries;
     struct sockaddr_in  sin;
+    struct timespec     pause = { 0, 50 * 1000000 };
+
+    for (tries = 0; tries < 200; tries++) {
 
     fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd == -1) {
@@ -111,12 +122,18 @@ loadgen_connect(void)
     sin.sin_port = htons(port);
     inet_pton(AF_INET, host, &sin.sin_addr);
 
-    if (connect(fd, (struct sockaddr *) &sin, sizeof(sin)) == -1) {
-        close(fd);
-        return -1;
+    if (connect(fd, (struct sockaddr *) &sin, sizeof(sin)) == 0) {
+        return fd;
     }
 
-    return fd;
+    close(fd);
+
+    /* refused or reset: nginx is restarting, wait for it */
+    nanosleep(&pause, NULL);
+
+    }
+
+    return -1;
 }
 
 
@@ -140,7 +157,8 @@ loadgen_build(loadgen_conn_t *c)
 
     for (i = 0; i < n; i++) {
         c->keys[i] = (int) (loadgen_rand() % nkeys);
-        c->values[i] = (int64_t) (loadgen_rand() % 20001) - 10000;
+        c->values[i] = positive ? (int64_t) (loadgen_rand() % 10000) + 1
+                                : (int64_t) (loadgen_rand() % 20001) - 10000;
     }
 
     switch (kind) {
@@ -233,6 +251,25 @@ loadgen_response(loadgen_conn_t *c, int *close_after)
 }
 
 
+/* the request in flight on c will never be answered */
+
+static void
+loadgen_unknown(loadgen_conn_t *c)
+{
+    int  k;
+
+    errors++;
+    c->busy = 0;
+
+    for (k = 0; k < c->nkeys; k++) {
+        if (unknown_out != NULL) {
+            fprintf(unknown_out, "%s:%d\t%lld\n", prefix, c->keys[k],
+                    (long long) c->values[k]);
+        }
+    }
+}
+
+
 static void
 loadgen_account(loadgen_conn_t *c, int status)
 {
@@ -251,6 +288,11 @@ loadgen_account(loadgen_conn_t *c, int status)
 
     } else if (status == 400) {
         bad400++;
+
+    } else if (status == 504) {
+        /* ingest_ack redis: not acknowledged in time, may be counted */
+        done--;
+        loadgen_unknown(c);
 
     } else {
         other++;
@@ -274,6 +316,8 @@ loadgen_options(int argc, char **argv)
         { "increment", required_argument, NULL, 'I' },
         { "seed", required_argument, NULL, 's' },
         { "expect", required_argument, NULL, 'e' },
+        { "duration", required_argument, NULL, 'd' },
+        { "positive", no_argument, NULL, 'P' },
         { NULL, 0, NULL, 0 }
     };
 
@@ -289,6 +333,8 @@ loadgen_options(int argc, char **argv)
         case 'I': increment_path = optarg; break;
         case 's': seed = (unsigned) atol(optarg); break;
         case 'e': expect_path = optarg; break;
+        case 'd': duration = atof(optarg); break;
+        case 'P': positive = 1; break;
         default: return -1;
         }
     }
@@ -317,21 +363,34 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: ingest-loadgen --port P [--host ADDR] "
                 "[--connections N] [--requests N] [--keys N] "
                 "[--prefix P] [--counters PATH] [--increment PATH] "
-                "[--seed N] [--expect FILE]\n");
+                "[--seed N] [--expect FILE] [--duration S] "
+                "[--positive]\n");
         return 1;
     }
 
     expected = calloc(nkeys, sizeof(int64_t));
     touched = calloc(nkeys, 1);
-    unknown = calloc(nkeys, 1);
     conns = calloc(nconns, sizeof(loadgen_conn_t));
     ep = epoll_create1(0);
 
-    if (expected == NULL || touched == NULL || unknown == NULL
-        || conns == NULL || ep == -1)
+    if (expected == NULL || touched == NULL || conns == NULL || ep == -1)
     {
         perror("ingest-loadgen");
         return 1;
+    }
+
+    if (expect_path != NULL) {
+        snprintf(path, sizeof(path), "%s.unknown", expect_path);
+
+        unknown_out = fopen(path, "w");
+        if (unknown_out == NULL) {
+            perror(path);
+            return 1;
+        }
+    }
+
+    if (duration > 0) {
+        total = LONG_MAX;
     }
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -341,7 +400,17 @@ main(int argc, char **argv)
         c->fd = -1;
     }
 
-    while (done + errors < total) {
+    while (done + errors < started || started < total) {
+
+        if (duration > 0 && started < total) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+
+            if ((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9
+                >= duration)
+            {
+                total = started;       /* start nothing more */
+            }
+        }
 
         for (i = 0; i < nconns; i++) {
             c = &conns[i];
@@ -356,6 +425,7 @@ main(int argc, char **argv)
                     perror("ingest-loadgen: connect");
                     return 1;
                 }
+
 
                 ev.events = EPOLLIN;
                 ev.data.ptr = c;
@@ -381,6 +451,14 @@ main(int argc, char **argv)
 
         if (n == 0) {
             fprintf(stderr, "ingest-loadgen: no answer for 5 s\n");
+
+            /* what is still in flight has an unknown outcome */
+            for (i = 0; i < nconns; i++) {
+                if (conns[i].busy) {
+                    loadgen_unknown(&conns[i]);
+                }
+            }
+
             break;
         }
 
@@ -393,14 +471,7 @@ main(int argc, char **argv)
             if (r <= 0) {
                 /* the outcome of the request in flight is unknown */
                 if (c->busy) {
-                    int  k;
-
-                    errors++;
-                    c->busy = 0;
-
-                    for (k = 0; k < c->nkeys; k++) {
-                        unknown[c->keys[k]] = 1;
-                    }
+                    loadgen_unknown(c);
                 }
                 close(c->fd);
                 c->fd = -1;
@@ -427,7 +498,8 @@ main(int argc, char **argv)
     elapsed = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 
     printf("requests %ld (form %ld, json %ld, key_value %ld) in %.2f s, "
-           "%.0f/s: 2xx %ld, 400 %ld, other %ld, unknown outcome %ld\n",
+           "%.0f/s: 2xx %ld, 400 %ld, other %ld, unknown outcome "
+           "(504 or no answer) %ld\n",
            done + errors, kind_count[0], kind_count[1], kind_count[2],
            elapsed, (done + errors) / elapsed, ok2xx, bad400, other, errors);
 
@@ -447,21 +519,7 @@ main(int argc, char **argv)
 
         fclose(f);
 
-        snprintf(path, sizeof(path), "%s.unknown", expect_path);
-
-        f = fopen(path, "w");
-        if (f == NULL) {
-            perror(path);
-            return 1;
-        }
-
-        for (i = 0; i < nkeys; i++) {
-            if (unknown[i]) {
-                fprintf(f, "%s:%d\n", prefix, i);
-            }
-        }
-
-        fclose(f);
+        fclose(unknown_out);
     }
 
     return 0;
