@@ -35,6 +35,8 @@ static int ingest_wire_string(ingest_wire_reader_t *r, char *out,
     size_t cap, size_t *len);
 static int ingest_wire_int(ingest_wire_reader_t *r, int64_t *v);
 static int ingest_wire_skip(ingest_wire_reader_t *r, int depth);
+static int ingest_wire_member(ingest_wire_reader_t *r, char *name,
+    size_t size);
 static int ingest_wire_members(ingest_wire_reader_t *r,
     ingest_wire_batch_t *batch, int version_only);
 static int ingest_wire_counts(ingest_wire_reader_t *r,
@@ -380,25 +382,9 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
     }
 
     for ( ;; ) {
-        ingest_wire_space(r);
-
-        if (ingest_wire_string(r, name, sizeof(name) - 1, &len)
-            != INGEST_WIRE_OK)
-        {
+        if (ingest_wire_member(r, name, sizeof(name)) != INGEST_WIRE_OK) {
             return INGEST_WIRE_ERROR;
         }
-
-        /* a name longer than any we know is an unknown member */
-
-        name[len < sizeof(name) ? len : 0] = '\0';
-
-        ingest_wire_space(r);
-
-        if (ingest_wire_expect(r, ':') != INGEST_WIRE_OK) {
-            return INGEST_WIRE_ERROR;
-        }
-
-        ingest_wire_space(r);
 
         if (strcmp(name, "v") == 0) {
             if (ingest_wire_int(r, &v) != INGEST_WIRE_OK) {
@@ -611,13 +597,43 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 }
 
 
+/*
+ * A member's name and the colon after it, spaces around: name gets it
+ * NUL-terminated, or "" when it is longer than any name we know.
+ */
+
+static int
+ingest_wire_member(ingest_wire_reader_t *r, char *name, size_t size)
+{
+    size_t  len;
+
+    ingest_wire_space(r);
+
+    if (ingest_wire_string(r, name, size - 1, &len) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    name[len < size ? len : 0] = '\0';
+
+    ingest_wire_space(r);
+
+    if (ingest_wire_expect(r, ':') != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    ingest_wire_space(r);
+
+    return INGEST_WIRE_OK;
+}
+
+
 /* "requests":[{"id":"...","counts":{...}}, ...] */
 
 static int
 ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 {
     char                   name[16];
-    size_t                 len, cap;
+    size_t                 cap;
     unsigned               have;
     ingest_wire_request_t  *q;
 
@@ -656,23 +672,9 @@ ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
         }
 
         for ( ;; ) {
-            ingest_wire_space(r);
-
-            if (ingest_wire_string(r, name, sizeof(name) - 1, &len)
-                != INGEST_WIRE_OK)
-            {
+            if (ingest_wire_member(r, name, sizeof(name)) != INGEST_WIRE_OK) {
                 return INGEST_WIRE_ERROR;
             }
-
-            name[len < sizeof(name) ? len : 0] = '\0';
-
-            ingest_wire_space(r);
-
-            if (ingest_wire_expect(r, ':') != INGEST_WIRE_OK) {
-                return INGEST_WIRE_ERROR;
-            }
-
-            ingest_wire_space(r);
 
             if (strcmp(name, "id") == 0 && !(have & 1)) {
                 q->id = batch->strings + batch->strings_used;
