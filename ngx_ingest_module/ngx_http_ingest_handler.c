@@ -51,8 +51,6 @@ static ngx_int_t ngx_http_ingest_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q, ngx_str_t *id);
-static ngx_int_t ngx_http_ingest_send_error(ngx_http_request_t *r,
-    ngx_uint_t status, const char *error, off_t at);
 static ngx_int_t ngx_http_ingest_send_full(ngx_http_request_t *r);
 static void ngx_http_ingest_wait(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q,
@@ -89,7 +87,7 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
         ngx_str_set(&allow->key, "Allow");
         ngx_str_set(&allow->value, "POST");
 
-        return ngx_http_ingest_send_error(r, NGX_HTTP_NOT_ALLOWED,
+        return ngx_http_ingest_send_json(r, NGX_HTTP_NOT_ALLOWED,
                                           "method not allowed", -1);
     }
 
@@ -102,7 +100,7 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        return ngx_http_ingest_send_error(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+        return ngx_http_ingest_send_json(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                           "unsupported content type", -1);
     }
 
@@ -253,7 +251,7 @@ ngx_http_ingest_body_handler(ngx_http_request_t *r)
                           "client sent %s", ctx->error);
         }
 
-        rc = ngx_http_ingest_send_error(r, NGX_HTTP_BAD_REQUEST, ctx->error,
+        rc = ngx_http_ingest_send_json(r, NGX_HTTP_BAD_REQUEST, ctx->error,
                                         ctx->error_at);
         ngx_http_finalize_request(r, rc);
         return;
@@ -396,7 +394,7 @@ ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx, ngx_uint_t status)
         rc = ngx_http_send_header(r);
 
     } else {
-        rc = ngx_http_ingest_send_error(r, status,
+        rc = ngx_http_ingest_send_json(r, status,
                                         "not acknowledged by Redis in time; "
                                         "the increments may or may not be "
                                         "counted", -1);
@@ -756,7 +754,7 @@ ngx_http_ingest_send_full(ngx_http_request_t *r)
     ngx_str_set(&h->key, "Retry-After");
     ngx_str_set(&h->value, "1");
 
-    return ngx_http_ingest_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+    return ngx_http_ingest_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       "pending limit reached, Redis is not "
                                       "taking batches; retry later", -1);
 }
@@ -764,8 +762,8 @@ ngx_http_ingest_send_full(ngx_http_request_t *r)
 
 /* {"error":"<what>","at":<offset>}, "at" left out when at < 0 */
 
-static ngx_int_t
-ngx_http_ingest_send_error(ngx_http_request_t *r, ngx_uint_t status,
+ngx_int_t
+ngx_http_ingest_send_json(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, off_t at)
 {
     size_t        len;

@@ -21,6 +21,10 @@ static char *ngx_http_ingest_redis(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_ingest_init_process(ngx_cycle_t *cycle);
+#if !(NGX_THREADS)
+static char *ngx_http_ingest_no_threads(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+#endif
 static void ngx_http_ingest_exit_process(ngx_cycle_t *cycle);
 
 
@@ -110,6 +114,17 @@ static ngx_command_t  ngx_http_ingest_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ingest_loc_conf_t, max_key_length),
       &ngx_http_ingest_key_length_bounds },
+
+    { ngx_string("ingest_totals"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+#if (NGX_THREADS)
+      ngx_http_ingest_totals,
+#else
+      ngx_http_ingest_no_threads,
+#endif
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("ingest_ack"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -429,6 +444,17 @@ ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return NGX_CONF_OK;
 }
+
+
+#if !(NGX_THREADS)
+
+static char *
+ngx_http_ingest_no_threads(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return "requires nginx built --with-threads";
+}
+
+#endif
 
 
 static ngx_int_t

@@ -45,6 +45,10 @@ typedef struct {
     size_t                    max_key_length;
     ngx_uint_t                ack;
     ngx_msec_t                ack_timeout;
+    ngx_str_t                 totals_db;       /* ingest_totals, C string */
+#if (NGX_THREADS)
+    ngx_thread_pool_t        *thread_pool;
+#endif
 } ngx_http_ingest_loc_conf_t;
 
 
@@ -127,6 +131,9 @@ extern ngx_module_t  ngx_http_ingest_module;
 
 
 ngx_int_t ngx_http_ingest_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_ingest_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error, off_t at);
+char *ngx_http_ingest_totals(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 void ngx_http_ingest_wake(ngx_http_ingest_queue_t *q, uint64_t seq);
 
 ngx_int_t ngx_http_ingest_flush_init(ngx_http_ingest_worker_t *w);

@@ -1,0 +1,700 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * Reading totals back: GET /totals/<key> and GET /totals/?prefix=&after=
+ * &limit=, answered from the consumer's SQLite file through nginx's
+ * thread pool, so the event loop never waits on disk.  Each pool thread
+ * keeps its own read-only connection; the file is in WAL mode, so readers
+ * and the consumer's writes never block each other.  A missing or busy
+ * database is a 503, never a crash; a missing file at startup is fine (the
+ * consumer creates it).
+ */
+
+
+#include "ngx_http_ingest_module.h"
+
+#if (NGX_THREADS)
+
+#include <sqlite3.h>
+
+
+#define NGX_HTTP_INGEST_TOTALS_LIMIT     100     /* keys per page */
+#define NGX_HTTP_INGEST_TOTALS_MAX       1000
+#define NGX_HTTP_INGEST_TOTALS_DBS       8       /* per thread */
+
+
+typedef struct {
+    /* in: set in the event loop before the task is posted */
+    const char                 *db;          /* NUL-terminated path */
+    u_char                     *key;         /* single key, or NULL */
+    size_t                      key_len;
+    u_char                     *prefix;
+    size_t                      prefix_len;
+    u_char                     *after;
+    size_t                      after_len;
+    ngx_uint_t                  limit;
+    ngx_http_request_t         *request;
+
+    /* out: set by the thread */
+    ngx_uint_t                  status;
+    u_char                     *body;        /* malloc()ed by the thread */
+    size_t                      body_len;
+    const char                 *error;
+} ngx_http_ingest_totals_ctx_t;
+
+
+/* a pool thread's connections, one per database path */
+
+typedef struct {
+    char                       *path;
+    sqlite3                    *db;
+    sqlite3_stmt               *one;
+    sqlite3_stmt               *page;
+} ngx_http_ingest_totals_conn_t;
+
+
+static __thread ngx_http_ingest_totals_conn_t
+    ngx_http_ingest_totals_conns[NGX_HTTP_INGEST_TOTALS_DBS];
+
+
+static ngx_int_t ngx_http_ingest_totals_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ingest_totals_parse(ngx_http_request_t *r,
+    ngx_http_ingest_totals_ctx_t *tc);
+static void ngx_http_ingest_totals_thread(void *data, ngx_log_t *log);
+static void ngx_http_ingest_totals_done(ngx_event_t *ev);
+static ngx_http_ingest_totals_conn_t *ngx_http_ingest_totals_open(
+    const char *path, const char **error);
+static void ngx_http_ingest_totals_query(ngx_http_ingest_totals_ctx_t *tc,
+    ngx_http_ingest_totals_conn_t *tconn);
+static size_t ngx_http_ingest_json_escaped(const u_char *s, size_t len);
+static u_char *ngx_http_ingest_json_escape(u_char *p, const u_char *s,
+    size_t len);
+
+
+/* ingest_totals <file> */
+
+char *
+ngx_http_ingest_totals(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ingest_loc_conf_t  *ilcf = conf;
+
+    ngx_str_t                 *value, path;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (ilcf->totals_db.data != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* sqlite3_open_v2() wants a C string */
+
+    ilcf->totals_db.data = ngx_pnalloc(cf->pool, path.len + 1);
+    if (ilcf->totals_db.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(ilcf->totals_db.data, path.data, path.len);
+    ilcf->totals_db.data[path.len] = '\0';
+    ilcf->totals_db.len = path.len;
+
+    /* the "default" pool: created by nginx when no thread_pool names it */
+
+    ilcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (ilcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_ingest_totals_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ingest_totals_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_table_elt_t               *allow;
+    ngx_thread_task_t             *task;
+    ngx_http_ingest_loc_conf_t    *ilcf;
+    ngx_http_ingest_totals_ctx_t  *tc;
+
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        allow = ngx_list_push(&r->headers_out.headers);
+        if (allow == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        allow->hash = 1;
+        ngx_str_set(&allow->key, "Allow");
+        ngx_str_set(&allow->value, "GET, HEAD");
+
+        return ngx_http_ingest_send_json(r, NGX_HTTP_NOT_ALLOWED,
+                                         "method not allowed", -1);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
+
+    task = ngx_thread_task_alloc(r->pool,
+                                 sizeof(ngx_http_ingest_totals_ctx_t));
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    tc = task->ctx;
+    tc->db = (const char *) ilcf->totals_db.data;
+    tc->request = r;
+
+    rc = ngx_http_ingest_totals_parse(r, tc);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    task->handler = ngx_http_ingest_totals_thread;
+    task->event.handler = ngx_http_ingest_totals_done;
+    task->event.data = task;
+    task->event.log = r->connection->log;
+
+    if (ngx_thread_task_post(ilcf->thread_pool, task) != NGX_OK) {
+        /* the queue is full: say so rather than wait */
+        return ngx_http_ingest_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "too many reads queued", -1);
+    }
+
+    /* the request's pool must outlive the thread's use of tc */
+    r->main->blocked++;
+    r->aio = 1;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The key comes from the raw URI, percent-decoded here: nginx's decoded
+ * r->uri merges slashes and resolves dot segments, which are legitimate
+ * in a key.  The list mode reads prefix, after and limit from the args.
+ */
+
+static ngx_int_t
+ngx_http_ingest_totals_parse(ngx_http_request_t *r,
+    ngx_http_ingest_totals_ctx_t *tc)
+{
+    u_char                    *p, *last, *dst, *src;
+    size_t                     skip;
+    ngx_str_t                  arg;
+    ngx_int_t                  n;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    p = r->unparsed_uri.data;
+    last = p + r->unparsed_uri.len;
+
+    for (src = p; src < last && *src != '?'; src++) { /* void */ }
+    last = src;
+
+    skip = (clcf->name.len && !clcf->regex
+            && (size_t) (last - p) >= clcf->name.len
+            && ngx_strncmp(p, clcf->name.data, clcf->name.len) == 0)
+           ? clcf->name.len : 0;
+
+    if (skip == 0) {
+        /* no prefix to strip: the last path segment is the key */
+        for (src = last; src > p && src[-1] != '/'; src--) { /* void */ }
+        skip = src - p;
+    }
+
+    p += skip;
+
+    if (p < last) {
+        tc->key = ngx_pnalloc(r->pool, last - p);
+        if (tc->key == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        dst = tc->key;
+        src = p;
+        ngx_unescape_uri(&dst, &src, last - p, 0);
+        tc->key_len = dst - tc->key;
+
+        if (src != last) {
+            return ngx_http_ingest_send_json(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid key", -1);
+        }
+
+        return NGX_OK;
+    }
+
+    tc->limit = NGX_HTTP_INGEST_TOTALS_LIMIT;
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &arg) == NGX_OK) {
+        n = ngx_atoi(arg.data, arg.len);
+
+        if (n <= 0 || n > NGX_HTTP_INGEST_TOTALS_MAX) {
+            return ngx_http_ingest_send_json(r, NGX_HTTP_BAD_REQUEST,
+                                             "limit must be 1 to 1000", -1);
+        }
+
+        tc->limit = n;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "prefix", 6, &arg) == NGX_OK) {
+        tc->prefix = ngx_pnalloc(r->pool, arg.len + 1);
+        if (tc->prefix == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        dst = tc->prefix;
+        src = arg.data;
+        ngx_unescape_uri(&dst, &src, arg.len, NGX_UNESCAPE_URI);
+        tc->prefix_len = dst - tc->prefix;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "after", 5, &arg) == NGX_OK) {
+        tc->after = ngx_pnalloc(r->pool, arg.len + 1);
+        if (tc->after == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        dst = tc->after;
+        src = arg.data;
+        ngx_unescape_uri(&dst, &src, arg.len, NGX_UNESCAPE_URI);
+        tc->after_len = dst - tc->after;
+    }
+
+    return NGX_OK;
+}
+
+
+/* in a pool thread: no nginx pools, events or timers here */
+
+static void
+ngx_http_ingest_totals_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_ingest_totals_ctx_t  *tc = data;
+
+    ngx_http_ingest_totals_conn_t  *tconn;
+
+    tconn = ngx_http_ingest_totals_open(tc->db, &tc->error);
+
+    if (tconn == NULL) {
+        tc->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        return;
+    }
+
+    ngx_http_ingest_totals_query(tc, tconn);
+}
+
+
+static ngx_http_ingest_totals_conn_t *
+ngx_http_ingest_totals_open(const char *path, const char **error)
+{
+    ngx_uint_t                      i;
+    ngx_http_ingest_totals_conn_t  *tconn;
+
+    for (i = 0; i < NGX_HTTP_INGEST_TOTALS_DBS; i++) {
+        tconn = &ngx_http_ingest_totals_conns[i];
+
+        if (tconn->path != NULL && strcmp(tconn->path, path) == 0) {
+            return tconn;
+        }
+
+        if (tconn->path == NULL) {
+            break;
+        }
+    }
+
+    if (i == NGX_HTTP_INGEST_TOTALS_DBS) {
+        *error = "too many databases";
+        return NULL;
+    }
+
+    /* read-only, this thread only; no file yet is a 503, not a crash */
+
+    if (sqlite3_open_v2(path, &tconn->db,
+                        SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL)
+        != SQLITE_OK)
+    {
+        sqlite3_close(tconn->db);
+        tconn->db = NULL;
+        *error = "database not available";
+        return NULL;
+    }
+
+    sqlite3_busy_timeout(tconn->db, 1000);
+
+    if (sqlite3_prepare_v2(tconn->db,
+                           "SELECT value, updated_at FROM totals"
+                           " WHERE key = ?1", -1, &tconn->one, NULL)
+        != SQLITE_OK
+        || sqlite3_prepare_v2(tconn->db,
+                           "SELECT key, value, updated_at FROM totals"
+                           " WHERE key > ?1 AND key >= ?2"
+                           " AND (?3 IS NULL OR key < ?3)"
+                           " ORDER BY key LIMIT ?4", -1, &tconn->page, NULL)
+           != SQLITE_OK)
+    {
+        /* no table yet: the consumer has not run */
+        sqlite3_finalize(tconn->one);
+        sqlite3_finalize(tconn->page);
+        sqlite3_close(tconn->db);
+        tconn->db = NULL;
+        tconn->one = NULL;
+        tconn->page = NULL;
+        *error = "database not available";
+        return NULL;
+    }
+
+    tconn->path = strdup(path);
+    if (tconn->path == NULL) {
+        sqlite3_finalize(tconn->one);
+        sqlite3_finalize(tconn->page);
+        sqlite3_close(tconn->db);
+        tconn->db = NULL;
+        *error = "out of memory";
+        return NULL;
+    }
+
+    return tconn;
+}
+
+
+static void
+ngx_http_ingest_totals_query(ngx_http_ingest_totals_ctx_t *tc,
+    ngx_http_ingest_totals_conn_t *tconn)
+{
+    int              rc;
+    u_char          *p, *upper, *last;
+    size_t           size, len, need, upper_len, last_len, last_size, key_len;
+    ngx_uint_t       rows, more;
+    sqlite3_stmt    *s;
+    const u_char    *key;
+
+    if (tc->key != NULL) {
+        s = tconn->one;
+        sqlite3_bind_text(s, 1, (char *) tc->key, (int) tc->key_len,
+                          SQLITE_STATIC);
+
+        rc = sqlite3_step(s);
+
+        if (rc == SQLITE_DONE) {
+            sqlite3_reset(s);
+            tc->status = NGX_HTTP_NOT_FOUND;
+            tc->error = "no such key";
+            return;
+        }
+
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(s);
+            tc->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+            tc->error = (rc == SQLITE_BUSY) ? "database busy"
+                                            : "database error";
+            return;
+        }
+
+        size = sizeof("{\"key\":\"\",\"value\":,\"updated_at\":}\n")
+               + ngx_http_ingest_json_escaped(tc->key, tc->key_len)
+               + 2 * NGX_INT64_LEN;
+
+        tc->body = malloc(size);
+        if (tc->body == NULL) {
+            sqlite3_reset(s);
+            tc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return;
+        }
+
+        p = ngx_cpymem(tc->body, "{\"key\":\"", 8);
+        p = ngx_http_ingest_json_escape(p, tc->key, tc->key_len);
+        p = ngx_sprintf(p, "\",\"value\":%L,\"updated_at\":%L}\n",
+                        (int64_t) sqlite3_column_int64(s, 0),
+                        (int64_t) sqlite3_column_int64(s, 1));
+
+        tc->body_len = p - tc->body;
+        tc->status = NGX_HTTP_OK;
+        sqlite3_reset(s);
+        return;
+    }
+
+    /* a page: keys above "after" that start with "prefix" */
+
+    tc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    upper = NULL;
+    upper_len = tc->prefix_len;
+
+    if (tc->prefix_len) {
+        /* the first string above every key that has the prefix */
+        upper = malloc(tc->prefix_len);
+        if (upper == NULL) {
+            return;
+        }
+
+        ngx_memcpy(upper, tc->prefix, tc->prefix_len);
+
+        while (upper_len && upper[upper_len - 1] == 0xff) {
+            upper_len--;
+        }
+
+        if (upper_len) {
+            upper[upper_len - 1]++;
+        }
+    }
+
+    s = tconn->page;
+    sqlite3_bind_text(s, 1, tc->after ? (char *) tc->after : "",
+                      (int) tc->after_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, tc->prefix ? (char *) tc->prefix : "",
+                      (int) tc->prefix_len, SQLITE_STATIC);
+
+    if (upper_len) {
+        sqlite3_bind_text(s, 3, (char *) upper, (int) upper_len,
+                          SQLITE_STATIC);
+
+    } else {
+        sqlite3_bind_null(s, 3);
+    }
+
+    /* one row more than asked tells whether there is a next page */
+    sqlite3_bind_int64(s, 4, (sqlite3_int64) tc->limit + 1);
+
+    size = 256;
+    len = 0;
+    rows = 0;
+    more = 0;
+    last = NULL;
+    last_len = 0;
+    last_size = 0;
+
+    tc->body = malloc(size);
+    if (tc->body == NULL) {
+        goto failed;
+    }
+
+    len = ngx_cpymem(tc->body, "{\"totals\":[", 11) - tc->body;
+
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+
+        if (rows == tc->limit) {
+            more = 1;
+            break;
+        }
+
+        key = sqlite3_column_text(s, 0);
+        key_len = sqlite3_column_bytes(s, 0);
+        need = ngx_http_ingest_json_escaped(key, key_len)
+               + 2 * NGX_INT64_LEN + 64;
+
+        if (len + need > size) {
+            size = 2 * size + need;
+
+            p = realloc(tc->body, size);
+            if (p == NULL) {
+                goto failed;
+            }
+
+            tc->body = p;
+        }
+
+        p = ngx_cpymem(tc->body + len, rows ? ",{\"key\":\"" : "{\"key\":\"",
+                       rows ? 9 : 8);
+        p = ngx_http_ingest_json_escape(p, key, key_len);
+        p = ngx_sprintf(p, "\",\"value\":%L,\"updated_at\":%L}",
+                        (int64_t) sqlite3_column_int64(s, 1),
+                        (int64_t) sqlite3_column_int64(s, 2));
+
+        len = p - tc->body;
+        rows++;
+
+        /* the cursor of the next page is the last key of this one */
+
+        if (key_len > last_size) {
+            last_size = key_len * 2;
+
+            p = realloc(last, last_size);
+            if (p == NULL) {
+                goto failed;
+            }
+
+            last = p;
+        }
+
+        ngx_memcpy(last, key, key_len);
+        last_len = key_len;
+    }
+
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        tc->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        tc->error = (rc == SQLITE_BUSY) ? "database busy" : "database error";
+        goto failed;
+    }
+
+    need = (more ? ngx_http_ingest_json_escaped(last, last_len) : 0) + 32;
+
+    if (len + need > size) {
+        p = realloc(tc->body, len + need);
+        if (p == NULL) {
+            goto failed;
+        }
+
+        tc->body = p;
+    }
+
+    p = tc->body + len;
+
+    if (more) {
+        p = ngx_cpymem(p, "],\"next\":\"", 10);
+        p = ngx_http_ingest_json_escape(p, last, last_len);
+        p = ngx_cpymem(p, "\"}\n", 3);
+
+    } else {
+        p = ngx_cpymem(p, "],\"next\":null}\n", 15);
+    }
+
+    tc->body_len = p - tc->body;
+    tc->status = NGX_HTTP_OK;
+
+    sqlite3_reset(s);
+    free(upper);
+    free(last);
+    return;
+
+failed:
+
+    sqlite3_reset(s);
+    free(upper);
+    free(last);
+    free(tc->body);
+    tc->body = NULL;
+}
+
+
+/* back in the event loop: answer with what the thread found */
+
+static void
+ngx_http_ingest_totals_done(ngx_event_t *ev)
+{
+    ngx_int_t                      rc;
+    ngx_buf_t                     *b;
+    ngx_chain_t                    out;
+    ngx_connection_t              *c;
+    ngx_thread_task_t             *task;
+    ngx_http_request_t            *r;
+    ngx_http_ingest_totals_ctx_t  *tc;
+
+    task = ev->data;
+    tc = task->ctx;
+    r = tc->request;
+    c = r->connection;
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    if (tc->status != NGX_HTTP_OK) {
+        if (tc->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+            ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                          "ingest totals \"%s\": %s", tc->db, tc->error);
+        }
+
+        rc = ngx_http_ingest_send_json(r, tc->status,
+                                       tc->error ? tc->error
+                                                 : "internal error", -1);
+        goto done;
+    }
+
+    b = ngx_create_temp_buf(r->pool, tc->body_len);
+    if (b == NULL) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto done;
+    }
+
+    b->last = ngx_cpymem(b->last, tc->body, tc->body_len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = tc->body_len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc != NGX_ERROR && rc <= NGX_OK && !r->header_only) {
+        out.buf = b;
+        out.next = NULL;
+        rc = ngx_http_output_filter(r, &out);
+    }
+
+done:
+
+    free(tc->body);
+    tc->body = NULL;
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* JSON string escaping of raw UTF-8 bytes: quotes, backslashes, controls */
+
+static size_t
+ngx_http_ingest_json_escaped(const u_char *s, size_t len)
+{
+    size_t  i, n;
+
+    for (i = 0, n = len; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            n++;
+
+        } else if (s[i] < 0x20) {
+            n += 5;
+        }
+    }
+
+    return n;
+}
+
+
+static u_char *
+ngx_http_ingest_json_escape(u_char *p, const u_char *s, size_t len)
+{
+    size_t              i;
+    static const char   hex[] = "0123456789abcdef";
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            *p++ = '\\';
+            *p++ = s[i];
+
+        } else if (s[i] < 0x20) {
+            p = ngx_cpymem(p, "\\u00", 4);
+            *p++ = hex[s[i] >> 4];
+            *p++ = hex[s[i] & 0xf];
+
+        } else {
+            *p++ = s[i];
+        }
+    }
+
+    return p;
+}
+
+#endif
