@@ -105,6 +105,8 @@ void
 ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
+    ngx_http_ingest_status_pending(w);
+
     if (ngx_http_ingest_queue_pending(q) >= w->imcf->flush_keys
         || w->draining)
     {
@@ -147,6 +149,7 @@ ngx_http_ingest_flush_acked(ngx_http_ingest_worker_t *w,
     }
 
     ngx_http_ingest_redis_send(w, q);
+    ngx_http_ingest_status_pending(w);
 
     if (w->draining && ngx_http_ingest_flush_idle(w)) {
         /* all acknowledged: close cleanly, outside hiredis's callback */
@@ -204,6 +207,7 @@ ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
 
     q->due = 0;
 
+    ngx_http_ingest_status_pending(w);
     ngx_http_ingest_redis_send(w, q);
 }
 

@@ -265,6 +265,8 @@ ngx_http_ingest_body_handler(ngx_http_request_t *r)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "ingest form: %ui keys", ctx->pairs.nelts);
 
+    ngx_http_ingest_stat_add(increments, ctx->pairs.nelts);
+
     if (ilcf->ack == NGX_HTTP_INGEST_ACK_REDIS) {
         /* the table becomes the next batch, whenever it is cut */
         ctx->seq = q->seq + 1;

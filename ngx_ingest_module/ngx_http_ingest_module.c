@@ -126,6 +126,13 @@ static ngx_command_t  ngx_http_ingest_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ingest_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_ingest_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("ingest_ack"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -146,7 +153,7 @@ static ngx_command_t  ngx_http_ingest_commands[] = {
 
 static ngx_http_module_t  ngx_http_ingest_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_ingest_status_postconf,       /* postconfiguration */
 
     ngx_http_ingest_create_main_conf,      /* create main configuration */
     ngx_http_ingest_init_main_conf,        /* init main configuration */
@@ -203,7 +210,10 @@ ngx_http_ingest_create_main_conf(ngx_conf_t *cf)
     imcf->max_pending = NGX_CONF_UNSET_SIZE;
 
     if (ngx_array_init(&imcf->queues, cf->pool, 2, sizeof(ngx_str_t))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&imcf->endpoint_names, cf->pool, 4,
+                          sizeof(ngx_str_t))
+           != NGX_OK)
     {
         return NULL;
     }
@@ -233,6 +243,12 @@ ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
     if (imcf->flush_keys == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ingest_flush_keys\" must be more than 0");
+        return NGX_CONF_ERROR;
+    }
+
+    if (imcf->endpoint_names.nelts
+        && ngx_http_ingest_status_conf(cf, imcf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -439,6 +455,10 @@ ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ilcf->queue = i;
     imcf->endpoints++;
 
+    if (ngx_http_ingest_status_endpoint(cf, ilcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_ingest_handler;
 
@@ -519,8 +539,10 @@ ngx_http_ingest_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    ngx_http_ingest_status_claim(w);
     ngx_http_ingest_redis_connect(w);
     ngx_http_ingest_spool_init(w);
+    ngx_http_ingest_status_poll_init(w);
 
     return NGX_OK;
 }
@@ -538,7 +560,12 @@ ngx_http_ingest_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    if (w->poll_timer.timer_set) {
+        ngx_del_timer(&w->poll_timer);
+    }
+
     ngx_http_ingest_flush_exit(w);
+    ngx_http_ingest_status_release(w);
 
     for (i = 0; i < w->nqueues; i++) {
         ngx_http_ingest_table_free(&w->queues[i].table);

@@ -17,6 +17,7 @@
 #include "ngx_http_ingest_parse.h"
 #include "ngx_http_ingest_table.h"
 #include "ingest_wire.h"
+#include "ngx_http_ingest_status.h"
 
 
 typedef struct {
@@ -32,6 +33,8 @@ typedef struct {
     ngx_path_t               *spool;           /* NULL: no spool */
     ngx_array_t               queues;          /* ngx_str_t, list names */
     ngx_uint_t                endpoints;       /* ingest_counters seen */
+    ngx_array_t               endpoint_names;  /* counted locations */
+    ngx_uint_t                status_used;     /* ingest_status seen */
 } ngx_http_ingest_main_conf_t;
 
 
@@ -46,6 +49,8 @@ typedef struct {
     ngx_uint_t                ack;
     ngx_msec_t                ack_timeout;
     ngx_str_t                 totals_db;       /* ingest_totals, C string */
+    ngx_uint_t                endpoint;        /* 1-based; 0: not counted */
+    ngx_uint_t                status;          /* ingest_status here */
 #if (NGX_THREADS)
     ngx_thread_pool_t        *thread_pool;
 #endif
@@ -59,6 +64,7 @@ typedef struct {
     ingest_wire_buf_t         buf;
     uint64_t                  seq;
     ngx_uint_t                keys;
+    ngx_uint_t                attempts;        /* RPUSHes sent */
 } ngx_http_ingest_batch_t;
 
 
@@ -107,6 +113,7 @@ typedef struct {
     unsigned                      exiting:1;   /* exit_process runs */
     unsigned                      full:1;      /* max_pending was hit */
     unsigned                      spool_busy:1;    /* a replay in flight */
+    unsigned                      polling:1;       /* LLENs on their way */
 
     ngx_msec_t                    backoff;     /* next reconnect delay */
 
@@ -117,6 +124,10 @@ typedef struct {
     ngx_event_t                   drain_timer;     /* non-cancelable */
     ngx_event_t                   disconnect_event;
     ngx_event_t                   spool_timer;     /* replay, worker 0 */
+    ngx_event_t                   poll_timer;      /* LLEN, heartbeat */
+    ngx_event_t                   status_event;    /* the poll came back */
+    ngx_queue_t                   status_waiting;  /* requests for it */
+    ngx_http_ingest_worker_slot_t  *slot;      /* its numbers in the zone */
     u_char                        spool_name[NGX_MAX_PATH]; /* replayed */
     ngx_connection_t              timer_conn;  /* data of the timers */
 
@@ -134,6 +145,18 @@ ngx_int_t ngx_http_ingest_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ingest_send_json(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, off_t at);
 char *ngx_http_ingest_totals(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_ingest_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+ngx_int_t ngx_http_ingest_status_conf(ngx_conf_t *cf,
+    ngx_http_ingest_main_conf_t *imcf);
+ngx_int_t ngx_http_ingest_status_endpoint(ngx_conf_t *cf,
+    ngx_http_ingest_loc_conf_t *ilcf);
+ngx_int_t ngx_http_ingest_status_postconf(ngx_conf_t *cf);
+void ngx_http_ingest_status_claim(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_status_release(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_status_pending(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_status_flushed(ngx_msec_t ms);
+void ngx_http_ingest_status_poll_init(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_wake(ngx_http_ingest_queue_t *q, uint64_t seq);
 
 ngx_int_t ngx_http_ingest_flush_init(ngx_http_ingest_worker_t *w);

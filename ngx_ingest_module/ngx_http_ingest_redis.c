@@ -319,8 +319,13 @@ ngx_http_ingest_redis_connected(const redisAsyncContext *ac, int status)
     w->connected = 1;
     w->backoff = 0;
 
+    if (w->slot != NULL) {
+        w->slot->connected = 1;
+    }
+
     if (w->down) {
         w->down = 0;
+        ngx_http_ingest_stat_add(reconnects, 1);
         ngx_log_error(NGX_LOG_NOTICE, w->log, 0,
                       "ingest redis \"%V\" connection restored",
                       &w->imcf->redis);
@@ -356,6 +361,10 @@ ngx_http_ingest_redis_lost(ngx_http_ingest_worker_t *w, const char *why)
     ngx_uint_t  i;
 
     w->connected = 0;
+
+    if (w->slot != NULL) {
+        w->slot->connected = 0;
+    }
 
     for (i = 0; i < w->nqueues; i++) {
         w->queues[i].sent = 0;
@@ -503,6 +512,10 @@ ngx_http_ingest_redis_send(ngx_http_ingest_worker_t *w,
     q->sent = 1;
     q->sent_at = ngx_current_msec;
 
+    if (b->attempts++) {
+        ngx_http_ingest_stat_add(batches_retried, 1);
+    }
+
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, w->log, 0,
                    "ingest batch seq:%uL keys:%ui sent to \"%V\"",
                    b->seq, b->keys, &q->name);
@@ -533,6 +546,7 @@ ngx_http_ingest_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (reply->type != REDIS_REPLY_INTEGER) {
         /* OOM, LOADING, READONLY, MISCONF ...: Redis did not take it */
         q->sent = 0;
+        ngx_http_ingest_stat_add(batches_failed, 1);
 
         ngx_log_error(NGX_LOG_ERR, w->log, 0,
                       "ingest redis RPUSH to \"%V\" failed: %*s, "
@@ -553,6 +567,8 @@ ngx_http_ingest_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     q->sent = 0;
     w->backoff = 0;
+
+    ngx_http_ingest_status_flushed(ngx_current_msec - q->sent_at);
 
     ngx_http_ingest_redis_arm_ack(w);
     ngx_http_ingest_flush_acked(w, q);

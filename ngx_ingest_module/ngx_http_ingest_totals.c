@@ -114,6 +114,10 @@ ngx_http_ingest_totals(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_ingest_totals_handler;
 
+    if (ngx_http_ingest_status_endpoint(cf, ilcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 

@@ -25,6 +25,10 @@
  *     while it still holds it.  A second consumer waits, saying who holds
  *     the list.
  *
+ *     Every second it sets "LIST:heartbeat" (a 10 s TTL) to what it has
+ *     applied, its last commit and its lag (commit time minus the oldest
+ *     batch's ts in the round), for nginx's status endpoint.
+ *
  *     Requests that came with an Idempotency-Key travel apart in a batch
  *     (version 2); each is applied only if its key was not applied on
  *     this list within the window, recorded in the table "idempotency"
@@ -398,7 +402,7 @@ ingest_round(ingest_consumer_t *ic)
     int                   skipped, rc;
     char                  err[256];
     size_t                i, applied, skips;
-    int64_t               now;
+    int64_t               now, oldest;
     redisReply           *reply, *e;
     ingest_wire_batch_t   batch;
 
@@ -425,12 +429,16 @@ ingest_round(ingest_consumer_t *ic)
         }
     }
 
+    ingest_queue_heartbeat(ic);
+
     reply = ingest_queue_read(ic);
     if (reply == NULL) {
         return 0;
     }
 
     if (reply->elements == 0) {
+        /* caught up */
+        ic->lag_ms = 0;
         freeReplyObject(reply);
         ingest_sleep_ms(ic->poll_ms);
         return 0;
@@ -443,6 +451,7 @@ ingest_round(ingest_consumer_t *ic)
 
     applied = 0;
     skips = 0;
+    oldest = INT64_MAX;
 
     for (i = 0; i < reply->elements; i++) {
         e = reply->element[i];
@@ -473,14 +482,18 @@ ingest_round(ingest_consumer_t *ic)
             goto failed;
         }
 
-        ingest_wire_batch_free(&batch);
-
         if (skipped) {
             skips++;
 
         } else {
             applied++;
+
+            if (batch.ts < oldest) {
+                oldest = batch.ts;
+            }
         }
+
+        ingest_wire_batch_free(&batch);
     }
 
     if (ingest_store_commit(ic) != 0) {
@@ -489,6 +502,12 @@ ingest_round(ingest_consumer_t *ic)
 
     ic->batches += applied;
     ic->skipped += skips;
+    ic->last_commit_ms = ingest_now_ms();
+
+    if (applied) {
+        ic->lag_ms = ic->last_commit_ms > oldest
+                     ? ic->last_commit_ms - oldest : 0;
+    }
 
     if (ic->verbose || skips) {
         ingest_log(skips ? INGEST_LOG_NOTICE : INGEST_LOG_INFO,

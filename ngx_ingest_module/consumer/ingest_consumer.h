@@ -71,6 +71,11 @@ typedef struct {
     uint64_t                  skipped;
     uint64_t                  keys;
     uint64_t                  repeats;     /* idempotent requests skipped */
+
+    /* the heartbeat, "<list>:heartbeat" in Redis, every second */
+    int64_t                   heartbeat_ms;   /* when it was last sent */
+    int64_t                   last_commit_ms;
+    int64_t                   lag_ms;      /* commit - oldest batch's ts */
 } ingest_consumer_t;
 
 
@@ -89,6 +94,7 @@ int ingest_queue_renew(ingest_consumer_t *ic);
 void ingest_queue_unlock(ingest_consumer_t *ic);
 redisReply *ingest_queue_read(ingest_consumer_t *ic);
 int ingest_queue_trim(ingest_consumer_t *ic, size_t n);
+void ingest_queue_heartbeat(ingest_consumer_t *ic);
 
 int ingest_store_open(ingest_consumer_t *ic);
 void ingest_store_close(ingest_consumer_t *ic);

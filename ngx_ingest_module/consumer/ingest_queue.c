@@ -335,3 +335,46 @@ ingest_queue_trim(ingest_consumer_t *ic, size_t n)
 
     return -1;
 }
+
+
+/*
+ * The heartbeat the status endpoint shows: what this consumer applied,
+ * when it last committed, and how far behind the producers it is.  It
+ * expires, so a consumer that stopped is seen as such.
+ */
+
+void
+ingest_queue_heartbeat(ingest_consumer_t *ic)
+{
+    char         key[512], value[512];
+    int64_t      now;
+    const char  *argv[5];
+    redisReply  *reply;
+
+    now = ingest_now_ms();
+
+    if (now - ic->heartbeat_ms < 1000) {
+        return;
+    }
+
+    ic->heartbeat_ms = now;
+
+    snprintf(key, sizeof(key), "%s:heartbeat", ic->queue);
+    snprintf(value, sizeof(value),
+             "{\"ts\":%lld,\"batches\":%llu,\"rows\":%llu,"
+             "\"last_commit\":%lld,\"lag_ms\":%lld,\"owner\":\"%s\"}",
+             (long long) now, (unsigned long long) ic->batches,
+             (unsigned long long) ic->keys, (long long) ic->last_commit_ms,
+             (long long) ic->lag_ms, ic->owner);
+
+    argv[0] = "SET";
+    argv[1] = key;
+    argv[2] = value;
+    argv[3] = "PX";
+    argv[4] = "10000";
+
+    reply = ingest_queue_command(ic, 5, argv);
+    if (reply != NULL) {
+        freeReplyObject(reply);
+    }
+}
