@@ -54,7 +54,7 @@ load_module $top/build/ngx_http_ingest_module.so;
 worker_processes $workers;
 error_log $run/logs/error.log notice;
 pid $run/nginx.pid;
-events { worker_connections 1024; }
+events { worker_connections 2048; }
 http {
     access_log off;
     client_body_temp_path $run/body;
@@ -64,6 +64,8 @@ http {
         listen 127.0.0.1:$http_port;
         location = /counters  { ingest_counters; }
         location = /increment { ingest_counters form=key_value; }
+        location /totals/     { ingest_totals $db; }
+        location = /ingest/status { ingest_status; }
     }
 }
 _EOC_

@@ -20,6 +20,10 @@
  *                  [--counters /counters] [--increment /increment]
  *                  [--seed 1] [--expect FILE] [--duration S]
  *
+ * --get PATH reads instead: GET PATH<prefix>:<key> over the same keys
+ * (ingest_totals), counting 200 and 404 as answers and anything else as
+ * an error, and prints latency percentiles.
+ *
  * --duration runs for S seconds instead of a number of requests;
  * --positive draws values from 1 to 10000 only, so that a lost increment
  * can never pass for one counted twice.  A refused
@@ -51,6 +55,7 @@
 
 typedef struct {
     int        fd;
+    struct timespec  sent_at;
     char       req[LOADGEN_BUF];
     size_t     req_len;
     size_t     sent;
@@ -75,6 +80,10 @@ static const char   *expect_path;
 static unsigned      seed = 1;
 static double        duration;         /* seconds; 0: --requests counts */
 static int           positive;         /* values 1..10000 only */
+static const char   *get_path;         /* --get: read totals instead */
+static long          errors5xx;
+static uint32_t     *latencies;        /* microseconds, one per answer */
+static size_t        nlatencies, latencies_cap;
 static FILE         *unknown_out;      /* increments of unknown outcome */
 
 static int64_t      *expected;
@@ -147,6 +156,20 @@ loadgen_build(loadgen_conn_t *c)
     size_t       len;
     const char  *path, *type;
 
+    if (get_path != NULL) {
+        c->nkeys = 0;
+        c->req_len = snprintf(c->req, sizeof(c->req),
+                              "GET %s%s:%d HTTP/1.1\r\nHost: %s\r\n\r\n",
+                              get_path, prefix,
+                              (int) (loadgen_rand() % nkeys), host);
+        c->sent = 0;
+        c->resp_len = 0;
+        c->busy = 1;
+        started++;
+        clock_gettime(CLOCK_MONOTONIC, &c->sent_at);
+        return;
+    }
+
     kind = (int) (loadgen_rand() % 3);
     bad = (loadgen_rand() % 100) == 0;
     n = (kind == 2) ? 1 : 1 + (int) (loadgen_rand() % LOADGEN_MAX_PAIRS);
@@ -210,6 +233,7 @@ loadgen_build(loadgen_conn_t *c)
     c->resp_len = 0;
     c->busy = 1;
     started++;
+    clock_gettime(CLOCK_MONOTONIC, &c->sent_at);
 }
 
 
@@ -273,10 +297,41 @@ loadgen_unknown(loadgen_conn_t *c)
 static void
 loadgen_account(loadgen_conn_t *c, int status)
 {
-    int  i;
+    int              i;
+    uint32_t        *l;
+    struct timespec  now;
 
     done++;
     c->busy = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+
+    if (nlatencies == latencies_cap) {
+        latencies_cap = latencies_cap ? 2 * latencies_cap : 65536;
+        l = realloc(latencies, latencies_cap * sizeof(uint32_t));
+        if (l != NULL) {
+            latencies = l;
+        }
+    }
+
+    if (nlatencies < latencies_cap) {
+        latencies[nlatencies++] = (uint32_t)
+            ((now.tv_sec - c->sent_at.tv_sec) * 1000000
+             + (now.tv_nsec - c->sent_at.tv_nsec) / 1000);
+    }
+
+    if (get_path != NULL) {
+        if (status == 200 || status == 404) {
+            ok2xx++;
+
+        } else if (errors5xx++ < 5) {
+            c->resp[c->resp_len < 300 ? c->resp_len : 300] = '\0';
+            fprintf(stderr, "ingest-loadgen: unexpected answer: %s\n",
+                    c->resp);
+        }
+
+        return;
+    }
 
     if (status >= 200 && status < 300) {
         ok2xx++;
@@ -301,6 +356,32 @@ loadgen_account(loadgen_conn_t *c, int status)
 
 
 static int
+loadgen_cmp(const void *a, const void *b)
+{
+    uint32_t  x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+
+/* the p-th percentile of the sorted latencies, in milliseconds */
+
+static double
+loadgen_pct(int p)
+{
+    size_t  i;
+
+    if (nlatencies == 0) {
+        return 0;
+    }
+
+    i = (size_t) ((double) p / 100 * (nlatencies - 1) + 0.5);
+
+    return latencies[i] / 1000.0;
+}
+
+
+static int
 loadgen_options(int argc, char **argv)
 {
     int  ch;
@@ -318,6 +399,7 @@ loadgen_options(int argc, char **argv)
         { "expect", required_argument, NULL, 'e' },
         { "duration", required_argument, NULL, 'd' },
         { "positive", no_argument, NULL, 'P' },
+        { "get", required_argument, NULL, 'g' },
         { NULL, 0, NULL, 0 }
     };
 
@@ -335,6 +417,7 @@ loadgen_options(int argc, char **argv)
         case 'e': expect_path = optarg; break;
         case 'd': duration = atof(optarg); break;
         case 'P': positive = 1; break;
+        case 'g': get_path = optarg; break;
         default: return -1;
         }
     }
@@ -496,6 +579,20 @@ main(int argc, char **argv)
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     elapsed = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+    if (get_path != NULL) {
+        qsort(latencies, nlatencies, sizeof(uint32_t), loadgen_cmp);
+
+        printf("reads %ld in %.2f s, %.0f/s: answered %ld, errors %ld "
+               "(other status %ld, no answer %ld); latency ms p50 %.2f "
+               "p90 %.2f p99 %.2f max %.2f\n",
+               done + errors, elapsed, (done + errors) / elapsed, ok2xx,
+               errors5xx + errors, errors5xx, errors,
+               loadgen_pct(50), loadgen_pct(90), loadgen_pct(99),
+               loadgen_pct(100));
+
+        return (errors5xx + errors) ? 2 : 0;
+    }
 
     printf("requests %ld (form %ld, json %ld, key_value %ld) in %.2f s, "
            "%.0f/s: 2xx %ld, 400 %ld, other %ld, unknown outcome "
