@@ -312,7 +312,8 @@ ngx_http_ingest_totals_thread(void *data, ngx_log_t *log)
 static ngx_http_ingest_totals_conn_t *
 ngx_http_ingest_totals_open(const char *path, const char **error)
 {
-    ngx_uint_t                      i;
+    int                             rc;
+    ngx_uint_t                      i, tries;
     ngx_http_ingest_totals_conn_t  *tconn;
 
     for (i = 0; i < NGX_HTTP_INGEST_TOTALS_DBS; i++) {
@@ -346,25 +347,52 @@ ngx_http_ingest_totals_open(const char *path, const char **error)
 
     sqlite3_busy_timeout(tconn->db, 1000);
 
-    if (sqlite3_prepare_v2(tconn->db,
-                           "SELECT value, updated_at FROM totals"
-                           " WHERE key = ?1", -1, &tconn->one, NULL)
-        != SQLITE_OK
-        || sqlite3_prepare_v2(tconn->db,
-                           "SELECT key, value, updated_at FROM totals"
-                           " WHERE key > ?1 AND key >= ?2"
-                           " AND (?3 IS NULL OR key < ?3)"
-                           " ORDER BY key LIMIT ?4", -1, &tconn->page, NULL)
-           != SQLITE_OK)
-    {
-        /* no table yet: the consumer has not run */
+    /*
+     * Reading the schema may meet a transient lock (the consumer's WAL
+     * checkpoint): try a few times, a pool thread may sleep.
+     */
+
+    for (tries = 0; /* void */ ; tries++) {
+        rc = sqlite3_prepare_v2(tconn->db,
+                                "SELECT value, updated_at FROM totals"
+                                " WHERE key = ?1", -1, &tconn->one, NULL);
+
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_prepare_v2(tconn->db,
+                                    "SELECT key, value, updated_at"
+                                    " FROM totals"
+                                    " WHERE key > ?1 AND key >= ?2"
+                                    " AND (?3 IS NULL OR key < ?3)"
+                                    " ORDER BY key LIMIT ?4", -1,
+                                    &tconn->page, NULL);
+        }
+
+        if (rc == SQLITE_OK) {
+            break;
+        }
+
         sqlite3_finalize(tconn->one);
         sqlite3_finalize(tconn->page);
-        sqlite3_close(tconn->db);
-        tconn->db = NULL;
         tconn->one = NULL;
         tconn->page = NULL;
-        *error = "database not available";
+
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) {
+            break;
+        }
+
+        if (tries == 10) {
+            break;
+        }
+
+        ngx_msleep(10);
+    }
+
+    if (rc != SQLITE_OK) {
+        /* no table yet (the consumer has not run), or still locked */
+        sqlite3_close(tconn->db);
+        tconn->db = NULL;
+        *error = ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+                 ? "database busy" : "database not available";
         return NULL;
     }
 
