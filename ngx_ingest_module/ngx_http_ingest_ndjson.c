@@ -1,0 +1,662 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ */
+
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ngx_http_ingest_ndjson.h"
+
+
+#define ngx_http_ingest_space(ch)                                             \
+    ((ch) == ' ' || (ch) == '\t' || (ch) == '\n' || (ch) == '\r')
+
+
+typedef struct {
+    u_char                   *p;
+    u_char                   *last;
+    const char               *error;
+} ngx_http_ingest_scan_t;
+
+
+static int ngx_http_ingest_scan_value(ngx_http_ingest_scan_t *s, int depth,
+    int *kind, int *integer);
+static int ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s,
+    int *escaped);
+static int ngx_http_ingest_scan_number(ngx_http_ingest_scan_t *s,
+    int *integer);
+static int ngx_http_ingest_name_is(const ngx_http_ingest_field_t *f,
+    u_char *name, size_t len, int escaped, int ignore_case);
+
+
+enum {
+    kind_object = 0,
+    kind_array,
+    kind_string,
+    kind_number,
+    kind_bool,
+    kind_null
+};
+
+
+static const char  *ngx_http_ingest_type_errors[] = {
+    "is not an integer",
+    "is not a number",
+    "is not a string",
+    "is not a boolean"
+};
+
+
+int
+ngx_http_ingest_ndjson_line(const ngx_http_ingest_record_conf_t *conf,
+    u_char *p, u_char *last, ngx_http_ingest_value_t *values,
+    const char **error)
+{
+    int                       kind, integer, escaped, ok;
+    size_t                    i;
+    u_char                   *name, *value;
+    size_t                    name_len;
+    ngx_http_ingest_scan_t    s;
+    const ngx_http_ingest_field_t  *f;
+    static char               msg[160];
+
+    for (i = 0; i < conf->nfields; i++) {
+        values[i].data = NULL;
+        values[i].len = 0;
+    }
+
+    s.p = p;
+    s.last = last;
+    s.error = NULL;
+
+    while (s.p < s.last && ngx_http_ingest_space(*s.p)) {
+        s.p++;
+    }
+
+    if (s.p == s.last) {
+        *error = "blank line";
+        return -1;
+    }
+
+    if (*s.p != '{') {
+        /* a valid JSON value that is not an object is its own mistake */
+        if (ngx_http_ingest_scan_value(&s, 0, &kind, &integer) == 0) {
+            while (s.p < s.last && ngx_http_ingest_space(*s.p)) {
+                s.p++;
+            }
+
+            *error = (s.p == s.last) ? "not an object" : "invalid JSON";
+            return -1;
+        }
+
+        *error = s.error ? s.error : "invalid JSON";
+        return -1;
+    }
+
+    s.p++;
+
+    while (s.p < s.last && ngx_http_ingest_space(*s.p)) {
+        s.p++;
+    }
+
+    if (s.p < s.last && *s.p == '}') {
+        s.p++;
+        goto end;
+    }
+
+    for ( ;; ) {
+        while (s.p < s.last && ngx_http_ingest_space(*s.p)) {
+            s.p++;
+        }
+
+        if (s.p == s.last || *s.p != '"') {
+            *error = "invalid JSON";
+            return -1;
+        }
+
+        name = s.p + 1;
+
+        if (ngx_http_ingest_scan_string(&s, &escaped) != 0) {
+            *error = s.error;
+            return -1;
+        }
+
+        name_len = s.p - 1 - name;
+
+        while (s.p < s.last && ngx_http_ingest_space(*s.p)) {
+            s.p++;
+        }
+
+        if (s.p == s.last || *s.p != ':') {
+            *error = "invalid JSON";
+            return -1;
+        }
+
+        s.p++;
+
+        while (s.p < s.last && ngx_http_ingest_space(*s.p)) {
+            s.p++;
+        }
+
+        value = s.p;
+
+        if (ngx_http_ingest_scan_value(&s, 1, &kind, &integer) != 0) {
+            *error = s.error ? s.error : "invalid JSON";
+            return -1;
+        }
+
+        /* a configured field?  the first occurrence counts, as in cJSON */
+
+        for (i = 0; i < conf->nfields; i++) {
+            f = &conf->fields[i];
+
+            if (!ngx_http_ingest_name_is(f, name, name_len, escaped,
+                                         conf->ignore_case))
+            {
+                continue;
+            }
+
+            if (values[i].data != NULL || kind == kind_null) {
+                break;
+            }
+
+            switch (f->type) {
+            case NGX_HTTP_INGEST_INT:
+                ok = (kind == kind_number && integer);
+                break;
+            case NGX_HTTP_INGEST_REAL:
+                ok = (kind == kind_number);
+                break;
+            case NGX_HTTP_INGEST_TEXT:
+                ok = (kind == kind_string);
+                break;
+            default:
+                ok = (kind == kind_bool);
+                break;
+            }
+
+            if (!ok) {
+                /* the line is checked to its end first: bad JSON wins */
+                values[i].data = NULL;
+                values[i].len = (size_t) -1 - f->type;
+                break;
+            }
+
+            if (kind == kind_string) {
+                values[i].data = value + 1;
+                values[i].len = s.p - value - 2;
+
+            } else {
+                values[i].data = value;
+                values[i].len = s.p - value;
+            }
+
+            break;
+        }
+
+        while (s.p < s.last && ngx_http_ingest_space(*s.p)) {
+            s.p++;
+        }
+
+        if (s.p < s.last && *s.p == ',') {
+            s.p++;
+            continue;
+        }
+
+        if (s.p < s.last && *s.p == '}') {
+            s.p++;
+            break;
+        }
+
+        *error = "invalid JSON";
+        return -1;
+    }
+
+end:
+
+    while (s.p < s.last && ngx_http_ingest_space(*s.p)) {
+        s.p++;
+    }
+
+    if (s.p != s.last) {
+        *error = "invalid JSON";
+        return -1;
+    }
+
+    for (i = 0; i < conf->nfields; i++) {
+        f = &conf->fields[i];
+
+        if (values[i].data == NULL && values[i].len >= (size_t) -4) {
+            (void) snprintf(msg, sizeof(msg), "field \"%.*s\" %s",
+                            (int) (f->len < 64 ? f->len : 64), f->name,
+                            ngx_http_ingest_type_errors[f->type]);
+            *error = msg;
+            return -1;
+        }
+
+        if (values[i].data == NULL && f->required) {
+            (void) snprintf(msg, sizeof(msg),
+                            "required field \"%.*s\" is missing",
+                            (int) (f->len < 64 ? f->len : 64), f->name);
+            *error = msg;
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* does a member name (raw JSON text, maybe with escapes) name field f? */
+
+static int
+ngx_http_ingest_name_is(const ngx_http_ingest_field_t *f, u_char *name,
+    size_t len, int escaped, int ignore_case)
+{
+    size_t  i;
+    u_char  a, b;
+
+    if (escaped) {
+        /* rare: configured names are [A-Za-z0-9_], escapes never match */
+        return 0;
+    }
+
+    if (len != f->len) {
+        return 0;
+    }
+
+    if (!ignore_case) {
+        return memcmp(name, f->name, len) == 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        a = name[i];
+        b = f->name[i];
+
+        if (a >= 'A' && a <= 'Z') {
+            a |= 0x20;
+        }
+
+        if (b >= 'A' && b <= 'Z') {
+            b |= 0x20;
+        }
+
+        if (a != b) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_ingest_scan_value(ngx_http_ingest_scan_t *s, int depth, int *kind,
+    int *integer)
+{
+    int      k, i, escaped;
+    u_char   close;
+    size_t   n;
+
+    if (depth > NGX_HTTP_INGEST_MAX_DEPTH) {
+        s->error = "nested too deep";
+        return -1;
+    }
+
+    if (s->p == s->last) {
+        s->error = "invalid JSON";
+        return -1;
+    }
+
+    switch (*s->p) {
+
+    case '"':
+        *kind = kind_string;
+        return ngx_http_ingest_scan_string(s, &escaped);
+
+    case '{':
+    case '[':
+        *kind = (*s->p == '{') ? kind_object : kind_array;
+        close = (*s->p == '{') ? '}' : ']';
+        s->p++;
+
+        while (s->p < s->last && ngx_http_ingest_space(*s->p)) {
+            s->p++;
+        }
+
+        if (s->p < s->last && *s->p == close) {
+            s->p++;
+            return 0;
+        }
+
+        for ( ;; ) {
+            while (s->p < s->last && ngx_http_ingest_space(*s->p)) {
+                s->p++;
+            }
+
+            if (close == '}') {
+                if (s->p == s->last || *s->p != '"'
+                    || ngx_http_ingest_scan_string(s, &escaped) != 0)
+                {
+                    if (s->error == NULL) {
+                        s->error = "invalid JSON";
+                    }
+                    return -1;
+                }
+
+                while (s->p < s->last && ngx_http_ingest_space(*s->p)) {
+                    s->p++;
+                }
+
+                if (s->p == s->last || *s->p != ':') {
+                    s->error = "invalid JSON";
+                    return -1;
+                }
+
+                s->p++;
+
+                while (s->p < s->last && ngx_http_ingest_space(*s->p)) {
+                    s->p++;
+                }
+            }
+
+            if (ngx_http_ingest_scan_value(s, depth + 1, &k, &i) != 0) {
+                return -1;
+            }
+
+            while (s->p < s->last && ngx_http_ingest_space(*s->p)) {
+                s->p++;
+            }
+
+            if (s->p < s->last && *s->p == ',') {
+                s->p++;
+                continue;
+            }
+
+            if (s->p < s->last && *s->p == close) {
+                s->p++;
+                return 0;
+            }
+
+            s->error = "invalid JSON";
+            return -1;
+        }
+
+    case 't':
+    case 'f':
+    case 'n':
+        if (*s->p == 'n') {
+            *kind = kind_null;
+            n = 4;
+
+            if ((size_t) (s->last - s->p) < n
+                || memcmp(s->p, "null", 4) != 0)
+            {
+                s->error = "invalid JSON";
+                return -1;
+            }
+
+        } else {
+            *kind = kind_bool;
+            n = (*s->p == 't') ? 4 : 5;
+
+            if ((size_t) (s->last - s->p) < n
+                || memcmp(s->p, (*s->p == 't') ? "true" : "false", n) != 0)
+            {
+                s->error = "invalid JSON";
+                return -1;
+            }
+        }
+
+        s->p += n;
+        return 0;
+
+    default:
+        *kind = kind_number;
+        return ngx_http_ingest_scan_number(s, integer);
+    }
+}
+
+
+/* a string from its opening quote: escapes and UTF-8 checked */
+
+static int
+ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s, int *escaped)
+{
+    int       i, v;
+    u_char    ch, lo, hi;
+    unsigned  need, cp;
+
+    *escaped = 0;
+    s->p++;
+
+    while (s->p < s->last) {
+        ch = *s->p++;
+
+        if (ch == '"') {
+            return 0;
+        }
+
+        if (ch < 0x20) {
+            s->error = "invalid JSON";
+            return -1;
+        }
+
+        if (ch == '\\') {
+            *escaped = 1;
+
+            if (s->p == s->last) {
+                break;
+            }
+
+            ch = *s->p++;
+
+            switch (ch) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n':
+            case 'r': case 't':
+                continue;
+
+            case 'u':
+                cp = 0;
+
+                for (i = 0; i < 4; i++) {
+                    if (s->p == s->last) {
+                        s->error = "invalid JSON";
+                        return -1;
+                    }
+
+                    ch = *s->p++;
+
+                    if (ch >= '0' && ch <= '9') {
+                        v = ch - '0';
+
+                    } else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f') {
+                        v = (ch | 0x20) - 'a' + 10;
+
+                    } else {
+                        s->error = "invalid JSON";
+                        return -1;
+                    }
+
+                    cp = cp * 16 + v;
+                }
+
+                /* a lone surrogate is not a character */
+
+                if (cp >= 0xdc00 && cp <= 0xdfff) {
+                    s->error = "invalid UTF-8";
+                    return -1;
+                }
+
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    if (s->last - s->p < 6 || s->p[0] != '\\'
+                        || s->p[1] != 'u')
+                    {
+                        s->error = "invalid UTF-8";
+                        return -1;
+                    }
+
+                    s->p += 2;
+                    cp = 0;
+
+                    for (i = 0; i < 4; i++) {
+                        ch = *s->p++;
+
+                        if (ch >= '0' && ch <= '9') {
+                            v = ch - '0';
+
+                        } else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+                        {
+                            v = (ch | 0x20) - 'a' + 10;
+
+                        } else {
+                            s->error = "invalid JSON";
+                            return -1;
+                        }
+
+                        cp = cp * 16 + v;
+                    }
+
+                    if (cp < 0xdc00 || cp > 0xdfff) {
+                        s->error = "invalid UTF-8";
+                        return -1;
+                    }
+                }
+
+                continue;
+
+            default:
+                s->error = "invalid JSON";
+                return -1;
+            }
+        }
+
+        if (ch < 0x80) {
+            continue;
+        }
+
+        /* UTF-8: the lead byte sets the count and the second's bounds */
+
+        lo = 0x80;
+        hi = 0xbf;
+
+        if (ch >= 0xc2 && ch <= 0xdf) {
+            need = 1;
+
+        } else if (ch >= 0xe0 && ch <= 0xef) {
+            need = 2;
+            lo = (ch == 0xe0) ? 0xa0 : 0x80;
+            hi = (ch == 0xed) ? 0x9f : 0xbf;
+
+        } else if (ch >= 0xf0 && ch <= 0xf4) {
+            need = 3;
+            lo = (ch == 0xf0) ? 0x90 : 0x80;
+            hi = (ch == 0xf4) ? 0x8f : 0xbf;
+
+        } else {
+            s->error = "invalid UTF-8";
+            return -1;
+        }
+
+        if ((size_t) (s->last - s->p) < need || s->p[0] < lo || s->p[0] > hi)
+        {
+            s->error = "invalid UTF-8";
+            return -1;
+        }
+
+        for (i = 1; i < (int) need; i++) {
+            if (s->p[i] < 0x80 || s->p[i] > 0xbf) {
+                s->error = "invalid UTF-8";
+                return -1;
+            }
+        }
+
+        s->p += need;
+    }
+
+    s->error = "invalid JSON";
+    return -1;
+}
+
+
+/*
+ * A number in JSON's grammar.  *integer: no fraction, no exponent, and
+ * within the signed 64-bit range.
+ */
+
+static int
+ngx_http_ingest_scan_number(ngx_http_ingest_scan_t *s, int *integer)
+{
+    int       negative, digits;
+    uint64_t  m, limit;
+
+    negative = 0;
+    m = 0;
+    digits = 0;
+    *integer = 1;
+
+    if (*s->p == '-') {
+        negative = 1;
+        s->p++;
+    }
+
+    if (s->p == s->last || *s->p < '0' || *s->p > '9') {
+        s->error = "invalid JSON";
+        return -1;
+    }
+
+    limit = negative ? (uint64_t) INT64_MAX + 1 : (uint64_t) INT64_MAX;
+
+    if (*s->p == '0') {
+        s->p++;
+
+    } else {
+        while (s->p < s->last && *s->p >= '0' && *s->p <= '9') {
+            if (m > (limit - (*s->p - '0')) / 10) {
+                *integer = 0;       /* valid JSON, too big for int */
+            }
+
+            m = m * 10 + (*s->p - '0');
+            s->p++;
+            digits++;
+        }
+    }
+
+    if (s->p < s->last && *s->p == '.') {
+        *integer = 0;
+        s->p++;
+
+        if (s->p == s->last || *s->p < '0' || *s->p > '9') {
+            s->error = "invalid JSON";
+            return -1;
+        }
+
+        while (s->p < s->last && *s->p >= '0' && *s->p <= '9') {
+            s->p++;
+        }
+    }
+
+    if (s->p < s->last && (*s->p == 'e' || *s->p == 'E')) {
+        *integer = 0;
+        s->p++;
+
+        if (s->p < s->last && (*s->p == '+' || *s->p == '-')) {
+            s->p++;
+        }
+
+        if (s->p == s->last || *s->p < '0' || *s->p > '9') {
+            s->error = "invalid JSON";
+            return -1;
+        }
+
+        while (s->p < s->last && *s->p >= '0' && *s->p <= '9') {
+            s->p++;
+        }
+    }
+
+    (void) digits;
+
+    return 0;
+}
