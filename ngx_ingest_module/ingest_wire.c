@@ -43,6 +43,10 @@ static int ingest_wire_counts(ingest_wire_reader_t *r,
     ingest_wire_batch_t *batch);
 static int ingest_wire_requests(ingest_wire_reader_t *r,
     ingest_wire_batch_t *batch);
+static int ingest_wire_names(ingest_wire_reader_t *r,
+    ingest_wire_batch_t *batch, int columns);
+static int ingest_wire_rows(ingest_wire_reader_t *r,
+    ingest_wire_batch_t *batch);
 
 
 /* writing */
@@ -173,6 +177,109 @@ ingest_wire_request_end(ingest_wire_buf_t *b)
     b->data[b->len++] = '}';
 
     return INGEST_WIRE_OK;
+}
+
+
+const char  *ingest_wire_type_names[4] = { "int", "real", "text", "bool" };
+
+
+int
+ingest_wire_valid_name(const char *name, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len > INGEST_WIRE_MAX_NAME
+        || (name[0] >= '0' && name[0] <= '9'))
+    {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((name[i] >= 'a' && name[i] <= 'z')
+              || (name[i] >= 'A' && name[i] <= 'Z')
+              || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+ingest_wire_records_begin(ingest_wire_buf_t *b, const char *producer,
+    uint64_t seq, int64_t ts, const char *table, size_t ncolumns,
+    const char *const *columns, const int *types)
+{
+    char    *p;
+    size_t   i, n;
+
+    n = 128 + strlen(producer) * 6 + strlen(table);
+
+    for (i = 0; i < ncolumns; i++) {
+        n += strlen(columns[i]) + 16;
+    }
+
+    b->len = 0;
+    b->count = 0;
+
+    if (ingest_wire_reserve(b, n) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    p = b->data;
+    p += sprintf(p, "{\"v\":%d,\"kind\":\"records\",\"producer\":",
+                 INGEST_WIRE_VERSION_PLAIN);
+    p = ingest_wire_write_string(p, (const unsigned char *) producer,
+                                 strlen(producer));
+    p += sprintf(p, ",\"seq\":%llu,\"ts\":", (unsigned long long) seq);
+    p = ingest_wire_write_int(p, ts);
+    p += sprintf(p, ",\"table\":\"%s\",\"columns\":[", table);
+
+    for (i = 0; i < ncolumns; i++) {
+        p += sprintf(p, "%s\"%s\"", i ? "," : "", columns[i]);
+    }
+
+    p += sprintf(p, "],\"types\":[");
+
+    for (i = 0; i < ncolumns; i++) {
+        p += sprintf(p, "%s\"%s\"", i ? "," : "",
+                     ingest_wire_type_names[types[i]]);
+    }
+
+    p += sprintf(p, "],\"rows\":[");
+
+    b->len = p - b->data;
+
+    return INGEST_WIRE_OK;
+}
+
+
+int
+ingest_wire_records_end(ingest_wire_buf_t *b, const ingest_wire_buf_t *rows)
+{
+    if (ingest_wire_reserve(b, rows->len + 2) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    memcpy(b->data + b->len, rows->data, rows->len);
+    b->len += rows->len;
+    b->data[b->len++] = ']';
+    b->data[b->len++] = '}';
+
+    return INGEST_WIRE_OK;
+}
+
+
+char *
+ingest_wire_buf_reserve(ingest_wire_buf_t *b, size_t n)
+{
+    if (ingest_wire_reserve(b, n) != INGEST_WIRE_OK) {
+        return NULL;
+    }
+
+    return b->data + b->len;
 }
 
 
@@ -339,6 +446,9 @@ ingest_wire_batch_free(ingest_wire_batch_t *batch)
     free(batch->counts);
     free(batch->requests);
     free(batch->strings);
+    free(batch->values);
+    batch->values = NULL;
+    batch->nrows = 0;
     batch->counts = NULL;
     batch->requests = NULL;
     batch->strings = NULL;
@@ -355,18 +465,25 @@ ingest_wire_batch_free(ingest_wire_batch_t *batch)
 #define INGEST_WIRE_HAVE_TS        0x10
 #define INGEST_WIRE_HAVE_COUNTS    0x20
 #define INGEST_WIRE_HAVE_ALL       0x3f
+#define INGEST_WIRE_HAVE_TABLE     0x40
+#define INGEST_WIRE_HAVE_COLUMNS   0x80
+#define INGEST_WIRE_HAVE_TYPES     0x100
+#define INGEST_WIRE_HAVE_ROWS      0x200
+#define INGEST_WIRE_HAVE_RECORDS   (0x1f | 0x3c0)
 
 
 static int
 ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
     int version_only)
 {
-    char      name[16], kind[16];
-    size_t    len;
-    int64_t   v;
-    unsigned  have;
+    char         name[16], kind[16];
+    size_t       len;
+    int64_t      v;
+    unsigned     have;
+    const char  *rows_at;
 
     have = 0;
+    rows_at = NULL;
 
     ingest_wire_space(r);
 
@@ -408,11 +525,16 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
 
             kind[len < sizeof(kind) ? len : 0] = '\0';
 
-            if (strcmp(kind, "counters") != 0) {
+            if (strcmp(kind, "counters") == 0) {
+                batch->kind = INGEST_WIRE_KIND_COUNTERS;
+
+            } else if (strcmp(kind, "records") == 0) {
+                batch->kind = INGEST_WIRE_KIND_RECORDS;
+
+            } else {
                 return ingest_wire_fail(r, "unknown batch kind");
             }
 
-            batch->kind = INGEST_WIRE_KIND_COUNTERS;
             have |= INGEST_WIRE_HAVE_KIND;
 
         } else if (strcmp(name, "producer") == 0) {
@@ -463,6 +585,41 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
             batch->ncounts = batch->ntotal;
             have |= INGEST_WIRE_HAVE_COUNTS;
 
+        } else if (strcmp(name, "table") == 0) {
+            if (ingest_wire_string(r, batch->table, INGEST_WIRE_MAX_NAME,
+                                   &len)
+                != INGEST_WIRE_OK)
+            {
+                return INGEST_WIRE_ERROR;
+            }
+
+            if (!ingest_wire_valid_name(batch->table, len)) {
+                return ingest_wire_fail(r, "invalid table name");
+            }
+
+            batch->table[len] = '\0';
+            have |= INGEST_WIRE_HAVE_TABLE;
+
+        } else if (strcmp(name, "columns") == 0 || strcmp(name, "types") == 0)
+        {
+            if (ingest_wire_names(r, batch, name[0] == 'c') != INGEST_WIRE_OK)
+            {
+                return INGEST_WIRE_ERROR;
+            }
+
+            have |= (name[0] == 'c') ? INGEST_WIRE_HAVE_COLUMNS
+                                     : INGEST_WIRE_HAVE_TYPES;
+
+        } else if (strcmp(name, "rows") == 0) {
+            rows_at = r->p;
+
+            /* read once the columns are known: skip for now */
+            if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
+            have |= INGEST_WIRE_HAVE_ROWS;
+
         } else if (strcmp(name, "requests") == 0 && batch->version >= 2) {
             if (batch->requests != NULL) {
                 return ingest_wire_fail(r, "duplicate \"requests\"");
@@ -504,6 +661,20 @@ done:
         }
 
         return INGEST_WIRE_OK;
+    }
+
+    if (batch->kind == INGEST_WIRE_KIND_RECORDS) {
+        if ((have & INGEST_WIRE_HAVE_RECORDS) != INGEST_WIRE_HAVE_RECORDS) {
+            return ingest_wire_fail(r, "records batch lacks a member");
+        }
+
+        if (batch->ncolumns != batch->ntypes) {
+            return ingest_wire_fail(r, "columns and types differ in number");
+        }
+
+        r->p = rows_at;
+
+        return ingest_wire_rows(r, batch);
     }
 
     if (have != INGEST_WIRE_HAVE_ALL) {
@@ -593,6 +764,228 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
         }
 
         return ingest_wire_expect(r, '}');
+    }
+}
+
+
+/* "columns":["a","b"] or "types":["int","text"] */
+
+static int
+ingest_wire_names(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
+    int columns)
+{
+    int      t;
+    char     name[INGEST_WIRE_MAX_NAME + 1];
+    size_t   len, n;
+
+    if (ingest_wire_expect(r, '[') != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    n = 0;
+    ingest_wire_space(r);
+
+    if (r->p < r->end && *r->p == ']') {
+        return ingest_wire_fail(r, "no columns");
+    }
+
+    for ( ;; ) {
+        if (n == INGEST_WIRE_MAX_COLUMNS) {
+            return ingest_wire_fail(r, "too many columns");
+        }
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_string(r, name, INGEST_WIRE_MAX_NAME, &len)
+            != INGEST_WIRE_OK)
+        {
+            return INGEST_WIRE_ERROR;
+        }
+
+        if (len > INGEST_WIRE_MAX_NAME) {
+            return ingest_wire_fail(r, "name too long");
+        }
+
+        name[len] = '\0';
+
+        if (columns) {
+            if (!ingest_wire_valid_name(name, len)) {
+                return ingest_wire_fail(r, "invalid column name");
+            }
+
+            memcpy(batch->columns[n], name, len + 1);
+
+        } else {
+            for (t = 0; t < 4; t++) {
+                if (strcmp(name, ingest_wire_type_names[t]) == 0) {
+                    break;
+                }
+            }
+
+            if (t == 4) {
+                return ingest_wire_fail(r, "unknown column type");
+            }
+
+            batch->types[n] = t;
+        }
+
+        n++;
+
+        ingest_wire_space(r);
+
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+
+        if (ingest_wire_expect(r, ']') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        break;
+    }
+
+    if (columns) {
+        batch->ncolumns = n;
+
+    } else {
+        batch->ntypes = n;
+    }
+
+    return INGEST_WIRE_OK;
+}
+
+
+/* "rows":[[v,...],...]: scalars only, as many as there are columns */
+
+static int
+ingest_wire_rows(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
+{
+    char                 *out;
+    size_t                cap, col, len;
+    const char           *start;
+    ingest_wire_value_t  *v;
+
+    if (ingest_wire_expect(r, '[') != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    /* a value takes at least 2 bytes ("0,"), which bounds the array */
+
+    cap = (r->end - r->p) / 2 + 1;
+
+    batch->values = malloc(cap * sizeof(ingest_wire_value_t));
+    if (batch->values == NULL) {
+        return ingest_wire_fail(r, "out of memory");
+    }
+
+    ingest_wire_space(r);
+
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        return INGEST_WIRE_OK;
+    }
+
+    for ( ;; ) {
+        ingest_wire_space(r);
+
+        if (ingest_wire_expect(r, '[') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        for (col = 0; col < batch->ncolumns; col++) {
+            if (batch->nrows * batch->ncolumns + col >= cap) {
+                return ingest_wire_fail(r, "too many values");
+            }
+
+            v = &batch->values[batch->nrows * batch->ncolumns + col];
+
+            ingest_wire_space(r);
+
+            if (r->p == r->end) {
+                return ingest_wire_fail(r, "unterminated row");
+            }
+
+            if (*r->p == '"') {
+                out = batch->strings + batch->strings_used;
+
+                if (ingest_wire_string(r, out, (size_t) -1, &len)
+                    != INGEST_WIRE_OK)
+                {
+                    return INGEST_WIRE_ERROR;
+                }
+
+                v->type = INGEST_WIRE_TEXT;
+                v->s = out;
+                v->len = len;
+                batch->strings_used += len;
+
+            } else if (*r->p == 'n' || *r->p == 't' || *r->p == 'f') {
+                start = r->p;
+
+                if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
+                    return INGEST_WIRE_ERROR;
+                }
+
+                v->type = (*start == 'n') ? INGEST_WIRE_NULL
+                                          : INGEST_WIRE_BOOL;
+                v->s = start;
+                v->len = r->p - start;
+
+            } else if (*r->p == '-' || (*r->p >= '0' && *r->p <= '9')) {
+                start = r->p;
+
+                if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
+                    return INGEST_WIRE_ERROR;
+                }
+
+                /* the number's text, NUL-terminated for strtod */
+                out = batch->strings + batch->strings_used;
+                len = r->p - start;
+                memcpy(out, start, len);
+                out[len] = '\0';
+                batch->strings_used += len + 1;
+
+                v->type = INGEST_WIRE_REAL;
+                v->s = out;
+                v->len = len;
+
+                if (memchr(out, '.', len) == NULL
+                    && memchr(out, 'e', len) == NULL
+                    && memchr(out, 'E', len) == NULL)
+                {
+                    v->type = INGEST_WIRE_INT;
+                }
+
+            } else {
+                return ingest_wire_fail(r, "a row value must be a scalar");
+            }
+
+            ingest_wire_space(r);
+
+            if (col + 1 < batch->ncolumns
+                && ingest_wire_expect(r, ',') != INGEST_WIRE_OK)
+            {
+                return INGEST_WIRE_ERROR;
+            }
+        }
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_expect(r, ']') != INGEST_WIRE_OK) {
+            return ingest_wire_fail(r, "a row has too many values");
+        }
+
+        batch->nrows++;
+
+        ingest_wire_space(r);
+
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+
+        return ingest_wire_expect(r, ']');
     }
 }
 

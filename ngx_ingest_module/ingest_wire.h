@@ -16,6 +16,12 @@
  *   {"v":2,...,"counts":{...},
  *    "requests":[{"id":"<Idempotency-Key>","counts":{"a":1}}, ...]}
  *
+ * A records batch (version 1) carries rows for one table:
+ *
+ *   {"v":1,"kind":"records","producer":...,"seq":43,"ts":...,
+ *    "table":"trips","columns":["vendorid","total_amount"],
+ *    "types":["int","real"],"rows":[[2,9.95],[1,null]]}
+ *
  * The module writes version 2 only when a batch has such requests, so a
  * consumer that knows only version 1 refuses them instead of dropping
  * them.
@@ -46,6 +52,17 @@
 #define INGEST_WIRE_RECORDS_QUEUE    "ingest:records"
 
 #define INGEST_WIRE_KIND_COUNTERS    1
+#define INGEST_WIRE_KIND_RECORDS     2
+
+#define INGEST_WIRE_MAX_NAME         64      /* table and column names */
+#define INGEST_WIRE_MAX_COLUMNS      64
+
+/* column types and the type of a value in a row */
+#define INGEST_WIRE_INT              0
+#define INGEST_WIRE_REAL             1
+#define INGEST_WIRE_TEXT             2
+#define INGEST_WIRE_BOOL             3
+#define INGEST_WIRE_NULL             4
 
 #define INGEST_WIRE_MAX_PRODUCER     256     /* bytes, with the NUL */
 #define INGEST_WIRE_MAX_ID           255     /* Idempotency-Key bytes */
@@ -83,6 +100,15 @@ typedef struct {
 } ingest_wire_request_t;
 
 
+/* a value of a row: numbers as their JSON text, strings unescaped */
+
+typedef struct {
+    int                       type;        /* INGEST_WIRE_INT ... NULL */
+    const char               *s;
+    size_t                    len;
+} ingest_wire_value_t;
+
+
 /* a decoded batch; free it with ingest_wire_batch_free() */
 
 typedef struct {
@@ -99,6 +125,16 @@ typedef struct {
     size_t                    nrequests;
     char                     *strings;     /* unescaped keys live here */
     size_t                    strings_used;
+
+    /* records */
+    char                      table[INGEST_WIRE_MAX_NAME + 1];
+    size_t                    ncolumns;
+    size_t                    ntypes;
+    char                      columns[INGEST_WIRE_MAX_COLUMNS]
+                                     [INGEST_WIRE_MAX_NAME + 1];
+    int                       types[INGEST_WIRE_MAX_COLUMNS];
+    ingest_wire_value_t      *values;      /* nrows * ncolumns */
+    size_t                    nrows;
 } ingest_wire_batch_t;
 
 
@@ -117,7 +153,25 @@ int ingest_wire_counters_end(ingest_wire_buf_t *b,
 int ingest_wire_request_begin(ingest_wire_buf_t *b, const unsigned char *id,
     size_t len);
 int ingest_wire_request_end(ingest_wire_buf_t *b);
+
+/*
+ * A records batch: the header, then the rows as JSON text ("[1,\"a\"]"
+ * joined by commas), which the module writes as lines are parsed.
+ */
+int ingest_wire_records_begin(ingest_wire_buf_t *b, const char *producer,
+    uint64_t seq, int64_t ts, const char *table, size_t ncolumns,
+    const char *const *columns, const int *types);
+int ingest_wire_records_end(ingest_wire_buf_t *b,
+    const ingest_wire_buf_t *rows);
+
+/* [A-Za-z_][A-Za-z0-9_]*, 1 to INGEST_WIRE_MAX_NAME bytes */
+int ingest_wire_valid_name(const char *name, size_t len);
+
+extern const char  *ingest_wire_type_names[4];
 void ingest_wire_buf_free(ingest_wire_buf_t *b);
+
+/* room for n more bytes: the end of the data, or NULL */
+char *ingest_wire_buf_reserve(ingest_wire_buf_t *b, size_t n);
 
 int ingest_wire_decode(const char *data, size_t len, ingest_wire_batch_t *batch,
     char *err, size_t errlen);

@@ -31,6 +31,13 @@ static void ngx_http_ingest_drain_handler(ngx_event_t *ev);
 static void ngx_http_ingest_disconnect_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
+static ngx_int_t ngx_http_ingest_flush_cut_counters(
+    ngx_http_ingest_worker_t *w, ngx_http_ingest_queue_t *q);
+static ngx_int_t ngx_http_ingest_flush_cut_records(
+    ngx_http_ingest_worker_t *w, ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_rows_t *t);
+static void ngx_http_ingest_flush_enqueue(ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_batch_t *b);
 static void ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 static void ngx_http_ingest_flush_free(ngx_http_ingest_worker_t *w,
@@ -92,7 +99,7 @@ ngx_http_ingest_flush_pending(ngx_http_ingest_worker_t *w)
 
     for (i = 0; i < w->nqueues; i++) {
         n += w->queues[i].table.memory + w->queues[i].backlog_bytes
-             + w->queues[i].keyed.cap;
+             + w->queues[i].keyed.cap + w->queues[i].rows_bytes;
     }
 
     return n;
@@ -107,8 +114,10 @@ ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
 {
     ngx_http_ingest_status_pending(w);
 
+    /* rows are cut at 1 MB of JSON: Redis likes its values small */
+
     if (ngx_http_ingest_queue_pending(q) >= w->imcf->flush_keys
-        || w->draining)
+        || q->rows_bytes >= 1024 * 1024 || w->draining)
     {
         q->due = 1;
         ngx_http_ingest_flush_try(w, q);
@@ -191,6 +200,7 @@ ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
 
     if (!ngx_queue_empty(&q->backlog)
         && ngx_http_ingest_queue_pending(q) < w->imcf->flush_keys
+        && q->rows_bytes < 1024 * 1024
         && !w->draining && !w->exiting)
     {
         return;
@@ -212,10 +222,98 @@ ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
 }
 
 
-/* the pending table becomes the newest batch, under the next seq */
+/* what the list holds becomes its newest batches, each the next seq */
 
 static ngx_int_t
 ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q)
+{
+    ngx_uint_t  i;
+
+    if ((q->table.nkeys || q->nkeyed)
+        && ngx_http_ingest_flush_cut_counters(w, q) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < q->ntables; i++) {
+        if (q->tables[i].nrows
+            && ngx_http_ingest_flush_cut_records(w, q, &q->tables[i])
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ingest_flush_enqueue(ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_batch_t *b)
+{
+    b->seq = ++q->seq;
+
+    ngx_queue_insert_tail(&q->backlog, &b->link);
+    q->nbatches++;
+    q->backlog_bytes += b->buf.cap;
+}
+
+
+/* one table's rows become a records batch */
+
+static ngx_int_t
+ngx_http_ingest_flush_cut_records(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_rows_t *t)
+{
+    ngx_time_t               *tp;
+    ngx_http_ingest_batch_t  *b;
+
+    b = ngx_calloc(sizeof(ngx_http_ingest_batch_t), w->log);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    tp = ngx_timeofday();
+
+    if (ingest_wire_records_begin(&b->buf, w->producer, q->seq + 1,
+                                  (int64_t) tp->sec * 1000 + tp->msec,
+                                  (const char *) t->conf->table.data,
+                                  t->conf->record.nfields, t->conf->columns,
+                                  t->conf->types)
+        != INGEST_WIRE_OK
+        || ingest_wire_records_end(&b->buf, &t->rows) != INGEST_WIRE_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, w->log, 0,
+                      "ingest cannot allocate a batch of %ui rows for "
+                      "\"%V\"", t->nrows, &q->name);
+        ingest_wire_buf_free(&b->buf);
+        ngx_free(b);
+        return NGX_ERROR;
+    }
+
+    b->keys = t->nrows;
+    ngx_http_ingest_flush_enqueue(q, b);
+
+    q->nrows -= t->nrows;
+    q->rows_bytes -= t->rows.len;
+    t->nrows = 0;
+    t->rows.len = 0;
+    t->rows.count = 0;
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                   "ingest batch seq:%uL rows:%ui bytes:%uz cut for \"%V\"",
+                   b->seq, b->keys, b->buf.len, &q->name);
+
+    return NGX_OK;
+}
+
+
+/* the pending table becomes the newest batch, under the next seq */
+
+static ngx_int_t
+ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
     size_t                    i;
@@ -262,16 +360,12 @@ ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
         goto nomem;
     }
 
-    b->seq = ++q->seq;
-    b->keys = ngx_http_ingest_queue_pending(q);
+    b->keys = q->table.nkeys + q->nkeyed;
+    ngx_http_ingest_flush_enqueue(q, b);
 
     q->keyed.len = 0;
     q->keyed.count = 0;
     q->nkeyed = 0;
-
-    ngx_queue_insert_tail(&q->backlog, &b->link);
-    q->nbatches++;
-    q->backlog_bytes += b->buf.cap;
 
     ngx_http_ingest_table_reset(&q->table);
 

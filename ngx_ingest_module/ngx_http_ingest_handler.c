@@ -23,20 +23,6 @@ typedef struct {
 } ngx_http_ingest_pair_t;
 
 
-typedef struct {
-    ngx_http_request_t         *request;
-    ngx_queue_t                 link;        /* in q->waiting */
-    uint64_t                    seq;         /* of the batch awaited */
-    ngx_event_t                 ack_timer;
-    ngx_http_ingest_parser_t    parser;
-    ngx_array_t                 pairs;       /* ngx_http_ingest_pair_t */
-    const char                 *error;       /* why the body is refused */
-    off_t                       error_at;
-    unsigned                    nomem:1;
-    unsigned                    waiting:1;
-} ngx_http_ingest_ctx_t;
-
-
 static ngx_int_t ngx_http_ingest_check_type(ngx_http_request_t *r,
     ngx_http_ingest_loc_conf_t *ilcf, unsigned *kind);
 static void ngx_http_ingest_body_handler(ngx_http_request_t *r);
@@ -52,9 +38,6 @@ static ngx_int_t ngx_http_ingest_idempotency_key(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q, ngx_str_t *id);
 static ngx_int_t ngx_http_ingest_send_full(ngx_http_request_t *r);
-static void ngx_http_ingest_wait(ngx_http_request_t *r,
-    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q,
-    ngx_http_ingest_loc_conf_t *ilcf);
 static void ngx_http_ingest_ack_timeout(ngx_event_t *ev);
 static void ngx_http_ingest_ack_cleanup(void *data);
 static void ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx,
@@ -292,7 +275,7 @@ ngx_http_ingest_body_handler(ngx_http_request_t *r)
  * cancelable, so a graceful shutdown answers before the worker goes.
  */
 
-static void
+void
 ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_queue_t *q, ngx_http_ingest_loc_conf_t *ilcf)
 {
@@ -389,7 +372,11 @@ ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx, ngx_uint_t status)
 
     r->read_event_handler = ngx_http_block_reading;
 
-    if (status == NGX_HTTP_NO_CONTENT) {
+    if (status == NGX_HTTP_NO_CONTENT && ctx->answer != NULL) {
+        /* records: the answer with its counts, prepared before the wait */
+        rc = ngx_http_ingest_send_body(r, ctx->answer);
+
+    } else if (status == NGX_HTTP_NO_CONTENT) {
         r->headers_out.status = NGX_HTTP_NO_CONTENT;
         r->headers_out.content_length_n = 0;
         r->header_only = 1;
@@ -822,4 +809,78 @@ ngx_http_ingest_send_json(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/* 200 application/json with a prepared body */
+
+ngx_int_t
+ngx_http_ingest_send_body(ngx_http_request_t *r, ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* JSON string escaping of raw bytes: quotes, backslashes, controls */
+
+size_t
+ngx_http_ingest_json_escaped(const u_char *s, size_t len)
+{
+    size_t  i, n;
+
+    for (i = 0, n = len; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            n++;
+
+        } else if (s[i] < 0x20) {
+            n += 5;
+        }
+    }
+
+    return n;
+}
+
+
+u_char *
+ngx_http_ingest_json_escape(u_char *p, const u_char *s, size_t len)
+{
+    size_t              i;
+    static const char   hex[] = "0123456789abcdef";
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            *p++ = '\\';
+            *p++ = s[i];
+
+        } else if (s[i] < 0x20) {
+            p = ngx_cpymem(p, "\\u00", 4);
+            *p++ = hex[s[i] >> 4];
+            *p++ = hex[s[i] & 0xf];
+
+        } else {
+            *p++ = s[i];
+        }
+    }
+
+    return p;
 }

@@ -133,6 +133,20 @@ static ngx_command_t  ngx_http_ingest_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ingest_records"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_ingest_records,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ingest_max_line_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ingest_loc_conf_t, max_line),
+      NULL },
+
     { ngx_string("ingest_ack"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -213,6 +227,9 @@ ngx_http_ingest_create_main_conf(ngx_conf_t *cf)
         != NGX_OK
         || ngx_array_init(&imcf->endpoint_names, cf->pool, 4,
                           sizeof(ngx_str_t))
+           != NGX_OK
+        || ngx_array_init(&imcf->tables, cf->pool, 2,
+                          sizeof(ngx_http_ingest_records_conf_t *))
            != NGX_OK)
     {
         return NULL;
@@ -254,8 +271,8 @@ ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (imcf->endpoints && imcf->redis_host == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"ingest_counters\" is used but "
-                           "\"ingest_redis\" is not set");
+                           "\"ingest_counters\" or \"ingest_records\" "
+                           "is used but \"ingest_redis\" is not set");
         return NGX_CONF_ERROR;
     }
 
@@ -278,6 +295,7 @@ ngx_http_ingest_create_loc_conf(ngx_conf_t *cf)
     ilcf->max_key_length = NGX_CONF_UNSET_SIZE;
     ilcf->ack = NGX_CONF_UNSET_UINT;
     ilcf->ack_timeout = NGX_CONF_UNSET_MSEC;
+    ilcf->max_line = NGX_CONF_UNSET_SIZE;
 
     return ilcf;
 }
@@ -296,6 +314,7 @@ ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->ack, prev->ack,
                               NGX_HTTP_INGEST_ACK_MEMORY);
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 5000);
+    ngx_conf_merge_size_value(conf->max_line, prev->max_line, 64 * 1024);
 
     return NGX_CONF_OK;
 }
@@ -393,13 +412,17 @@ ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ingest_loc_conf_t  *ilcf = conf;
 
-    ngx_str_t                    *value, name, *q;
-    ngx_uint_t                    i, n;
+    ngx_str_t                    *value, name;
+    ngx_uint_t                    i;
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_ingest_main_conf_t  *imcf;
 
     if (ilcf->format != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
+    }
+
+    if (ilcf->records != NULL) {
+        return "conflicts with \"ingest_records\"";
     }
 
     value = cf->args->elts;
@@ -432,24 +455,9 @@ ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ingest_module);
 
-    q = imcf->queues.elts;
-    n = imcf->queues.nelts;
-
-    for (i = 0; i < n; i++) {
-        if (q[i].len == name.len
-            && ngx_strncmp(q[i].data, name.data, name.len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (i == n) {
-        q = ngx_array_push(&imcf->queues);
-        if (q == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        *q = name;
+    i = ngx_http_ingest_queue_index(cf, &name);
+    if (i == NGX_CONF_UNSET_UINT) {
+        return NGX_CONF_ERROR;
     }
 
     ilcf->queue = i;
@@ -475,6 +483,39 @@ ngx_http_ingest_no_threads(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 #endif
+
+
+/* the index of list name in imcf->queues, added if new */
+
+ngx_uint_t
+ngx_http_ingest_queue_index(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_str_t                    *q;
+    ngx_uint_t                    i, n;
+    ngx_http_ingest_main_conf_t  *imcf;
+
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ingest_module);
+
+    q = imcf->queues.elts;
+    n = imcf->queues.nelts;
+
+    for (i = 0; i < n; i++) {
+        if (q[i].len == name->len
+            && ngx_strncmp(q[i].data, name->data, name->len) == 0)
+        {
+            return i;
+        }
+    }
+
+    q = ngx_array_push(&imcf->queues);
+    if (q == NULL) {
+        return NGX_CONF_UNSET_UINT;
+    }
+
+    *q = *name;
+
+    return n;
+}
 
 
 static ngx_int_t
@@ -535,7 +576,9 @@ ngx_http_ingest_init_process(ngx_cycle_t *cycle)
 
     ngx_http_ingest_worker = w;
 
-    if (ngx_http_ingest_flush_init(w) != NGX_OK) {
+    if (ngx_http_ingest_flush_init(w) != NGX_OK
+        || ngx_http_ingest_records_init(w) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -551,7 +594,7 @@ ngx_http_ingest_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_ingest_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                 i;
+    ngx_uint_t                 i, j;
     ngx_http_ingest_worker_t  *w;
 
     w = ngx_http_ingest_worker;
@@ -570,6 +613,10 @@ ngx_http_ingest_exit_process(ngx_cycle_t *cycle)
     for (i = 0; i < w->nqueues; i++) {
         ngx_http_ingest_table_free(&w->queues[i].table);
         ingest_wire_buf_free(&w->queues[i].keyed);
+
+        for (j = 0; j < w->queues[i].ntables; j++) {
+            ingest_wire_buf_free(&w->queues[i].tables[j].rows);
+        }
     }
 
     ngx_http_ingest_worker = NULL;

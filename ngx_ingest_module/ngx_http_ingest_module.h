@@ -18,6 +18,7 @@
 #include "ngx_http_ingest_table.h"
 #include "ingest_wire.h"
 #include "ngx_http_ingest_status.h"
+#include "ngx_http_ingest_ndjson.h"
 
 
 typedef struct {
@@ -34,8 +35,21 @@ typedef struct {
     ngx_array_t               queues;          /* ngx_str_t, list names */
     ngx_uint_t                endpoints;       /* ingest_counters seen */
     ngx_array_t               endpoint_names;  /* counted locations */
+    ngx_array_t               tables;      /* ngx_http_ingest_records_conf_t* */
     ngx_uint_t                status_used;     /* ingest_status seen */
 } ngx_http_ingest_main_conf_t;
+
+
+/* what an ingest_records location keeps, and its list and table */
+
+typedef struct {
+    ngx_str_t                      table;
+    ngx_http_ingest_record_conf_t  record;
+    const char                    *columns[NGX_HTTP_INGEST_MAX_FIELDS];
+    int                            types[NGX_HTTP_INGEST_MAX_FIELDS];
+    ngx_uint_t                     queue;      /* index in imcf->queues */
+    ngx_uint_t                     slot;       /* index in q->tables */
+} ngx_http_ingest_records_conf_t;
 
 
 #define NGX_HTTP_INGEST_ACK_MEMORY   0   /* 204 once in the worker's table */
@@ -49,6 +63,8 @@ typedef struct {
     ngx_uint_t                ack;
     ngx_msec_t                ack_timeout;
     ngx_str_t                 totals_db;       /* ingest_totals, C string */
+    ngx_http_ingest_records_conf_t  *records;  /* ingest_records */
+    size_t                    max_line;        /* longest NDJSON line */
     ngx_uint_t                endpoint;        /* 1-based; 0: not counted */
     ngx_uint_t                status;          /* ingest_status here */
 #if (NGX_THREADS)
@@ -68,6 +84,15 @@ typedef struct {
 } ngx_http_ingest_batch_t;
 
 
+/* rows of one table waiting to be cut into a records batch */
+
+typedef struct {
+    ngx_http_ingest_records_conf_t  *conf;
+    ingest_wire_buf_t         rows;            /* "[..],[..]" */
+    ngx_uint_t                nrows;
+} ngx_http_ingest_rows_t;
+
+
 /*
  * One Redis list as a worker sees it: the table still adding up, and the
  * batches cut from it, oldest first.  Only the oldest is ever sent, so
@@ -84,6 +109,10 @@ typedef struct {
     ngx_queue_t               waiting;         /* requests awaiting acks */
     ingest_wire_buf_t         keyed;           /* Idempotency-Key requests */
     ngx_uint_t                nkeyed;
+    ngx_http_ingest_rows_t   *tables;          /* records, per table */
+    ngx_uint_t                ntables;
+    ngx_uint_t                nrows;           /* in all of them */
+    size_t                    rows_bytes;
     ngx_msec_t                sent_at;
     unsigned                  sent:1;          /* the oldest is on its way */
     unsigned                  due:1;           /* cut as soon as allowed */
@@ -91,7 +120,25 @@ typedef struct {
 
 
 /* what a list holds that is not cut yet */
-#define ngx_http_ingest_queue_pending(q)  ((q)->table.nkeys + (q)->nkeyed)
+#define ngx_http_ingest_queue_pending(q)                                      \
+    ((q)->table.nkeys + (q)->nkeyed + (q)->nrows)
+
+
+/* a request's state, counters and records alike */
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_queue_t                 link;        /* in q->waiting */
+    uint64_t                    seq;         /* of the batch awaited */
+    ngx_event_t                 ack_timer;
+    ngx_http_ingest_parser_t    parser;
+    ngx_array_t                 pairs;       /* ngx_http_ingest_pair_t */
+    const char                 *error;       /* why the body is refused */
+    off_t                       error_at;
+    ngx_buf_t                  *answer;      /* 200 body, else a 204 */
+    unsigned                    nomem:1;
+    unsigned                    waiting:1;
+} ngx_http_ingest_ctx_t;
 
 
 /*
@@ -144,6 +191,17 @@ extern ngx_module_t  ngx_http_ingest_module;
 ngx_int_t ngx_http_ingest_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ingest_send_json(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, off_t at);
+ngx_int_t ngx_http_ingest_send_body(ngx_http_request_t *r, ngx_buf_t *b);
+size_t ngx_http_ingest_json_escaped(const u_char *s, size_t len);
+u_char *ngx_http_ingest_json_escape(u_char *p, const u_char *s, size_t len);
+void ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_loc_conf_t *ilcf);
+char *ngx_http_ingest_records(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_uint_t ngx_http_ingest_queue_index(ngx_conf_t *cf, ngx_str_t *name);
+ngx_int_t ngx_http_ingest_records_init(ngx_http_ingest_worker_t *w);
+ngx_int_t ngx_http_ingest_records_cut(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_rows_t *t);
 char *ngx_http_ingest_totals(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_ingest_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 

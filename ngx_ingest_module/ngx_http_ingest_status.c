@@ -963,13 +963,14 @@ ngx_http_ingest_status_json(ngx_http_request_t *r,
     }
 
     p = ngx_sprintf(p, "},\"increments_accepted\":%uA,"
+                    "\"records_accepted\":%uA,"
                     "\"pending\":{\"keys\":%ui,\"bytes\":%ui},"
                     "\"batches\":{\"flushed\":%uA,\"failed\":%uA,"
                     "\"retried\":%uA},"
                     "\"flush_seconds\":{\"count\":%uA,\"sum\":%.3f},"
                     "\"redis\":{\"connected_workers\":%ui,"
                     "\"reconnects\":%uA},\"spool_files\":%ui,\"queues\":{",
-                    st->increments, sum.keys, sum.bytes,
+                    st->increments, st->records, sum.keys, sum.bytes,
                     st->batches_flushed, st->batches_failed,
                     st->batches_retried, st->flush_count,
                     (double) st->flush_sum_ms / 1000, sum.connected,
@@ -1071,6 +1072,9 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         "# HELP ingest_increments_total Increments accepted.\n"
         "# TYPE ingest_increments_total counter\n"
         "ingest_increments_total %uA\n"
+        "# HELP ingest_records_total NDJSON rows accepted.\n"
+        "# TYPE ingest_records_total counter\n"
+        "ingest_records_total %uA\n"
         "# HELP ingest_pending_keys Keys held by workers, not yet cut.\n"
         "# TYPE ingest_pending_keys gauge\n"
         "ingest_pending_keys %ui\n"
@@ -1086,8 +1090,8 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         "# HELP ingest_batches_retried_total Batches sent again.\n"
         "# TYPE ingest_batches_retried_total counter\n"
         "ingest_batches_retried_total %uA\n",
-        st->increments, sum.keys, sum.bytes, st->batches_flushed,
-        st->batches_failed, st->batches_retried);
+        st->increments, st->records, sum.keys, sum.bytes,
+        st->batches_flushed, st->batches_failed, st->batches_retried);
 
     p = ngx_sprintf(p,
         "# HELP ingest_flush_duration_seconds From RPUSH to Redis's "

@@ -42,6 +42,7 @@ typedef struct {
     ngx_atomic_t              requests[NGX_HTTP_INGEST_MAX_ENDPOINTS]
                                       [NGX_HTTP_INGEST_CODES];
     ngx_atomic_t              increments;
+    ngx_atomic_t              records;
     ngx_atomic_t              batches_flushed;
     ngx_atomic_t              batches_failed;
     ngx_atomic_t              batches_retried;

@@ -67,9 +67,6 @@ static ngx_http_ingest_totals_conn_t *ngx_http_ingest_totals_open(
     const char *path, const char **error);
 static void ngx_http_ingest_totals_query(ngx_http_ingest_totals_ctx_t *tc,
     ngx_http_ingest_totals_conn_t *tconn);
-static size_t ngx_http_ingest_json_escaped(const u_char *s, size_t len);
-static u_char *ngx_http_ingest_json_escape(u_char *p, const u_char *s,
-    size_t len);
 
 
 /* ingest_totals <file> */
@@ -684,49 +681,5 @@ done:
     ngx_http_run_posted_requests(c);
 }
 
-
-/* JSON string escaping of raw UTF-8 bytes: quotes, backslashes, controls */
-
-static size_t
-ngx_http_ingest_json_escaped(const u_char *s, size_t len)
-{
-    size_t  i, n;
-
-    for (i = 0, n = len; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            n++;
-
-        } else if (s[i] < 0x20) {
-            n += 5;
-        }
-    }
-
-    return n;
-}
-
-
-static u_char *
-ngx_http_ingest_json_escape(u_char *p, const u_char *s, size_t len)
-{
-    size_t              i;
-    static const char   hex[] = "0123456789abcdef";
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            *p++ = '\\';
-            *p++ = s[i];
-
-        } else if (s[i] < 0x20) {
-            p = ngx_cpymem(p, "\\u00", 4);
-            *p++ = hex[s[i] >> 4];
-            *p++ = hex[s[i] & 0xf];
-
-        } else {
-            *p++ = s[i];
-        }
-    }
-
-    return p;
-}
 
 #endif

@@ -15,7 +15,7 @@ __DATA__
 GET /c
 --- must_die
 --- error_log
-"ingest_counters" is used but "ingest_redis" is not set
+"ingest_counters" or "ingest_records" is used but "ingest_redis" is not set
 
 
 

@@ -31,6 +31,21 @@
 #define INGEST_LOG_INFO       3
 
 
+/* a records table the store has checked and can insert into */
+
+typedef struct {
+    char                      name[INGEST_WIRE_MAX_NAME + 1];
+    size_t                    ncolumns;
+    char                      columns[INGEST_WIRE_MAX_COLUMNS]
+                                     [INGEST_WIRE_MAX_NAME + 1];
+    int                       types[INGEST_WIRE_MAX_COLUMNS];
+    sqlite3_stmt             *insert;
+} ingest_table_t;
+
+
+#define INGEST_MAX_TABLES     64
+
+
 typedef struct {
     /* options */
     const char               *redis;       /* host:port or unix:/path */
@@ -64,6 +79,8 @@ typedef struct {
     sqlite3_stmt             *stmt_prune;
     sqlite3_stmt             *stmt_idem;
     sqlite3_stmt             *stmt_idem_prune;
+    ingest_table_t            tables[INGEST_MAX_TABLES];  /* checked */
+    size_t                    ntables;
     int64_t                   pruned_ms;   /* when applied was last pruned */
 
     /* what was done, for the log */

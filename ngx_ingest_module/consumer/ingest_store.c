@@ -13,7 +13,9 @@
 
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ingest_consumer.h"
 
@@ -50,6 +52,11 @@ static int ingest_store_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
     const char *what);
 static int ingest_store_counts(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch, size_t first, size_t n, int64_t now);
+static int ingest_store_records(ingest_consumer_t *ic,
+    ingest_wire_batch_t *batch, int64_t now);
+static ingest_table_t *ingest_store_table(ingest_consumer_t *ic,
+    ingest_wire_batch_t *batch);
+static void ingest_store_forget_tables(ingest_consumer_t *ic);
 static void ingest_store_checked_add(sqlite3_context *ctx, int argc,
     sqlite3_value **argv);
 
@@ -125,6 +132,8 @@ ingest_store_open(ingest_consumer_t *ic)
 void
 ingest_store_close(ingest_consumer_t *ic)
 {
+    ingest_store_forget_tables(ic);
+
     sqlite3_finalize(ic->stmt_begin);
     sqlite3_finalize(ic->stmt_commit);
     sqlite3_finalize(ic->stmt_rollback);
@@ -161,11 +170,263 @@ ingest_store_commit(ingest_consumer_t *ic)
 void
 ingest_store_rollback(ingest_consumer_t *ic)
 {
+    /* a table created in the transaction is gone with it */
+    ingest_store_forget_tables(ic);
+
     if (sqlite3_get_autocommit(ic->db)) {
         return;
     }
 
     (void) ingest_store_done(ic, ic->stmt_rollback, "ROLLBACK");
+}
+
+
+static void
+ingest_store_forget_tables(ingest_consumer_t *ic)
+{
+    size_t  i;
+
+    for (i = 0; i < ic->ntables; i++) {
+        sqlite3_finalize(ic->tables[i].insert);
+    }
+
+    ic->ntables = 0;
+}
+
+
+static const char  *ingest_sql_types[4] = {
+    "INTEGER", "REAL", "TEXT", "INTEGER"
+};
+
+
+/*
+ * The table of a records batch: created on first sight from the batch's
+ * columns (plus received_at), or checked against them; a batch whose
+ * columns conflict with the table is refused.
+ */
+
+static ingest_table_t *
+ingest_store_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
+{
+    int              rc;
+    char             sql[16384], *p, *end;
+    size_t           i, n;
+    sqlite3_stmt    *s;
+    ingest_table_t  *t;
+
+    for (i = 0; i < ic->ntables; i++) {
+        t = &ic->tables[i];
+
+        if (strcmp(t->name, batch->table) != 0) {
+            continue;
+        }
+
+        if (t->ncolumns != batch->ncolumns) {
+            goto conflict;
+        }
+
+        for (n = 0; n < t->ncolumns; n++) {
+            if (strcmp(t->columns[n], batch->columns[n]) != 0
+                || ingest_sql_types[t->types[n]]
+                   != ingest_sql_types[batch->types[n]])
+            {
+                goto conflict;
+            }
+        }
+
+        return t;
+    }
+
+    if (ic->ntables == INGEST_MAX_TABLES) {
+        ingest_log(INGEST_LOG_ERR, "more than %d record tables",
+                   INGEST_MAX_TABLES);
+        return NULL;
+    }
+
+    t = &ic->tables[ic->ntables];
+    memset(t, 0, sizeof(ingest_table_t));
+    strcpy(t->name, batch->table);
+    t->ncolumns = batch->ncolumns;
+    memcpy(t->columns, batch->columns, sizeof(t->columns));
+    memcpy(t->types, batch->types, sizeof(t->types));
+
+    /* what the table has, if it exists (names were checked: quoting is safe) */
+
+    snprintf(sql, sizeof(sql), "PRAGMA table_info(\"%s\")", t->name);
+
+    if (sqlite3_prepare_v2(ic->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        ingest_log(INGEST_LOG_ERR, "%s: %s", sql, sqlite3_errmsg(ic->db));
+        return NULL;
+    }
+
+    n = 0;
+
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char  *name = (const char *) sqlite3_column_text(s, 1);
+        const char  *type = (const char *) sqlite3_column_text(s, 2);
+
+        if (n == 0) {
+            if (name == NULL || strcmp(name, "received_at") != 0) {
+                sqlite3_finalize(s);
+                goto conflict;
+            }
+
+        } else if (n > t->ncolumns || name == NULL || type == NULL
+                   || strcmp(name, t->columns[n - 1]) != 0
+                   || strcasecmp(type, ingest_sql_types[t->types[n - 1]])
+                      != 0)
+        {
+            sqlite3_finalize(s);
+            goto conflict;
+        }
+
+        n++;
+    }
+
+    sqlite3_finalize(s);
+
+    if (rc != SQLITE_DONE) {
+        ingest_log(INGEST_LOG_ERR, "reading table \"%s\": %s", t->name,
+                   sqlite3_errmsg(ic->db));
+        return NULL;
+    }
+
+    if (n != 0 && n != t->ncolumns + 1) {
+        goto conflict;
+    }
+
+    if (n == 0) {
+        p = sql;
+        end = sql + sizeof(sql);
+        p += snprintf(p, end - p, "CREATE TABLE \"%s\" (received_at "
+                      "INTEGER NOT NULL", t->name);
+
+        for (i = 0; i < t->ncolumns; i++) {
+            p += snprintf(p, end - p, ", \"%s\" %s", t->columns[i],
+                          ingest_sql_types[t->types[i]]);
+        }
+
+        snprintf(p, end - p, ")");
+
+        if (sqlite3_exec(ic->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            ingest_log(INGEST_LOG_ERR, "%s: %s", sql, sqlite3_errmsg(ic->db));
+            return NULL;
+        }
+
+        ingest_log(INGEST_LOG_NOTICE, "created table \"%s\"", t->name);
+    }
+
+    p = sql;
+    end = sql + sizeof(sql);
+    p += snprintf(p, end - p, "INSERT INTO \"%s\" (received_at", t->name);
+
+    for (i = 0; i < t->ncolumns; i++) {
+        p += snprintf(p, end - p, ", \"%s\"", t->columns[i]);
+    }
+
+    p += snprintf(p, end - p, ") VALUES (?");
+
+    for (i = 0; i < t->ncolumns; i++) {
+        p += snprintf(p, end - p, ", ?");
+    }
+
+    snprintf(p, end - p, ")");
+
+    if (sqlite3_prepare_v3(ic->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                           &t->insert, NULL)
+        != SQLITE_OK)
+    {
+        ingest_log(INGEST_LOG_ERR, "%s: %s", sql, sqlite3_errmsg(ic->db));
+        return NULL;
+    }
+
+    ic->ntables++;
+
+    return t;
+
+conflict:
+
+    ingest_log(INGEST_LOG_ERR, "the columns of a batch for table \"%s\" "
+               "differ from the table's", batch->table);
+    return NULL;
+}
+
+
+/* insert a records batch's rows, with the time they arrived */
+
+static int
+ingest_store_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    int64_t now)
+{
+    int                   rc;
+    size_t                row, col;
+    sqlite3_stmt         *s;
+    ingest_table_t       *t;
+    ingest_wire_value_t  *v;
+
+    t = ingest_store_table(ic, batch);
+    if (t == NULL) {
+        return -1;
+    }
+
+    s = t->insert;
+
+    for (row = 0; row < batch->nrows; row++) {
+        sqlite3_bind_int64(s, 1, now);
+
+        for (col = 0; col < batch->ncolumns; col++) {
+            v = &batch->values[row * batch->ncolumns + col];
+            rc = SQLITE_OK;
+
+            if (v->type == INGEST_WIRE_NULL) {
+                rc = sqlite3_bind_null(s, col + 2);
+
+            } else if (t->types[col] == INGEST_WIRE_INT
+                       && v->type == INGEST_WIRE_INT)
+            {
+                rc = sqlite3_bind_int64(s, col + 2, strtoll(v->s, NULL, 10));
+
+            } else if (t->types[col] == INGEST_WIRE_REAL
+                       && (v->type == INGEST_WIRE_INT
+                           || v->type == INGEST_WIRE_REAL))
+            {
+                rc = sqlite3_bind_double(s, col + 2, strtod(v->s, NULL));
+
+            } else if (t->types[col] == INGEST_WIRE_TEXT
+                       && v->type == INGEST_WIRE_TEXT)
+            {
+                rc = sqlite3_bind_text(s, col + 2, v->s, (int) v->len,
+                                       SQLITE_STATIC);
+
+            } else if (t->types[col] == INGEST_WIRE_BOOL
+                       && v->type == INGEST_WIRE_BOOL)
+            {
+                rc = sqlite3_bind_int(s, col + 2, v->s[0] == 't');
+
+            } else {
+                ingest_log(INGEST_LOG_ERR, "row %zu of a batch for \"%s\": "
+                           "column \"%s\" holds a value of another type",
+                           row, t->name, t->columns[col]);
+                sqlite3_reset(s);
+                sqlite3_clear_bindings(s);
+                return -1;
+            }
+
+            if (rc != SQLITE_OK) {
+                ingest_log(INGEST_LOG_ERR, "binding: %s",
+                           sqlite3_errmsg(ic->db));
+                return -1;
+            }
+        }
+
+        if (ingest_store_done(ic, s, "inserting a row") != 0) {
+            return -1;
+        }
+    }
+
+    ic->keys += batch->nrows;
+
+    return 0;
 }
 
 
@@ -213,7 +474,12 @@ ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
                    (unsigned long long) batch->seq, ic->queue);
     }
 
-    if (ingest_store_counts(ic, batch, 0, batch->ncounts, now) != 0) {
+    if (batch->kind == INGEST_WIRE_KIND_RECORDS) {
+        if (ingest_store_records(ic, batch, now) != 0) {
+            return -1;
+        }
+
+    } else if (ingest_store_counts(ic, batch, 0, batch->ncounts, now) != 0) {
         return -1;
     }
 

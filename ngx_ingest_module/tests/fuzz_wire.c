@@ -30,6 +30,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
+    if (one.kind == INGEST_WIRE_KIND_RECORDS) {
+        /* rows are checked by decoding; re-encoding is the module's */
+        ingest_wire_batch_free(&one);
+        return 0;
+    }
+
     memset(&b, 0, sizeof(b));
     memset(&reqs, 0, sizeof(reqs));
 
