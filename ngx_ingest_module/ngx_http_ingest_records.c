@@ -90,8 +90,9 @@ ngx_http_ingest_records(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    rc->record.fields = ngx_pcalloc(cf->pool, NGX_HTTP_INGEST_MAX_FIELDS
-                                              * sizeof(ngx_http_ingest_field_t));
+    rc->record.fields = ngx_pcalloc(cf->pool,
+                                    NGX_HTTP_INGEST_MAX_FIELDS
+                                    * sizeof(ngx_http_ingest_field_t));
     if (rc->record.fields == NULL) {
         return NGX_CONF_ERROR;
     }
