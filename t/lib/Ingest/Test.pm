@@ -71,6 +71,7 @@ sub import {
     if ($opt{nginx} // 1) {
         Test::Nginx::Socket::add_response_body_check(\&check_totals);
         Test::Nginx::Socket::add_response_body_check(\&check_list);
+        Test::Nginx::Socket::add_response_body_check(\&check_sql);
     }
 }
 
@@ -235,6 +236,44 @@ sub check_totals {
 
     Test::More::is_deeply(wait_totals($expected), $expected,
                           $block->name . " - totals in SQLite");
+}
+
+# --- sql eval
+# ["SELECT ... ORDER BY ...", [[row], [row], ...]]
+# polls (bounded) until the query returns exactly these rows
+
+sub sql_rows {
+    my ($query) = @_;
+    return undef unless -f $Db;
+    my $dbh = DBI->connect("dbi:SQLite:dbname=$Db", '', '',
+                           { RaiseError => 0, PrintError => 0,
+                             sqlite_open_flags => 1 })
+        or return undef;
+    $dbh->sqlite_busy_timeout(2000);
+    my $rows = $dbh->selectall_arrayref($query);
+    $dbh->disconnect;
+    return $rows;
+}
+
+sub check_sql {
+    my ($block, $body, $req_idx) = @_;
+    my $spec = scalar $block->sql;
+    return unless defined $spec;
+
+    my $reqs = scalar $block->request;
+    my $n = ref $reqs eq 'ARRAY' ? @$reqs : 1;
+    return unless $req_idx == $n - 1;
+
+    my ($query, $expected) = @$spec;
+    my $deadline = time + 10;
+    my $got;
+    while (1) {
+        $got = sql_rows($query) // [];
+        last if Test::More::eq_array($got, $expected) || time > $deadline;
+        sleep 0.05;
+    }
+
+    Test::More::is_deeply($got, $expected, $block->name . " - SQL: $query");
 }
 
 sub check_list {

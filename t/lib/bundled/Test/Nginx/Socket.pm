@@ -288,6 +288,14 @@ sub build_request {
     }
     $headers = "Host: localhost\r\n$headers" unless $have{host};
     $headers .= "Connection: close\r\n" unless $have{connection};
+    # as the real runner: a body is sent trimmed of surrounding whitespace
+    # unless the block gives its own Content-Length
+    if (length $body && !$have{'content-length'}
+        && !$have{'transfer-encoding'})
+    {
+        $body =~ s/^\s+|\s+$//gs;
+    }
+
     if (length $body || $method =~ /^(POST|PUT|PATCH)$/) {
         $headers .= "Content-Length: " . length($body) . "\r\n"
             unless $have{'content-length'} || $have{'transfer-encoding'};
