@@ -10,6 +10,9 @@
 #include "ngx_http_ingest_ndjson.h"
 
 
+#define NGX_HTTP_INGEST_SEEN_NULL   ((size_t) -5)
+
+
 #define ngx_http_ingest_space(ch)                                             \
     ((ch) == ' ' || (ch) == '\t' || (ch) == '\n' || (ch) == '\r')
 
@@ -61,6 +64,8 @@ ngx_http_ingest_ndjson_line(const ngx_http_ingest_record_conf_t *conf,
     ngx_http_ingest_scan_t    s;
     const ngx_http_ingest_field_t  *f;
     static char               msg[160];
+
+    /* data NULL: len 0 not seen, SEEN_NULL a null, above a type error */
 
     for (i = 0; i < conf->nfields; i++) {
         values[i].data = NULL;
@@ -158,7 +163,14 @@ ngx_http_ingest_ndjson_line(const ngx_http_ingest_record_conf_t *conf,
                 continue;
             }
 
-            if (values[i].data != NULL || kind == kind_null) {
+            /* seen before: the first occurrence counts, even a null */
+
+            if (values[i].data != NULL || values[i].len != 0) {
+                break;
+            }
+
+            if (kind == kind_null) {
+                values[i].len = NGX_HTTP_INGEST_SEEN_NULL;
                 break;
             }
 
@@ -234,6 +246,10 @@ end:
                             ngx_http_ingest_type_errors[f->type]);
             *error = msg;
             return -1;
+        }
+
+        if (values[i].data == NULL && values[i].len) {
+            values[i].len = 0;              /* a null: absent */
         }
 
         if (values[i].data == NULL && f->required) {
