@@ -56,6 +56,7 @@
 typedef struct {
     int        fd;
     struct timespec  sent_at;
+    char      *big;                    /* --body: the request, not req */
     char       req[LOADGEN_BUF];
     size_t     req_len;
     size_t     sent;
@@ -81,6 +82,8 @@ static unsigned      seed = 1;
 static double        duration;         /* seconds; 0: --requests counts */
 static int           positive;         /* values 1..10000 only */
 static const char   *get_path;         /* --get: read totals instead */
+static char         *body;             /* --body: post this file */
+static size_t        body_len;
 static long          errors5xx;
 static uint32_t     *latencies;        /* microseconds, one per answer */
 static size_t        nlatencies, latencies_cap;
@@ -155,6 +158,32 @@ loadgen_build(loadgen_conn_t *c)
     char         body[LOADGEN_BUF / 2];
     size_t       len;
     const char  *path, *type;
+
+    if (body != NULL) {
+        c->nkeys = 0;
+
+        if (c->big == NULL) {
+            c->big = malloc(body_len + 512);
+            if (c->big == NULL) {
+                exit(1);
+            }
+
+            c->req_len = snprintf(c->big, 512,
+                                  "POST %s HTTP/1.1\r\nHost: %s\r\n"
+                                  "Content-Type: text/plain\r\n"
+                                  "Content-Length: %zu\r\n\r\n",
+                                  counters_path, host, body_len);
+            memcpy(c->big + c->req_len, body, body_len);
+            c->req_len += body_len;
+        }
+
+        c->sent = 0;
+        c->resp_len = 0;
+        c->busy = 1;
+        started++;
+        clock_gettime(CLOCK_MONOTONIC, &c->sent_at);
+        return;
+    }
 
     if (get_path != NULL) {
         c->nkeys = 0;
@@ -320,8 +349,10 @@ loadgen_account(loadgen_conn_t *c, int status)
              + (now.tv_nsec - c->sent_at.tv_nsec) / 1000);
     }
 
-    if (get_path != NULL) {
-        if (status == 200 || status == 404) {
+    if (get_path != NULL || body != NULL) {
+        if (status == 200 || status == 204
+            || (status == 404 && get_path != NULL))
+        {
             ok2xx++;
 
         } else if (errors5xx++ < 5) {
@@ -352,6 +383,35 @@ loadgen_account(loadgen_conn_t *c, int status)
     } else {
         other++;
     }
+}
+
+
+static int
+loadgen_slurp(const char *path)
+{
+    FILE  *f;
+    long   n;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        perror(path);
+        return -1;
+    }
+
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+
+    body = malloc(n + 1);
+    if (body == NULL || fread(body, 1, n, f) != (size_t) n) {
+        fclose(f);
+        return -1;
+    }
+
+    fclose(f);
+    body_len = n;
+
+    return 0;
 }
 
 
@@ -400,6 +460,7 @@ loadgen_options(int argc, char **argv)
         { "duration", required_argument, NULL, 'd' },
         { "positive", no_argument, NULL, 'P' },
         { "get", required_argument, NULL, 'g' },
+        { "body", required_argument, NULL, 'b' },
         { NULL, 0, NULL, 0 }
     };
 
@@ -418,6 +479,11 @@ loadgen_options(int argc, char **argv)
         case 'd': duration = atof(optarg); break;
         case 'P': positive = 1; break;
         case 'g': get_path = optarg; break;
+        case 'b':
+            if (loadgen_slurp(optarg) != 0) {
+                return -1;
+            }
+            break;
         default: return -1;
         }
     }
@@ -519,7 +585,14 @@ main(int argc, char **argv)
 
             /* small requests: one blocking-free write nearly always does */
             while (c->sent < c->req_len) {
-                r = write(c->fd, c->req + c->sent, c->req_len - c->sent);
+                r = write(c->fd, (c->big ? c->big : c->req) + c->sent,
+                          c->req_len - c->sent);
+                if (r == -1 && errno == EAGAIN) {
+                    /* a large body: wait until the socket drains */
+                    struct timespec  ts = { 0, 100000 };
+                    nanosleep(&ts, NULL);
+                    continue;
+                }
                 if (r <= 0) {
                     if (r == -1 && errno == EINTR) {
                         continue;
@@ -579,6 +652,20 @@ main(int argc, char **argv)
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     elapsed = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+    if (body != NULL) {
+        qsort(latencies, nlatencies, sizeof(uint32_t), loadgen_cmp);
+
+        printf("posts %ld of %zu bytes in %.2f s, %.1f/s, %.1f MB/s: "
+               "answered %ld, errors %ld; latency ms p50 %.2f p90 %.2f "
+               "p99 %.2f max %.2f\n",
+               done + errors, body_len, elapsed, (done + errors) / elapsed,
+               (done + errors) * (double) body_len / elapsed / 1e6, ok2xx,
+               errors5xx + errors, loadgen_pct(50), loadgen_pct(90),
+               loadgen_pct(99), loadgen_pct(100));
+
+        return (errors5xx + errors) ? 2 : 0;
+    }
 
     if (get_path != NULL) {
         qsort(latencies, nlatencies, sizeof(uint32_t), loadgen_cmp);
