@@ -82,8 +82,8 @@ static unsigned      seed = 1;
 static double        duration;         /* seconds; 0: --requests counts */
 static int           positive;         /* values 1..10000 only */
 static const char   *get_path;         /* --get: read totals instead */
-static char         *body;             /* --body: post this file */
-static size_t        body_len;
+static char         *post_body;        /* --body: post this file */
+static size_t        post_len;
 static long          errors5xx;
 static uint32_t     *latencies;        /* microseconds, one per answer */
 static size_t        nlatencies, latencies_cap;
@@ -159,11 +159,11 @@ loadgen_build(loadgen_conn_t *c)
     size_t       len;
     const char  *path, *type;
 
-    if (body != NULL) {
+    if (post_body != NULL) {
         c->nkeys = 0;
 
         if (c->big == NULL) {
-            c->big = malloc(body_len + 512);
+            c->big = malloc(post_len + 512);
             if (c->big == NULL) {
                 exit(1);
             }
@@ -172,9 +172,9 @@ loadgen_build(loadgen_conn_t *c)
                                   "POST %s HTTP/1.1\r\nHost: %s\r\n"
                                   "Content-Type: text/plain\r\n"
                                   "Content-Length: %zu\r\n\r\n",
-                                  counters_path, host, body_len);
-            memcpy(c->big + c->req_len, body, body_len);
-            c->req_len += body_len;
+                                  counters_path, host, post_len);
+            memcpy(c->big + c->req_len, post_body, post_len);
+            c->req_len += post_len;
         }
 
         c->sent = 0;
@@ -349,7 +349,7 @@ loadgen_account(loadgen_conn_t *c, int status)
              + (now.tv_nsec - c->sent_at.tv_nsec) / 1000);
     }
 
-    if (get_path != NULL || body != NULL) {
+    if (get_path != NULL || post_body != NULL) {
         if (status == 200 || status == 204
             || (status == 404 && get_path != NULL))
         {
@@ -402,14 +402,14 @@ loadgen_slurp(const char *path)
     n = ftell(f);
     fseek(f, 0, SEEK_SET);
 
-    body = malloc(n + 1);
-    if (body == NULL || fread(body, 1, n, f) != (size_t) n) {
+    post_body = malloc(n + 1);
+    if (post_body == NULL || fread(post_body, 1, n, f) != (size_t) n) {
         fclose(f);
         return -1;
     }
 
     fclose(f);
-    body_len = n;
+    post_len = n;
 
     return 0;
 }
@@ -653,14 +653,14 @@ main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     elapsed = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 
-    if (body != NULL) {
+    if (post_body != NULL) {
         qsort(latencies, nlatencies, sizeof(uint32_t), loadgen_cmp);
 
         printf("posts %ld of %zu bytes in %.2f s, %.1f/s, %.1f MB/s: "
                "answered %ld, errors %ld; latency ms p50 %.2f p90 %.2f "
                "p99 %.2f max %.2f\n",
-               done + errors, body_len, elapsed, (done + errors) / elapsed,
-               (done + errors) * (double) body_len / elapsed / 1e6, ok2xx,
+               done + errors, post_len, elapsed, (done + errors) / elapsed,
+               (done + errors) * (double) post_len / elapsed / 1e6, ok2xx,
                errors5xx + errors, loadgen_pct(50), loadgen_pct(90),
                loadgen_pct(99), loadgen_pct(100));
 
