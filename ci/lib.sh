@@ -66,6 +66,23 @@ http {
         location = /increment { ingest_counters form=key_value; }
         location /totals/     { ingest_totals $db; }
         location = /ingest/status { ingest_status; }
+
+        # NDJSON records, and a location that reads the same body and
+        # does nothing with it (the baseline of ci/bench ndjson)
+        location = /trips {
+            client_max_body_size 8m;
+            client_body_buffer_size 1m;
+            ingest_records trips vendorid:int! tpep_pickup_datetime:text
+                trip_distance:real total_amount:real;
+        }
+        location = /plain {
+            client_max_body_size 8m;
+            client_body_buffer_size 1m;
+            mirror /_void;
+            mirror_request_body on;
+            return 204;
+        }
+        location = /_void { internal; return 204; }
     }
 }
 _EOC_
@@ -80,8 +97,18 @@ _EOC_
 
 start_consumer() {
     "$top/build/ingest-consumer" --redis "127.0.0.1:$redis_port" \
-        --queue ingest:counters --db "$db" 2>>"$run/consumer.log" &
+        --queue "${1:-ingest:counters}" --db "$db" 2>>"$run/consumer.log" &
     consumer_pid=$!
+}
+
+# CPU seconds the nginx workers have used so far
+nginx_cpu() {
+    local total=0 pid ticks
+    for pid in $(pgrep -P "$(cat "$run/nginx.pid")"); do
+        ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + ticks))
+    done
+    echo "$total $(getconf CLK_TCK)" | awk '{printf "%.3f", $1 / $2}'
 }
 
 # SQLite's totals against what the load was answered 2xx for; see

@@ -561,6 +561,10 @@ main(int argc, char **argv)
             }
         }
 
+        if (started >= total && done + errors >= started) {
+            break;                     /* nothing in flight: done */
+        }
+
         for (i = 0; i < nconns; i++) {
             c = &conns[i];
 
