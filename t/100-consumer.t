@@ -147,6 +147,37 @@ for my $bin (@bins) {
               "$tag: nothing of the batch applied");
     is(redis_cli('LLEN', 'ingest:counters'), 1, "$tag: the batch stays");
     redis_cli('DEL', 'ingest:counters', 'ingest:counters:consumer');
+
+    # records: the table is made from the first batch; a batch whose
+    # columns conflict with it stops the consumer and stays in Redis
+
+    my $rec = sub {
+        my ($seq, $types, $rows) = @_;
+        return qq({"v":1,"kind":"records","producer":"$p-r","seq":$seq,)
+             . qq("ts":1,"table":"rt$round","columns":["a","b"],)
+             . qq("types":$types,"rows":$rows});
+    };
+
+    redis_cli('RPUSH', 'ingest:counters',
+              $rec->(1, '["int","text"]', '[[1,"x"],[null,"y\\u00e9"]]'));
+    my $pid5 = consumer_spawn(db => $db, log => "$log.rec");
+    ok(wait_for(sub { (redis_cli('LLEN', 'ingest:counters') // 1) == 0 }),
+       "$tag: a records batch is applied");
+    is_deeply(Ingest::Test::sql_rows("SELECT a, b FROM rt$round ORDER BY rowid"),
+              [[1, "x"], [undef, "y\x{c3}\x{a9}"]],
+              "$tag: its rows are in the table it made");
+
+    my $bad_rec = $rec->(2, '["text","text"]', '[["1","x"]]');
+    redis_cli('RPUSH', 'ingest:counters', $bad_rec);
+    $status = consumer_wait($pid5, 10);
+    is(defined $status ? $status >> 8 : 'running', 2,
+       "$tag: a batch whose columns conflict stops it");
+    like(consumer_log("$log.rec"),
+         qr/the columns of a batch for table "rt$round" differ from the table's/,
+         "$tag: saying so");
+    is(redis_cli('LINDEX', 'ingest:counters', 0), $bad_rec,
+       "$tag: and the batch stays");
+    redis_cli('DEL', 'ingest:counters', 'ingest:counters:consumer');
 }
 
 ok(scalar @bins, "a consumer binary was tested");
