@@ -195,3 +195,39 @@ GET /a
 --- must_die
 --- error_log
 table "t11" has other columns in another "ingest_records"
+
+
+
+=== TEST 12: ingest_ack redis: the answer waits for Redis, then counts
+--- config
+    location = /r {
+        ingest_records rec12 queue=ingest:counters id:int!;
+        ingest_ack redis;
+    }
+--- request eval
+"POST /r\n{\"id\":1}\n{\"id\":2}\nbad"
+--- error_code: 200
+--- response_body
+{"result":{"status":"ok","stats":{"bytes":21,"records":{"valid":2,"invalid":1,"total":3}},"errors":[{"line":3,"error":"invalid JSON"}]}}
+--- sql eval
+["SELECT id FROM rec12 ORDER BY rowid", [[1], [2]]]
+
+
+
+=== TEST 13: ingest_ack redis with Redis away: 504, outcome unknown
+--- http_config
+    ingest_redis 127.0.0.1:1;
+    ingest_flush_interval 10ms;
+--- config
+    location = /r {
+        ingest_records rec13 queue=ingest:counters id:int!;
+        ingest_ack redis;
+        ingest_ack_timeout 200ms;
+    }
+--- request eval
+"POST /r\n{\"id\":1}"
+--- error_code: 504
+--- response_body
+{"error":"not acknowledged by Redis in time; the increments may or may not be counted"}
+--- no_error_log
+[error]
