@@ -37,7 +37,6 @@ static ngx_int_t ngx_http_ingest_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q, ngx_str_t *id);
-static ngx_int_t ngx_http_ingest_send_full(ngx_http_request_t *r);
 static void ngx_http_ingest_ack_timeout(ngx_event_t *ev);
 static void ngx_http_ingest_ack_cleanup(void *data);
 static void ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx,
@@ -49,29 +48,13 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
 {
     unsigned                     kind;
     ngx_int_t                    rc;
-    ngx_table_elt_t             *allow;
     ngx_http_ingest_ctx_t       *ctx;
     ngx_http_ingest_loc_conf_t  *ilcf;
 
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
 
     if (r->method != NGX_HTTP_POST) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        allow = ngx_list_push(&r->headers_out.headers);
-        if (allow == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        allow->hash = 1;
-        ngx_str_set(&allow->key, "Allow");
-        ngx_str_set(&allow->value, "POST");
-
-        return ngx_http_ingest_send_json(r, NGX_HTTP_NOT_ALLOWED,
-                                          "method not allowed", -1);
+        return ngx_http_ingest_not_allowed(r, "POST");
     }
 
     if (ngx_http_ingest_check_type(r, ilcf, &kind) != NGX_OK) {
@@ -727,9 +710,37 @@ done:
 }
 
 
+/* 405 with Allow, the body discarded */
+
+ngx_int_t
+ngx_http_ingest_not_allowed(ngx_http_request_t *r, char *allowed)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = (u_char *) allowed;
+    h->value.len = ngx_strlen(allowed);
+
+    return ngx_http_ingest_send_json(r, NGX_HTTP_NOT_ALLOWED,
+                                     "method not allowed", -1);
+}
+
+
 /* 503 with Retry-After: the worker holds all it may until Redis takes some */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ingest_send_full(ngx_http_request_t *r)
 {
     ngx_table_elt_t  *h;

@@ -192,6 +192,8 @@ ngx_int_t ngx_http_ingest_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ingest_send_json(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, off_t at);
 ngx_int_t ngx_http_ingest_send_body(ngx_http_request_t *r, ngx_buf_t *b);
+ngx_int_t ngx_http_ingest_not_allowed(ngx_http_request_t *r, char *allowed);
+ngx_int_t ngx_http_ingest_send_full(ngx_http_request_t *r);
 size_t ngx_http_ingest_json_escaped(const u_char *s, size_t len);
 u_char *ngx_http_ingest_json_escape(u_char *p, const u_char *s, size_t len);
 void ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,

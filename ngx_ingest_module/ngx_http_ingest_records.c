@@ -318,26 +318,10 @@ static ngx_int_t
 ngx_http_ingest_records_handler(ngx_http_request_t *r)
 {
     ngx_int_t               rc;
-    ngx_table_elt_t        *allow;
     ngx_http_ingest_ctx_t  *ctx;
 
     if (r->method != NGX_HTTP_POST) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        allow = ngx_list_push(&r->headers_out.headers);
-        if (allow == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        allow->hash = 1;
-        ngx_str_set(&allow->key, "Allow");
-        ngx_str_set(&allow->value, "POST");
-
-        return ngx_http_ingest_send_json(r, NGX_HTTP_NOT_ALLOWED,
-                                         "method not allowed", -1);
+        return ngx_http_ingest_not_allowed(r, "POST");
     }
 
     if (ngx_http_ingest_worker == NULL) {
@@ -350,10 +334,7 @@ ngx_http_ingest_records_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        return ngx_http_ingest_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                         "pending limit reached, Redis is "
-                                         "not taking batches; retry later",
-                                         -1);
+        return ngx_http_ingest_send_full(r);
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ingest_ctx_t));
@@ -477,11 +458,7 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
             > w->imcf->max_pending)
         {
             w->full = 1;
-            ngx_http_finalize_request(r,
-                ngx_http_ingest_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                          "pending limit reached, Redis is "
-                                          "not taking batches; retry later",
-                                          -1));
+            ngx_http_finalize_request(r, ngx_http_ingest_send_full(r));
             return;
         }
 

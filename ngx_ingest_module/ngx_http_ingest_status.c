@@ -645,22 +645,7 @@ ngx_http_ingest_status_handler(ngx_http_request_t *r)
     ngx_http_ingest_status_wait_t  *sw;
 
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-        ngx_str_set(&h->value, "GET, HEAD");
-
-        return ngx_http_ingest_send_json(r, NGX_HTTP_NOT_ALLOWED,
-                                         "method not allowed", -1);
+        return ngx_http_ingest_not_allowed(r, "GET, HEAD");
     }
 
     rc = ngx_http_discard_request_body(r);

@@ -123,28 +123,12 @@ static ngx_int_t
 ngx_http_ingest_totals_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
-    ngx_table_elt_t               *allow;
     ngx_thread_task_t             *task;
     ngx_http_ingest_loc_conf_t    *ilcf;
     ngx_http_ingest_totals_ctx_t  *tc;
 
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        allow = ngx_list_push(&r->headers_out.headers);
-        if (allow == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        allow->hash = 1;
-        ngx_str_set(&allow->key, "Allow");
-        ngx_str_set(&allow->value, "GET, HEAD");
-
-        return ngx_http_ingest_send_json(r, NGX_HTTP_NOT_ALLOWED,
-                                         "method not allowed", -1);
+        return ngx_http_ingest_not_allowed(r, "GET, HEAD");
     }
 
     rc = ngx_http_discard_request_body(r);
