@@ -161,6 +161,7 @@ typedef struct {
     unsigned                      full:1;      /* max_pending was hit */
     unsigned                      spool_busy:1;    /* a replay in flight */
     unsigned                      polling:1;       /* LLENs on their way */
+    unsigned                      spool_error:1;   /* logged once */
 
     ngx_msec_t                    backoff;     /* next reconnect delay */
 

@@ -189,10 +189,17 @@ ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
 
     d = opendir((char *) path);
     if (d == NULL) {
-        ngx_log_error(NGX_LOG_ERR, w->log, ngx_errno,
-                      "ingest cannot open spool \"%s\"", path);
+        /* once, not at every scan */
+        if (!w->spool_error) {
+            w->spool_error = 1;
+            ngx_log_error(NGX_LOG_ERR, w->log, ngx_errno,
+                          "ingest cannot open spool \"%s\"", path);
+        }
+
         return NGX_ERROR;
     }
+
+    w->spool_error = 0;
 
     w->spool_name[0] = '\0';
 
