@@ -35,7 +35,8 @@ stop_all() {
 trap stop_all EXIT
 
 start_redis() {
-    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run" \
+    # OTHER_CPUS keeps Redis and the consumer off nginx's core (ci/bench)
+    ${OTHER_CPUS:+taskset -c "$OTHER_CPUS"} redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run" \
         --save "" --appendonly yes --appendfsync always \
         --logfile "$run/redis.log" --daemonize yes >/dev/null
     for _ in $(seq 100); do
@@ -86,7 +87,14 @@ http {
     }
 }
 _EOC_
-    /usr/sbin/nginx -p "$run" -c "$run/nginx.conf" -e "$run/logs/error.log"
+    # NGINX_CPUS=0 pins nginx to core 0 (ci/bench)
+    if [ -n "${NGINX_CPUS:-}" ]; then
+        taskset -c "$NGINX_CPUS" /usr/sbin/nginx -p "$run" \
+            -c "$run/nginx.conf" -e "$run/logs/error.log"
+    else
+        /usr/sbin/nginx -p "$run" -c "$run/nginx.conf" \
+            -e "$run/logs/error.log"
+    fi
     for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null && return
         sleep 0.05
@@ -96,9 +104,16 @@ _EOC_
 }
 
 start_consumer() {
+    ${OTHER_CPUS:+taskset -c "$OTHER_CPUS"} \
     "$top/build/ingest-consumer" --redis "127.0.0.1:$redis_port" \
         --queue "${1:-ingest:counters}" --db "$db" 2>>"$run/consumer.log" &
     consumer_pid=$!
+}
+
+# busy jiffies of one core so far (/proc/stat: all but idle and iowait)
+core_busy() {
+    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' \
+        /proc/stat
 }
 
 # CPU seconds the nginx workers have used so far

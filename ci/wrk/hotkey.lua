@@ -1,0 +1,4 @@
+-- One hot key: key=test1&value=1.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.body = "key=test1&value=1"
