@@ -349,30 +349,65 @@ ingest_wire_write_int(char *p, int64_t v)
 }
 
 
+/* 1 for the bytes a JSON string holds as they are: all but " \ and controls */
+
+static const unsigned char  ingest_wire_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+};
+
+
 static char *
 ingest_wire_write_string(char *p, const unsigned char *s, size_t len)
 {
-    size_t                  i;
-    static const char       hex[] = "0123456789abcdef";
+    size_t              i, run;
+    static const char   hex[] = "0123456789abcdef";
 
     *p++ = '"';
 
-    for (i = 0; i < len; i++) {
+    for (i = 0; i < len; /* void */) {
+
+        /* a run of bytes that need no escape goes in one copy */
+
+        for (run = i; run < len && ingest_wire_plain[s[run]]; run++) {
+            /* void */
+        }
+
+        if (run > i) {
+            memcpy(p, s + i, run - i);
+            p += run - i;
+            i = run;
+            continue;
+        }
+
         if (s[i] == '"' || s[i] == '\\') {
             *p++ = '\\';
             *p++ = (char) s[i];
 
-        } else if (s[i] < 0x20) {
+        } else {
             *p++ = '\\';
             *p++ = 'u';
             *p++ = '0';
             *p++ = '0';
             *p++ = hex[s[i] >> 4];
             *p++ = hex[s[i] & 0xf];
-
-        } else {
-            *p++ = (char) s[i];
         }
+
+        i++;
     }
 
     *p++ = '"';

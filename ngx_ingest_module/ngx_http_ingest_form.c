@@ -12,6 +12,28 @@
 #include "ngx_http_ingest_parse.h"
 
 
+/* a key's bytes that stand for themselves: visible ASCII but & = % + */
+
+static const u_char  ngx_http_ingest_form_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+};
+
+
 enum {
     sw_pair_start = 0,
     sw_name,
@@ -44,6 +66,43 @@ ngx_http_ingest_form_parse(ngx_http_ingest_parser_t *p, u_char *pos,
     off_t   at;
 
     for ( /* void */ ; pos < last; pos++, p->offset++) {
+
+        /*
+         * Fast paths for the common bytes: plain ASCII in a key (a form
+         * name, or key_value's "key") and digits in a value, all but the last of a run (which takes the
+         * general path below, with its checks and offsets).
+         */
+
+        if (p->hex_count == 0) {
+            if (p->utf8_need == 0
+                && ((p->state == sw_name
+                     && p->kind != NGX_HTTP_INGEST_KEY_VALUE)
+                    || (p->state == sw_value
+                        && p->target == target_kv_key)))
+            {
+                while (pos + 1 < last && ngx_http_ingest_form_plain[*pos]
+                       && p->key_len < p->max_key_len)
+                {
+                    p->key[p->key_len++] = *pos++;
+                    p->offset++;
+                }
+
+            } else if (p->state == sw_value && p->target == target_number) {
+                while (pos + 1 < last && *pos >= '0' && *pos <= '9'
+                       && p->magnitude < 922337203685477580ULL
+                       && !(p->digits && p->leading_zero))
+                {
+                    if (!p->digits) {
+                        p->leading_zero = (*pos == '0');
+                        p->digits = 1;
+                    }
+
+                    p->magnitude = p->magnitude * 10 + (*pos++ - '0');
+                    p->offset++;
+                }
+            }
+        }
+
         ch = *pos;
         at = p->offset;
 

@@ -143,10 +143,14 @@ ngx_http_ingest_check_type(ngx_http_request_t *r,
         p++;
     }
 
+    /* clients send the lower case: compare exactly first, cheaply */
+
     if ((size_t) (p - type->data) == 33
-        && ngx_strncasecmp(type->data,
-                           (u_char *) "application/x-www-form-urlencoded",
-                           33) == 0)
+        && (ngx_strncmp(type->data, "application/x-www-form-urlencoded", 33)
+            == 0
+            || ngx_strncasecmp(type->data,
+                               (u_char *) "application/x-www-form-urlencoded",
+                               33) == 0))
     {
         *kind = ilcf->format;
         return NGX_OK;
