@@ -69,8 +69,9 @@ ngx_http_ingest_form_parse(ngx_http_ingest_parser_t *p, u_char *pos,
 
         /*
          * Fast paths for the common bytes: plain ASCII in a key (a form
-         * name, or key_value's "key") and digits in a value, all but the last of a run (which takes the
-         * general path below, with its checks and offsets).
+         * name, or key_value's "key") and digits in a value, all but the
+         * last byte of a run, which takes the general path below with
+         * its checks and offsets.
          */
 
         if (p->hex_count == 0) {
