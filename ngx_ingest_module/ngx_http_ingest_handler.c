@@ -15,6 +15,9 @@
 #define NGX_HTTP_INGEST_FILE_CHUNK   16384
 
 
+static u_char  ngx_http_ingest_key_scratch[NGX_HTTP_INGEST_MAX_KEY_LENGTH];
+
+
 typedef struct {
     u_char                     *key;
     size_t                      len;
@@ -97,14 +100,11 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_ingest_parse_init(&ctx->parser, kind,
-                               ngx_pnalloc(r->pool, ilcf->max_key_length),
+    /* the key buffer is given at parse time: see parse_body() */
+
+    ngx_http_ingest_parse_init(&ctx->parser, kind, NULL,
                                ilcf->max_key_length,
                                ngx_http_ingest_stage_pair, ctx);
-
-    if (ctx->parser.key == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     ngx_http_set_ctx(r, ctx, ngx_http_ingest_module);
 
@@ -395,6 +395,13 @@ ngx_http_ingest_parse_body(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
 
     p = &ctx->parser;
     chunk = NULL;
+
+    /*
+     * A body is parsed whole, in this one call, so one worker-wide key
+     * buffer serves every request: none is allocated per request.
+     */
+
+    p->key = ngx_http_ingest_key_scratch;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
         b = cl->buf;
