@@ -44,6 +44,7 @@ static void ngx_http_ingest_ack_timeout(ngx_event_t *ev);
 static void ngx_http_ingest_ack_cleanup(void *data);
 static void ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx,
     ngx_uint_t status);
+static ngx_int_t ngx_http_ingest_send_no_content(ngx_http_request_t *r);
 
 
 ngx_int_t
@@ -78,11 +79,6 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_ingest_worker->full) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
         return ngx_http_ingest_send_full(r);
     }
 
@@ -247,11 +243,7 @@ ngx_http_ingest_body_handler(ngx_http_request_t *r)
 
     ngx_http_ingest_flush_added(ngx_http_ingest_worker, q);
 
-    r->headers_out.status = NGX_HTTP_NO_CONTENT;
-    r->headers_out.content_length_n = 0;
-    r->header_only = 1;
-
-    ngx_http_finalize_request(r, ngx_http_send_header(r));
+    ngx_http_finalize_request(r, ngx_http_ingest_send_no_content(r));
 }
 
 
@@ -361,13 +353,11 @@ ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx, ngx_uint_t status)
 
     if (status == NGX_HTTP_NO_CONTENT && ctx->answer != NULL) {
         /* records: the answer with its counts, prepared before the wait */
-        rc = ngx_http_ingest_send_body(r, ctx->answer);
+        rc = ngx_http_ingest_send(r, NGX_HTTP_OK, "application/json",
+                                  ctx->answer);
 
     } else if (status == NGX_HTTP_NO_CONTENT) {
-        r->headers_out.status = NGX_HTTP_NO_CONTENT;
-        r->headers_out.content_length_n = 0;
-        r->header_only = 1;
-        rc = ngx_http_send_header(r);
+        rc = ngx_http_ingest_send_no_content(r);
 
     } else {
         rc = ngx_http_ingest_send_json(r, status,
@@ -749,12 +739,21 @@ ngx_http_ingest_not_allowed(ngx_http_request_t *r, char *allowed)
 }
 
 
-/* 503 with Retry-After: the worker holds all it may until Redis takes some */
+/*
+ * 503 with Retry-After, the body discarded (or already read): the worker
+ * holds all it may until Redis takes some
+ */
 
 ngx_int_t
 ngx_http_ingest_send_full(ngx_http_request_t *r)
 {
+    ngx_int_t         rc;
     ngx_table_elt_t  *h;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -777,33 +776,23 @@ ngx_int_t
 ngx_http_ingest_send_json(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, off_t at)
 {
-    size_t        len;
-    u_char       *p;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-    const char   *e;
+    size_t      len;
+    u_char     *p;
+    ngx_buf_t  *b;
 
-    len = sizeof("{\"error\":\"\",\"at\":}\n") - 1 + NGX_OFF_T_LEN;
+    len = ngx_strlen(error);
 
-    for (e = error; *e; e++) {
-        len += (*e == '"' || *e == '\\') ? 2 : 1;
-    }
-
-    b = ngx_create_temp_buf(r->pool, len);
+    b = ngx_create_temp_buf(r->pool,
+                            sizeof("{\"error\":\"\",\"at\":}\n") - 1
+                            + NGX_OFF_T_LEN
+                            + ngx_http_ingest_json_escaped((u_char *) error,
+                                                           len));
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     p = ngx_cpymem(b->last, "{\"error\":\"", sizeof("{\"error\":\"") - 1);
-
-    for (e = error; *e; e++) {
-        if (*e == '"' || *e == '\\') {
-            *p++ = '\\';
-        }
-
-        *p++ = (u_char) *e;
-    }
+    p = ngx_http_ingest_json_escape(p, (u_char *) error, len);
 
     if (at >= 0) {
         p = ngx_sprintf(p, "\",\"at\":%O}\n", at);
@@ -813,31 +802,29 @@ ngx_http_ingest_send_json(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_ingest_send(r, status, "application/json", b);
 }
 
 
-/* 200 application/json with a prepared body */
+/* 204, no body: a counters request accepted */
+
+static ngx_int_t
+ngx_http_ingest_send_no_content(ngx_http_request_t *r)
+{
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    return ngx_http_send_header(r);
+}
+
+
+/* a status, a Content-Type and a body in one buffer: every answer's end */
 
 ngx_int_t
-ngx_http_ingest_send_body(ngx_http_request_t *r, ngx_buf_t *b)
+ngx_http_ingest_send(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, ngx_buf_t *b)
 {
     ngx_int_t    rc;
     ngx_chain_t  out;
@@ -845,9 +832,10 @@ ngx_http_ingest_send_body(ngx_http_request_t *r, ngx_buf_t *b)
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.status = status;
     r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
     rc = ngx_http_send_header(r);

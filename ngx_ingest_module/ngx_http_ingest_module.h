@@ -192,7 +192,8 @@ extern ngx_module_t  ngx_http_ingest_module;
 ngx_int_t ngx_http_ingest_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_ingest_send_json(ngx_http_request_t *r, ngx_uint_t status,
     const char *error, off_t at);
-ngx_int_t ngx_http_ingest_send_body(ngx_http_request_t *r, ngx_buf_t *b);
+ngx_int_t ngx_http_ingest_send(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, ngx_buf_t *b);
 ngx_int_t ngx_http_ingest_not_allowed(ngx_http_request_t *r, char *allowed);
 ngx_int_t ngx_http_ingest_send_full(ngx_http_request_t *r);
 size_t ngx_http_ingest_json_escaped(const u_char *s, size_t len);

@@ -329,11 +329,6 @@ ngx_http_ingest_records_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_ingest_worker->full) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
         return ngx_http_ingest_send_full(r);
     }
 
@@ -504,7 +499,9 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
         ngx_http_ingest_flush_added(w, q);
     }
 
-    ngx_http_finalize_request(r, ngx_http_ingest_send_body(r, answer));
+    ngx_http_finalize_request(r, ngx_http_ingest_send(r, NGX_HTTP_OK,
+                                                     "application/json",
+                                                     answer));
 }
 
 

@@ -752,9 +752,7 @@ ngx_http_ingest_status_stale(ngx_http_ingest_main_conf_t *imcf)
 static ngx_int_t
 ngx_http_ingest_status_send(ngx_http_request_t *r, ngx_uint_t prometheus)
 {
-    ngx_int_t                     rc;
     ngx_buf_t                    *b;
-    ngx_chain_t                   out;
     ngx_http_ingest_main_conf_t  *imcf;
 
     imcf = ngx_http_get_module_main_conf(r, ngx_http_ingest_module);
@@ -766,32 +764,10 @@ ngx_http_ingest_status_send(ngx_http_request_t *r, ngx_uint_t prometheus)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-
-    if (prometheus) {
-        ngx_str_set(&r->headers_out.content_type,
-                    "text/plain; version=0.0.4; charset=utf-8");
-
-    } else {
-        ngx_str_set(&r->headers_out.content_type, "application/json");
-    }
-
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_ingest_send(r, NGX_HTTP_OK,
+                                prometheus
+                                ? "text/plain; version=0.0.4; charset=utf-8"
+                                : "application/json", b);
 }
 
 

@@ -607,7 +607,6 @@ ngx_http_ingest_totals_done(ngx_event_t *ev)
 {
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
-    ngx_chain_t                    out;
     ngx_connection_t              *c;
     ngx_thread_task_t             *task;
     ngx_http_request_t            *r;
@@ -640,21 +639,8 @@ ngx_http_ingest_totals_done(ngx_event_t *ev)
     }
 
     b->last = ngx_cpymem(b->last, tc->body, tc->body_len);
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = tc->body_len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc != NGX_ERROR && rc <= NGX_OK && !r->header_only) {
-        out.buf = b;
-        out.next = NULL;
-        rc = ngx_http_output_filter(r, &out);
-    }
+    rc = ngx_http_ingest_send(r, NGX_HTTP_OK, "application/json", b);
 
 done:
 
