@@ -45,6 +45,8 @@ static void ngx_http_ingest_ack_cleanup(void *data);
 static void ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx,
     ngx_uint_t status);
 static ngx_int_t ngx_http_ingest_send_no_content(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ingest_refuse(ngx_http_request_t *r,
+    ngx_uint_t status, char *header, char *value, const char *error);
 
 
 ngx_int_t
@@ -711,62 +713,54 @@ done:
 }
 
 
-/* 405 with Allow, the body discarded */
+/* a refusal: the body discarded (or already read), a header, a JSON error */
+
+static ngx_int_t
+ngx_http_ingest_refuse(ngx_http_request_t *r, ngx_uint_t status,
+    char *header, char *value, const char *error)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) header;
+    h->key.len = ngx_strlen(header);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+
+    return ngx_http_ingest_send_json(r, status, error, -1);
+}
+
+
+/* 405 with Allow */
 
 ngx_int_t
 ngx_http_ingest_not_allowed(ngx_http_request_t *r, char *allowed)
 {
-    ngx_int_t         rc;
-    ngx_table_elt_t  *h;
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Allow");
-    h->value.data = (u_char *) allowed;
-    h->value.len = ngx_strlen(allowed);
-
-    return ngx_http_ingest_send_json(r, NGX_HTTP_NOT_ALLOWED,
-                                     "method not allowed", -1);
+    return ngx_http_ingest_refuse(r, NGX_HTTP_NOT_ALLOWED, "Allow", allowed,
+                                  "method not allowed");
 }
 
 
-/*
- * 503 with Retry-After, the body discarded (or already read): the worker
- * holds all it may until Redis takes some
- */
+/* 503 with Retry-After: the worker holds all it may until Redis takes some */
 
 ngx_int_t
 ngx_http_ingest_send_full(ngx_http_request_t *r)
 {
-    ngx_int_t         rc;
-    ngx_table_elt_t  *h;
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    ngx_str_set(&h->value, "1");
-
-    return ngx_http_ingest_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      "pending limit reached, Redis is not "
-                                      "taking batches; retry later", -1);
+    return ngx_http_ingest_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                  "Retry-After", "1",
+                                  "pending limit reached, Redis is not "
+                                  "taking batches; retry later");
 }
 
 

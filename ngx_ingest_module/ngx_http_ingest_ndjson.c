@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ngx_http_ingest_ndjson.h"
+#include "ngx_http_ingest_parse.h"
 
 
 #define NGX_HTTP_INGEST_SEEN_NULL   ((size_t) -5)
@@ -30,6 +31,8 @@ static int ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s,
     int *escaped);
 static int ngx_http_ingest_scan_number(ngx_http_ingest_scan_t *s,
     int *integer);
+static int ngx_http_ingest_scan_hex4(ngx_http_ingest_scan_t *s,
+    unsigned *cp);
 static int ngx_http_ingest_name_is(const ngx_http_ingest_field_t *f,
     u_char *name, size_t len, int escaped, int ignore_case);
 
@@ -463,7 +466,7 @@ ngx_http_ingest_scan_value(ngx_http_ingest_scan_t *s, int depth, int *kind,
 static int
 ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s, int *escaped)
 {
-    int       i, v;
+    int       i;
     u_char    ch, lo, hi;
     unsigned  need, cp;
 
@@ -508,28 +511,8 @@ ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s, int *escaped)
                 continue;
 
             case 'u':
-                cp = 0;
-
-                for (i = 0; i < 4; i++) {
-                    if (s->p == s->last) {
-                        s->error = "invalid JSON";
-                        return -1;
-                    }
-
-                    ch = *s->p++;
-
-                    if (ch >= '0' && ch <= '9') {
-                        v = ch - '0';
-
-                    } else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f') {
-                        v = (ch | 0x20) - 'a' + 10;
-
-                    } else {
-                        s->error = "invalid JSON";
-                        return -1;
-                    }
-
-                    cp = cp * 16 + v;
+                if (ngx_http_ingest_scan_hex4(s, &cp) != 0) {
+                    return -1;
                 }
 
                 /* a lone surrogate is not a character */
@@ -548,24 +531,9 @@ ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s, int *escaped)
                     }
 
                     s->p += 2;
-                    cp = 0;
 
-                    for (i = 0; i < 4; i++) {
-                        ch = *s->p++;
-
-                        if (ch >= '0' && ch <= '9') {
-                            v = ch - '0';
-
-                        } else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
-                        {
-                            v = (ch | 0x20) - 'a' + 10;
-
-                        } else {
-                            s->error = "invalid JSON";
-                            return -1;
-                        }
-
-                        cp = cp * 16 + v;
+                    if (ngx_http_ingest_scan_hex4(s, &cp) != 0) {
+                        return -1;
                     }
 
                     if (cp < 0xdc00 || cp > 0xdfff) {
@@ -630,6 +598,35 @@ ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s, int *escaped)
 }
 
 
+/* the four hex digits of a \uXXXX escape */
+
+static int
+ngx_http_ingest_scan_hex4(ngx_http_ingest_scan_t *s, unsigned *cp)
+{
+    int  i, v;
+
+    if (s->last - s->p < 4) {
+        s->error = "invalid JSON";
+        return -1;
+    }
+
+    *cp = 0;
+
+    for (i = 0; i < 4; i++) {
+        v = ngx_http_ingest_hex_value(*s->p++);
+
+        if (v < 0) {
+            s->error = "invalid JSON";
+            return -1;
+        }
+
+        *cp = *cp * 16 + v;
+    }
+
+    return 0;
+}
+
+
 /*
  * A number in JSON's grammar.  *integer: no fraction, no exponent, and
  * within the signed 64-bit range.
@@ -638,12 +635,11 @@ ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s, int *escaped)
 static int
 ngx_http_ingest_scan_number(ngx_http_ingest_scan_t *s, int *integer)
 {
-    int       negative, digits;
+    int       negative;
     uint64_t  m, limit;
 
     negative = 0;
     m = 0;
-    digits = 0;
     *integer = 1;
 
     if (*s->p == '-') {
@@ -669,7 +665,6 @@ ngx_http_ingest_scan_number(ngx_http_ingest_scan_t *s, int *integer)
 
             m = m * 10 + (*s->p - '0');
             s->p++;
-            digits++;
         }
     }
 
@@ -704,8 +699,6 @@ ngx_http_ingest_scan_number(ngx_http_ingest_scan_t *s, int *integer)
             s->p++;
         }
     }
-
-    (void) digits;
 
     return 0;
 }
