@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ingest_wire.h"
+#include "ingest_span.h"
 
 
 typedef struct {
@@ -349,28 +350,6 @@ ingest_wire_write_int(char *p, int64_t v)
 }
 
 
-/* 1 for the bytes a JSON string holds as they are: all but " \ and controls */
-
-static const unsigned char  ingest_wire_plain[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
-};
-
-
 static char *
 ingest_wire_write_string(char *p, const unsigned char *s, size_t len)
 {
@@ -383,9 +362,10 @@ ingest_wire_write_string(char *p, const unsigned char *s, size_t len)
 
         /* a run of bytes that need no escape goes in one copy */
 
-        for (run = i; run < len && ingest_wire_plain[s[run]]; run++) {
-            /* void */
-        }
+        /* bytes that need no escape: all but controls, '"' and '\\' */
+
+        run = i + ingest_span(s + i, s + len, 0x20, 0xff, '"', '\\', '"',
+                              '"');
 
         if (run > i) {
             memcpy(p, s + i, run - i);

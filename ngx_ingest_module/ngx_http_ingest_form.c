@@ -9,29 +9,19 @@
  */
 
 
+#include <string.h>
+
 #include "ngx_http_ingest_parse.h"
+#include "ingest_span.h"
 
 
 /* a key's bytes that stand for themselves: visible ASCII but & = % + */
 
-static const u_char  ngx_http_ingest_form_plain[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-};
+#define ngx_http_ingest_form_span(pos, end)                                   \
+    ingest_span(pos, end, 0x21, 0x7e, '&', '=', '%', '+')
+
+#define ngx_http_ingest_form_is(pos, name)                                    \
+    (memcmp(pos, name, sizeof(name) - 1) == 0)
 
 
 enum {
@@ -49,6 +39,8 @@ enum {
 };
 
 
+static u_char *ngx_http_ingest_form_pairs(ngx_http_ingest_parser_t *p,
+    u_char *pos, u_char *last, off_t at);
 static int ngx_http_ingest_form_decoded(ngx_http_ingest_parser_t *p,
     u_char ch, off_t at);
 static int ngx_http_ingest_form_name_end(ngx_http_ingest_parser_t *p,
@@ -61,17 +53,36 @@ int
 ngx_http_ingest_form_parse(ngx_http_ingest_parser_t *p, u_char *pos,
     u_char *last)
 {
-    int     v;
-    u_char  ch;
-    off_t   at;
+    int      v;
+    u_char   ch, *start, *end, *run;
+    off_t    at, base;
+    size_t   room;
 
-    for ( /* void */ ; pos < last; pos++, p->offset++) {
+    /*
+     * The body offset is base + (pos - start) rather than a field stored
+     * at every byte: p->offset is written back once the chunk is parsed
+     * (after an error, p->error_at is what counts).
+     */
+
+    start = pos;
+    base = p->offset;
+
+    for ( /* void */ ; pos < last; pos++) {
+
+        if (p->state == sw_pair_start && p->hex_count == 0) {
+            pos = ngx_http_ingest_form_pairs(p, pos, last,
+                                             base + (pos - start));
+            if (pos == last) {
+                break;
+            }
+        }
 
         /*
          * Fast paths for the common bytes: plain ASCII in a key (a form
-         * name, or key_value's "key") and digits in a value, all but the
-         * last byte of a run, which takes the general path below with
-         * its checks and offsets.
+         * name, key_value's "key", or key_value's field name) and digits
+         * in a value, all but the last byte of a run, which takes the
+         * general path below with its checks and offsets.  A key's run
+         * is found first and copied once.
          */
 
         if (p->hex_count == 0) {
@@ -81,11 +92,39 @@ ngx_http_ingest_form_parse(ngx_http_ingest_parser_t *p, u_char *pos,
                     || (p->state == sw_value
                         && p->target == target_kv_key)))
             {
-                while (pos + 1 < last && ngx_http_ingest_form_plain[*pos]
-                       && p->key_len < p->max_key_len)
-                {
-                    p->key[p->key_len++] = *pos++;
-                    p->offset++;
+                end = last - 1;
+                room = p->max_key_len - p->key_len;
+
+                if ((size_t) (end - pos) > room) {
+                    end = pos + room;
+                }
+
+                run = pos + ngx_http_ingest_form_span(pos, end);
+
+                if (run > pos) {
+                    memcpy(p->key + p->key_len, pos, run - pos);
+                    p->key_len += run - pos;
+                    pos = run;
+                }
+
+            } else if (p->state == sw_name
+                       && p->kind == NGX_HTTP_INGEST_KEY_VALUE)
+            {
+                /* key_value's field name: it fits p->name or is unknown */
+
+                end = last - 1;
+                room = sizeof(p->name) - p->name_len;
+
+                if ((size_t) (end - pos) > room) {
+                    end = pos + room;
+                }
+
+                run = pos + ngx_http_ingest_form_span(pos, end);
+
+                if (run > pos) {
+                    memcpy(p->name + p->name_len, pos, run - pos);
+                    p->name_len += run - pos;
+                    pos = run;
                 }
 
             } else if (p->state == sw_value && p->target == target_number) {
@@ -99,13 +138,12 @@ ngx_http_ingest_form_parse(ngx_http_ingest_parser_t *p, u_char *pos,
                     }
 
                     p->magnitude = p->magnitude * 10 + (*pos++ - '0');
-                    p->offset++;
                 }
             }
         }
 
         ch = *pos;
-        at = p->offset;
+        at = base + (pos - start);
 
         if (p->hex_count) {
             v = ngx_http_ingest_hex_value(ch);
@@ -195,7 +233,163 @@ ngx_http_ingest_form_parse(ngx_http_ingest_parser_t *p, u_char *pos,
         }
     }
 
+    p->offset = base + (last - start);
+
     return NGX_HTTP_INGEST_PARSE_OK;
+}
+
+
+/*
+ * The common pairs whole: "name=-123&" with a plain name and at most 18
+ * digits (no overflow possible), or in key_value "key=<plain>&" and
+ * "value=-123&".  Each such pair goes straight to pair(), with the key
+ * still in the body's buffer.  A pair the chunk cuts short (the body's
+ * last pair, mostly) is left in the very state the byte-by-byte path
+ * would leave it in; anything else (escapes, UTF-8, errors, long numbers)
+ * returns where the pair began, for the general path to take it from
+ * there.  Returns where the general path goes on.
+ */
+
+static u_char *
+ngx_http_ingest_form_pairs(ngx_http_ingest_parser_t *p, u_char *pos,
+    u_char *last, off_t at)
+{
+    u_char    *q, *key, *digits;
+    size_t     len;
+    int64_t    value;
+    unsigned   target, negative;
+    uint64_t   m;
+
+    while (pos < last) {
+        q = pos;
+
+        if (p->kind == NGX_HTTP_INGEST_KEY_VALUE) {
+            if (last - q >= 4 && ngx_http_ingest_form_is(q, "key=")
+                && !p->have_key)
+            {
+                target = target_kv_key;
+                q += 4;
+
+            } else if (last - q >= 6 && ngx_http_ingest_form_is(q, "value=")
+                       && !p->have_value)
+            {
+                target = target_number;
+                q += 6;
+
+            } else {
+                return pos;
+            }
+
+            key = q;
+            len = 0;
+
+        } else {
+            target = target_number;
+            key = q;
+            len = ngx_http_ingest_form_span(q, last);
+
+            if (len == 0 || len > p->max_key_len) {
+                return pos;
+            }
+
+            q += len;
+
+            if (q == last || *q != '=') {
+                return pos;
+            }
+
+            q++;
+        }
+
+        if (target == target_kv_key) {
+            len = ngx_http_ingest_form_span(q, last);
+
+            if (len == 0 || len > p->max_key_len) {
+                return pos;
+            }
+
+            key = q;
+            q += len;
+
+            if (q == last) {
+                /* cut short: as if read byte by byte */
+                memcpy(p->key, key, len);
+                p->key_len = len;
+                p->state = sw_value;
+                p->target = target_kv_key;
+                p->pair_at = at;
+                return last;
+            }
+
+            if (*q != '&') {
+                return pos;
+            }
+
+            p->key_len = len;
+            memcpy(p->key, key, len);
+            p->have_key = 1;
+
+            goto next;
+        }
+
+        negative = (q < last && *q == '-');
+        q += negative;
+        digits = q;
+        m = 0;
+
+        while (q < last && *q >= '0' && *q <= '9' && q - digits < 18) {
+            m = m * 10 + (*q++ - '0');
+        }
+
+        if (q == digits) {
+            return pos;
+        }
+
+        if (q == last) {
+            /* cut short: as if read byte by byte */
+            if (p->kind != NGX_HTTP_INGEST_KEY_VALUE) {
+                memcpy(p->key, key, len);
+                p->key_len = len;
+            }
+
+            p->state = sw_value;
+            p->target = target_number;
+            p->pair_at = at;
+            p->magnitude = m;
+            p->negative = negative;
+            p->digits = 1;
+            p->leading_zero = (*digits == '0');
+            return last;
+        }
+
+        if (*q != '&') {
+            return pos;
+        }
+
+        value = negative ? (int64_t) (0 - m) : (int64_t) m;
+
+        if (p->kind == NGX_HTTP_INGEST_KEY_VALUE) {
+            p->kv_value = value;
+            p->have_value = 1;
+
+        } else {
+            if (p->pair(p->data, key, len, value) != 0) {
+                return pos;
+            }
+
+            p->pairs++;
+        }
+
+    next:
+
+        /* past the '&': the next pair begins */
+
+        q++;
+        at += q - pos;
+        pos = q;
+    }
+
+    return pos;
 }
 
 

@@ -121,6 +121,10 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
  * parameters (charset=utf-8); key_value takes the form type only.
  */
 
+static const char  ngx_http_ingest_form_type[] =
+    "application/x-www-form-urlencoded";
+
+
 static ngx_int_t
 ngx_http_ingest_check_type(ngx_http_request_t *r,
     ngx_http_ingest_loc_conf_t *ilcf, unsigned *kind)
@@ -134,6 +138,28 @@ ngx_http_ingest_check_type(ngx_http_request_t *r,
 
     type = &r->headers_in.content_type->value;
 
+    /*
+     * Clients send the types in lower case and mostly bare: one compare
+     * of the whole value first, the scan for parameters after.
+     */
+
+    if (type->len == sizeof(ngx_http_ingest_form_type) - 1
+        && ngx_memcmp(type->data, ngx_http_ingest_form_type,
+                      sizeof(ngx_http_ingest_form_type) - 1)
+           == 0)
+    {
+        *kind = ilcf->format;
+        return NGX_OK;
+    }
+
+    if (type->len == 16
+        && ngx_memcmp(type->data, "application/json", 16) == 0
+        && ilcf->format != NGX_HTTP_INGEST_KEY_VALUE)
+    {
+        *kind = NGX_HTTP_INGEST_JSON;
+        return NGX_OK;
+    }
+
     p = type->data;
     last = type->data + type->len;
 
@@ -141,14 +167,10 @@ ngx_http_ingest_check_type(ngx_http_request_t *r,
         p++;
     }
 
-    /* clients send the lower case: compare exactly first, cheaply */
-
-    if ((size_t) (p - type->data) == 33
-        && (ngx_strncmp(type->data, "application/x-www-form-urlencoded", 33)
-            == 0
-            || ngx_strncasecmp(type->data,
-                               (u_char *) "application/x-www-form-urlencoded",
-                               33) == 0))
+    if ((size_t) (p - type->data) == sizeof(ngx_http_ingest_form_type) - 1
+        && ngx_strncasecmp(type->data, (u_char *) ngx_http_ingest_form_type,
+                           sizeof(ngx_http_ingest_form_type) - 1)
+           == 0)
     {
         *kind = ilcf->format;
         return NGX_OK;

@@ -88,6 +88,33 @@ parse(unsigned kind, const uint8_t *data, size_t size, size_t split,
 }
 
 
+/* one byte per call: the parsers' fast paths never see a whole pair */
+
+static const char *
+parse_bytes(unsigned kind, const uint8_t *data, size_t size, pairs_t *out,
+    off_t *at)
+{
+    size_t                    i;
+    u_char                    key[64];
+    ngx_http_ingest_parser_t  p;
+
+    memset(out, 0, sizeof(pairs_t));
+
+    ngx_http_ingest_parse_init(&p, kind, key, sizeof(key), pair, out);
+
+    for (i = 0; i < size; i++) {
+        ngx_http_ingest_parse(&p, (u_char *) data + i,
+                              (u_char *) data + i + 1);
+    }
+
+    ngx_http_ingest_parse_finish(&p);
+
+    *at = p.error_at;
+
+    return p.error;
+}
+
+
 static void
 oracle(const uint8_t *data, size_t size, pairs_t *ours)
 {
@@ -134,11 +161,11 @@ oracle(const uint8_t *data, size_t size, pairs_t *ours)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    off_t        at1, at2;
+    off_t        at1, at2, at3;
     size_t       split;
     unsigned     kind;
-    pairs_t      whole, halves;
-    const char  *e1, *e2;
+    pairs_t      whole, halves, bytes;
+    const char  *e1, *e2, *e3;
 
     if (size < 1) {
         return 0;
@@ -159,12 +186,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
+    e3 = parse_bytes(kind, data, size, &bytes, &at3);
+
+    if (e1 != e3 || at1 != at3 || whole.n != bytes.n
+        || whole.digest != bytes.digest)
+    {
+        abort();
+    }
+
     if (kind == NGX_HTTP_INGEST_JSON && e1 == NULL) {
         oracle(data, size, &whole);
     }
 
     pairs_free(&whole);
     pairs_free(&halves);
+    pairs_free(&bytes);
 
     return 0;
 }
