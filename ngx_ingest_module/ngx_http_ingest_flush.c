@@ -112,7 +112,15 @@ void
 ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
-    ngx_http_ingest_status_pending(w);
+    /*
+     * The status zone's pending figures, once per millisecond of event
+     * loop at most, not per request; every cut refreshes them as well.
+     */
+
+    if (w->status_msec != ngx_current_msec) {
+        w->status_msec = ngx_current_msec;
+        ngx_http_ingest_status_pending(w);
+    }
 
     /* rows are cut at 1 MB of JSON: Redis likes its values small */
 

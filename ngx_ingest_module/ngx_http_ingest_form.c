@@ -262,6 +262,7 @@ ngx_http_ingest_form_pairs(ngx_http_ingest_parser_t *p, u_char *pos,
 
     while (pos < last) {
         q = pos;
+        p->pair_at = at;
 
         if (p->kind == NGX_HTTP_INGEST_KEY_VALUE) {
             if (last - q >= 4 && ngx_http_ingest_form_is(q, "key=")
@@ -317,7 +318,6 @@ ngx_http_ingest_form_pairs(ngx_http_ingest_parser_t *p, u_char *pos,
                 p->key_len = len;
                 p->state = sw_value;
                 p->target = target_kv_key;
-                p->pair_at = at;
                 return last;
             }
 
@@ -354,7 +354,6 @@ ngx_http_ingest_form_pairs(ngx_http_ingest_parser_t *p, u_char *pos,
 
             p->state = sw_value;
             p->target = target_number;
-            p->pair_at = at;
             p->magnitude = m;
             p->negative = negative;
             p->digits = 1;

@@ -18,6 +18,10 @@
 static u_char  ngx_http_ingest_key_scratch[NGX_HTTP_INGEST_MAX_KEY_LENGTH];
 
 
+/* pairs up to this many need no allocation for their undo flags */
+#define NGX_HTTP_INGEST_STACK_PAIRS  16
+
+
 typedef struct {
     u_char                     *key;
     size_t                      len;
@@ -84,12 +88,24 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
         return ngx_http_ingest_send_full(r);
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ingest_ctx_t));
+    /*
+     * Not ngx_pcalloc(): the parser is set up below, and the ack timer
+     * and the queue link are zeroed only if the request waits for Redis.
+     */
+
+    ctx = ngx_palloc(r->pool, sizeof(ngx_http_ingest_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->request = r;
+    ctx->seq = 0;
+    ctx->error = NULL;
+    ctx->error_at = -1;
+    ctx->answer = NULL;
+    ctx->nomem = 0;
+    ctx->waiting = 0;
+    ctx->chunked = 0;
 
     if (ngx_array_init(&ctx->pairs, r->pool, 4,
                        sizeof(ngx_http_ingest_pair_t))
@@ -290,6 +306,8 @@ ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
         return;
     }
 
+    ngx_memzero(&ctx->ack_timer, sizeof(ngx_event_t));
+
     cln->handler = ngx_http_ingest_ack_cleanup;
     cln->data = ctx;
 
@@ -447,6 +465,8 @@ ngx_http_ingest_parse_body(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
                     return NGX_HTTP_INTERNAL_SERVER_ERROR;
                 }
 
+                ctx->chunked = 1;
+
                 if (ngx_http_ingest_parse(p, chunk, chunk + n)
                     != NGX_HTTP_INGEST_PARSE_OK)
                 {
@@ -489,13 +509,26 @@ ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
         return -1;
     }
 
-    pair->key = ngx_pnalloc(ctx->request->pool, len);
-    if (pair->key == NULL) {
-        ctx->nomem = 1;
-        return -1;
+    /*
+     * The parsers hand over a key in the worker's scratch buffer or, from
+     * their fast paths, in the body's own buffer.  Those stay as they are
+     * until the body handler is done with the pairs; the scratch buffer
+     * and a temp-file chunk do not, so their keys are copied.
+     */
+
+    if (key == ngx_http_ingest_key_scratch || ctx->chunked) {
+        pair->key = ngx_pnalloc(ctx->request->pool, len);
+        if (pair->key == NULL) {
+            ctx->nomem = 1;
+            return -1;
+        }
+
+        ngx_memcpy(pair->key, key, len);
+
+    } else {
+        pair->key = key;
     }
 
-    ngx_memcpy(pair->key, key, len);
     pair->len = len;
     pair->value = value;
     pair->at = ctx->parser.pair_at;
@@ -552,15 +585,21 @@ static ngx_int_t
 ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_queue_t *q)
 {
-    int                      rc, *created;
+    int                      rc, *created,
+                             stack[NGX_HTTP_INGEST_STACK_PAIRS];
     ngx_uint_t               i, j;
     ngx_http_ingest_pair_t  *pair;
 
     pair = ctx->pairs.elts;
 
-    created = ngx_palloc(r->pool, (ctx->pairs.nelts + 1) * sizeof(int));
-    if (created == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ctx->pairs.nelts <= NGX_HTTP_INGEST_STACK_PAIRS) {
+        created = stack;
+
+    } else {
+        created = ngx_palloc(r->pool, ctx->pairs.nelts * sizeof(int));
+        if (created == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     for (i = 0; i < ctx->pairs.nelts; i++) {

@@ -11,6 +11,7 @@
 
 
 #include "ngx_http_ingest_parse.h"
+#include "ingest_span.h"
 
 
 enum {
@@ -38,17 +39,30 @@ static int ngx_http_ingest_json_code_point(ngx_http_ingest_parser_t *p,
     off_t at);
 static int ngx_http_ingest_json_value_end(ngx_http_ingest_parser_t *p,
     off_t at);
+static u_char *ngx_http_ingest_json_pair(ngx_http_ingest_parser_t *p,
+    u_char *pos, u_char *last);
 
 
 int
 ngx_http_ingest_json_parse(ngx_http_ingest_parser_t *p, u_char *pos,
     u_char *last)
 {
-    int     v;
-    u_char  ch;
-    off_t   at;
+    int      v;
+    u_char   ch, *q;
+    off_t    at;
 
     for ( /* void */ ; pos < last; pos++, p->offset++) {
+
+        if ((p->state == sw_key || p->state == sw_key_or_end) && *pos == '"') {
+            q = ngx_http_ingest_json_pair(p, pos, last);
+
+            if (q != pos) {
+                p->offset += q - pos;
+                pos = q;
+                p->state = sw_after_value;
+            }
+        }
+
         ch = *pos;
         at = p->offset;
 
@@ -379,6 +393,70 @@ ngx_http_ingest_json_code_point(ngx_http_ingest_parser_t *p, off_t at)
     p->state = sw_string;
 
     return NGX_HTTP_INGEST_PARSE_OK;
+}
+
+
+/*
+ * The common pair whole, from its opening quote: a key of printable
+ * ASCII without escapes, ':', and an integer of at most 18 digits that
+ * something ends within the chunk (a space, ',' or '}').  It goes
+ * straight to pair(), with the key still in the body's buffer, and the
+ * scan goes on at the byte after the number, in sw_after_value.  p->offset
+ * is pos's offset here, the caller adds what was consumed.  Anything
+ * else returns pos, for the byte-by-byte path, which has the errors.
+ */
+
+static u_char *
+ngx_http_ingest_json_pair(ngx_http_ingest_parser_t *p, u_char *pos,
+    u_char *last)
+{
+    u_char    *q, *key, *digits;
+    size_t     len;
+    int64_t    value;
+    uint64_t   m;
+    unsigned   negative;
+
+    key = pos + 1;
+    len = ingest_span(key, last, 0x20, 0x7e, '"', '\\', '"', '"');
+    q = key + len;
+
+    if (len == 0 || len > p->max_key_len || q == last || *q != '"') {
+        return pos;
+    }
+
+    for (q++; q < last && ngx_http_ingest_json_space(*q); q++) { /* void */ }
+
+    if (q == last || *q != ':') {
+        return pos;
+    }
+
+    for (q++; q < last && ngx_http_ingest_json_space(*q); q++) { /* void */ }
+
+    negative = (q < last && *q == '-');
+    q += negative;
+    digits = q;
+    m = 0;
+
+    while (q < last && *q >= '0' && *q <= '9' && q - digits < 18) {
+        m = m * 10 + (*q++ - '0');
+    }
+
+    if (q == digits || q == last || (*digits == '0' && q - digits > 1)
+        || !(ngx_http_ingest_json_space(*q) || *q == ',' || *q == '}'))
+    {
+        return pos;
+    }
+
+    value = negative ? (int64_t) (0 - m) : (int64_t) m;
+    p->pair_at = p->offset;
+
+    if (p->pair(p->data, key, len, value) != 0) {
+        return pos;
+    }
+
+    p->pairs++;
+
+    return q;
 }
 
 

@@ -138,6 +138,7 @@ typedef struct {
     ngx_buf_t                  *answer;      /* 200 body, else a 204 */
     unsigned                    nomem:1;
     unsigned                    waiting:1;
+    unsigned                    chunked:1;   /* body read from its file */
 } ngx_http_ingest_ctx_t;
 
 
@@ -176,6 +177,7 @@ typedef struct {
     ngx_event_t                   status_event;    /* the poll came back */
     ngx_queue_t                   status_waiting;  /* requests for it */
     ngx_http_ingest_worker_slot_t  *slot;      /* its numbers in the zone */
+    ngx_msec_t                      status_msec; /* slot's last refresh */
     u_char                        spool_name[NGX_MAX_PATH]; /* replayed */
     ngx_connection_t              timer_conn;  /* data of the timers */
 

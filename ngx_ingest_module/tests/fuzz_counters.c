@@ -22,6 +22,7 @@
 
 
 typedef struct {
+    ngx_http_ingest_parser_t  *parser;   /* for pair_at */
     size_t      n;
     char       *keys[64];
     size_t      lens[64];
@@ -41,6 +42,8 @@ pair(void *data, u_char *key, size_t len, int64_t value)
     }
 
     p->digest = (p->digest ^ (uint64_t) value) * 0x100000001b3ULL;
+    p->digest = (p->digest ^ (uint64_t) p->parser->pair_at)
+                * 0x100000001b3ULL;
 
     if (p->n < 64) {
         p->keys[p->n] = malloc(len + 1);
@@ -77,6 +80,7 @@ parse(unsigned kind, const uint8_t *data, size_t size, size_t split,
     memset(out, 0, sizeof(pairs_t));
 
     ngx_http_ingest_parse_init(&p, kind, key, sizeof(key), pair, out);
+    out->parser = &p;
     ngx_http_ingest_parse(&p, (u_char *) data, (u_char *) data + split);
     ngx_http_ingest_parse(&p, (u_char *) data + split,
                           (u_char *) data + size);
@@ -101,6 +105,7 @@ parse_bytes(unsigned kind, const uint8_t *data, size_t size, pairs_t *out,
     memset(out, 0, sizeof(pairs_t));
 
     ngx_http_ingest_parse_init(&p, kind, key, sizeof(key), pair, out);
+    out->parser = &p;
 
     for (i = 0; i < size; i++) {
         ngx_http_ingest_parse(&p, (u_char *) data + i,
