@@ -87,6 +87,7 @@ static size_t        post_len;
 static long          errors5xx;
 static uint32_t     *latencies;        /* microseconds, one per answer */
 static size_t        nlatencies, latencies_cap;
+static long          increments;        /* in requests answered 2xx */
 static FILE         *unknown_out;      /* increments of unknown outcome */
 
 static int64_t      *expected;
@@ -366,6 +367,7 @@ loadgen_account(loadgen_conn_t *c, int status)
 
     if (status >= 200 && status < 300) {
         ok2xx++;
+        increments += c->nkeys;
 
         for (i = 0; i < c->nkeys; i++) {
             expected[c->keys[i]] += c->values[i];
@@ -685,11 +687,17 @@ main(int argc, char **argv)
         return (errors5xx + errors) ? 2 : 0;
     }
 
+    qsort(latencies, nlatencies, sizeof(uint32_t), loadgen_cmp);
+
     printf("requests %ld (form %ld, json %ld, key_value %ld) in %.2f s, "
            "%.0f/s: 2xx %ld, 400 %ld, other %ld, unknown outcome "
            "(504 or no answer) %ld\n",
            done + errors, kind_count[0], kind_count[1], kind_count[2],
            elapsed, (done + errors) / elapsed, ok2xx, bad400, other, errors);
+    printf("increments %ld answered 2xx, %.0f/s; latency ms p50 %.2f "
+           "p90 %.2f p99 %.2f max %.2f\n",
+           increments, increments / elapsed, loadgen_pct(50),
+           loadgen_pct(90), loadgen_pct(99), loadgen_pct(100));
 
     if (expect_path != NULL) {
         f = fopen(expect_path, "w");
