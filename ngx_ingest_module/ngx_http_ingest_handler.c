@@ -707,7 +707,7 @@ ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
     ngx_http_ingest_entry_t  *e;
     ngx_http_ingest_table_t   t;
 
-    if (ngx_http_ingest_table_init(&t) != NGX_HTTP_INGEST_TABLE_OK) {
+    if (ngx_http_ingest_table_init(&t, 0) != NGX_HTTP_INGEST_TABLE_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 

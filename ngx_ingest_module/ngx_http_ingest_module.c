@@ -559,7 +559,8 @@ ngx_http_ingest_init_process(ngx_cycle_t *cycle)
     for (i = 0; i < w->nqueues; i++) {
         w->queues[i].name = names[i];
 
-        if (ngx_http_ingest_table_init(&w->queues[i].table)
+        if (ngx_http_ingest_table_init(&w->queues[i].table,
+                                       imcf->flush_keys)
             != NGX_HTTP_INGEST_TABLE_OK)
         {
             return NGX_ERROR;

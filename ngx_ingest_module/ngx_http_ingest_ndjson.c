@@ -9,6 +9,7 @@
 
 #include "ngx_http_ingest_ndjson.h"
 #include "ngx_http_ingest_parse.h"
+#include "ingest_span.h"
 
 
 #define NGX_HTTP_INGEST_SEEN_NULL   ((size_t) -5)
@@ -35,28 +36,6 @@ static int ngx_http_ingest_scan_hex4(ngx_http_ingest_scan_t *s,
     unsigned *cp);
 static int ngx_http_ingest_name_is(const ngx_http_ingest_field_t *f,
     u_char *name, size_t len, int escaped, int ignore_case);
-
-
-/* 1 for the bytes a JSON string holds as they are: 0x20-0x7f but " \ */
-
-static const u_char  ngx_http_ingest_plain[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
-};
 
 
 enum {
@@ -475,11 +454,9 @@ ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s, int *escaped)
 
     while (s->p < s->last) {
 
-        /* most of a string is plain ASCII: one table look-up a byte */
+        /* most of a string is plain ASCII: sixteen bytes a step */
 
-        while (s->p < s->last && ngx_http_ingest_plain[*s->p]) {
-            s->p++;
-        }
+        s->p += ingest_span(s->p, s->last, 0x20, 0x7f, '"', '\\', '"', '"');
 
         if (s->p == s->last) {
             break;

@@ -11,7 +11,9 @@
 
 
 #define NGX_HTTP_INGEST_TABLE_SLOTS   1024          /* initial capacity */
+#define NGX_HTTP_INGEST_TABLE_PRESIZE 65536         /* at most, up front */
 #define NGX_HTTP_INGEST_BLOCK_SIZE    (64 * 1024)
+#define NGX_HTTP_INGEST_KEEP_BYTES    (1024 * 1024)   /* arena kept on reset */
 
 
 static ngx_http_ingest_entry_t *ngx_http_ingest_table_slot(
@@ -21,19 +23,34 @@ static u_char *ngx_http_ingest_table_copy(ngx_http_ingest_table_t *t,
     u_char *key, size_t len);
 
 
+/*
+ * A table made for "keys" keys (ingest_flush_keys: a cut empties it at
+ * that many) gets its working size at once, so that a worker's memory
+ * does not step up the first time a burst fills it; past 64k slots it
+ * grows as it goes.
+ */
+
 int
-ngx_http_ingest_table_init(ngx_http_ingest_table_t *t)
+ngx_http_ingest_table_init(ngx_http_ingest_table_t *t, size_t keys)
 {
+    size_t  n;
+
     memset(t, 0, sizeof(ngx_http_ingest_table_t));
 
-    t->slots = calloc(NGX_HTTP_INGEST_TABLE_SLOTS,
-                      sizeof(ngx_http_ingest_entry_t));
+    for (n = NGX_HTTP_INGEST_TABLE_SLOTS;
+         n < 2 * keys && n < NGX_HTTP_INGEST_TABLE_PRESIZE;
+         n *= 2)
+    {
+        /* void */
+    }
+
+    t->slots = calloc(n, sizeof(ngx_http_ingest_entry_t));
     if (t->slots == NULL) {
         return NGX_HTTP_INGEST_TABLE_NOMEM;
     }
 
-    t->mask = NGX_HTTP_INGEST_TABLE_SLOTS - 1;
-    t->memory = NGX_HTTP_INGEST_TABLE_SLOTS * sizeof(ngx_http_ingest_entry_t);
+    t->mask = n - 1;
+    t->memory = n * sizeof(ngx_http_ingest_entry_t);
 
     return NGX_HTTP_INGEST_TABLE_OK;
 }
@@ -49,10 +66,21 @@ ngx_http_ingest_table_free(ngx_http_ingest_table_t *t)
         free(b);
     }
 
+    for (b = t->spare; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+
     free(t->slots);
     memset(t, 0, sizeof(ngx_http_ingest_table_t));
 }
 
+
+/*
+ * Every key goes at once.  Arena blocks are kept, empty, up to 1 MB in
+ * all, so that the next round reuses them rather than going back to
+ * malloc (and the worker's memory stays level); the rest are freed.
+ */
 
 void
 ngx_http_ingest_table_reset(ngx_http_ingest_table_t *t)
@@ -72,6 +100,17 @@ ngx_http_ingest_table_reset(ngx_http_ingest_table_t *t)
 
     for (b = t->blocks->next; b; b = next) {
         next = b->next;
+
+        if (t->blocks->size + t->spare_bytes + b->size
+            <= NGX_HTTP_INGEST_KEEP_BYTES)
+        {
+            b->used = 0;
+            b->next = t->spare;
+            t->spare = b;
+            t->spare_bytes += b->size;
+            continue;
+        }
+
         t->memory -= sizeof(ngx_http_ingest_block_t) + b->size;
         free(b);
     }
@@ -329,17 +368,25 @@ ngx_http_ingest_table_copy(ngx_http_ingest_table_t *t, u_char *key,
     b = t->blocks;
 
     if (b == NULL || b->size - b->used < len) {
-        size = len > NGX_HTTP_INGEST_BLOCK_SIZE ? len
-                                                : NGX_HTTP_INGEST_BLOCK_SIZE;
 
-        b = malloc(sizeof(ngx_http_ingest_block_t) + size);
-        if (b == NULL) {
-            return NULL;
+        if (t->spare != NULL && t->spare->size >= len) {
+            b = t->spare;
+            t->spare = b->next;
+            t->spare_bytes -= b->size;
+
+        } else {
+            size = len > NGX_HTTP_INGEST_BLOCK_SIZE
+                   ? len : NGX_HTTP_INGEST_BLOCK_SIZE;
+
+            b = malloc(sizeof(ngx_http_ingest_block_t) + size);
+            if (b == NULL) {
+                return NULL;
+            }
+
+            b->size = size;
+            b->used = 0;
+            t->memory += sizeof(ngx_http_ingest_block_t) + size;
         }
-
-        b->size = size;
-        b->used = 0;
-        t->memory += sizeof(ngx_http_ingest_block_t) + size;
 
         /* the newest block goes first, so the hot path checks one block */
 

@@ -50,10 +50,12 @@ typedef struct {
     size_t                    key_bytes;   /* sum of the keys' lengths */
     size_t                    memory;      /* slots and arena blocks held */
     ngx_http_ingest_block_t  *blocks;      /* the first is kept on reset */
+    ngx_http_ingest_block_t  *spare;       /* empty ones kept for reuse */
+    size_t                    spare_bytes;
 } ngx_http_ingest_table_t;
 
 
-int ngx_http_ingest_table_init(ngx_http_ingest_table_t *t);
+int ngx_http_ingest_table_init(ngx_http_ingest_table_t *t, size_t keys);
 void ngx_http_ingest_table_free(ngx_http_ingest_table_t *t);
 void ngx_http_ingest_table_reset(ngx_http_ingest_table_t *t);
 

@@ -72,7 +72,7 @@ main(void)
 
     srand(42);
 
-    tap_ok(ngx_http_ingest_table_init(&t) == NGX_HTTP_INGEST_TABLE_OK,
+    tap_ok(ngx_http_ingest_table_init(&t, 0) == NGX_HTTP_INGEST_TABLE_OK,
            "init");
 
     for (i = 0; i < NKEYS; i++) {
@@ -175,6 +175,10 @@ main(void)
             n += sizeof(ngx_http_ingest_block_t) + b->size;
         }
 
+        for (b = t.spare; b; b = b->next) {
+            n += sizeof(ngx_http_ingest_block_t) + b->size;
+        }
+
         tap_ok(t.memory == n, "memory counts slots and blocks (%zu)", n);
 
         ngx_http_ingest_table_reset(&t);
@@ -185,10 +189,51 @@ main(void)
             n += sizeof(ngx_http_ingest_block_t) + b->size;
         }
 
+        for (b = t.spare; b; b = b->next) {
+            n += sizeof(ngx_http_ingest_block_t) + b->size;
+        }
+
         tap_ok(t.memory == n, "and after a reset (%zu)", n);
+        tap_ok(t.spare_bytes + t.blocks->size <= 1024 * 1024,
+               "at most 1 MB of arena kept (%zu)",
+               t.spare_bytes + t.blocks->size);
     }
 
     ngx_http_ingest_table_free(&t);
+
+    /* sized for ingest_flush_keys up front; arena blocks reused */
+
+    {
+        char      key[48];
+        size_t    i, round, mask, memory;
+
+        rc = ngx_http_ingest_table_init(&t, 10000);
+        tap_ok(rc == NGX_HTTP_INGEST_TABLE_OK && t.mask + 1 == 32768,
+               "10000 keys: 32768 slots at once (%zu)", t.mask + 1);
+
+        mask = t.mask;
+        memory = 0;
+
+        for (round = 0; round < 5; round++) {
+            for (i = 0; i < 10000; i++) {
+                snprintf(key, sizeof(key), "%zu-%032zu", round, i);
+                rc = ngx_http_ingest_table_add(&t, (u_char *) key,
+                                               strlen(key), 1, &created);
+            }
+
+            if (round == 0) {
+                memory = t.memory;
+            }
+
+            ngx_http_ingest_table_reset(&t);
+        }
+
+        tap_ok(rc == 0 && t.mask == mask && t.memory == memory,
+               "five rounds of 10000 keys: no growth, same memory (%zu)",
+               t.memory);
+
+        ngx_http_ingest_table_free(&t);
+    }
 
     return tap_done();
 }
