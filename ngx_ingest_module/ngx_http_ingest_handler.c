@@ -539,7 +539,7 @@ ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
 
 /*
  * Would this request take the worker past ingest_max_pending?  A new key
- * costs its bytes and about two slots (the table is at most half full);
+ * costs its bytes and at most two slots (the table is at most 3/4 full);
  * counting every pair as new errs on the safe side.
  */
 

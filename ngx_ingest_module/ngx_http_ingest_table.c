@@ -38,7 +38,7 @@ ngx_http_ingest_table_init(ngx_http_ingest_table_t *t, size_t keys)
     memset(t, 0, sizeof(ngx_http_ingest_table_t));
 
     for (n = NGX_HTTP_INGEST_TABLE_SLOTS;
-         n < 2 * keys && n < NGX_HTTP_INGEST_TABLE_PRESIZE;
+         n * 3 < keys * 4 && n < NGX_HTTP_INGEST_TABLE_PRESIZE;
          n *= 2)
     {
         /* void */
@@ -206,9 +206,13 @@ ngx_http_ingest_table_add(ngx_http_ingest_table_t *t, u_char *key,
         return NGX_HTTP_INGEST_TABLE_OK;
     }
 
-    /* keep the load factor at or under 1/2 */
+    /*
+     * Keep the load factor at or under 3/4: linear probing is still
+     * short there, and the default 10000 keys of a cut fit 16k slots
+     * (512 KB, a core's L2 cache on this machine) rather than 32k.
+     */
 
-    if ((t->nkeys + 1) * 2 > t->mask + 1) {
+    if ((t->nkeys + 1) * 4 > (t->mask + 1) * 3) {
         if (ngx_http_ingest_table_grow(t) != NGX_HTTP_INGEST_TABLE_OK) {
             return NGX_HTTP_INGEST_TABLE_NOMEM;
         }
