@@ -39,6 +39,8 @@ enum {
 };
 
 
+static u_char *ngx_http_ingest_form_run(u_char *pos, u_char *last,
+    u_char *buf, size_t *len, size_t cap);
 static u_char *ngx_http_ingest_form_pairs(ngx_http_ingest_parser_t *p,
     u_char *pos, u_char *last, off_t at);
 static int ngx_http_ingest_form_decoded(ngx_http_ingest_parser_t *p,
@@ -54,9 +56,8 @@ ngx_http_ingest_form_parse(ngx_http_ingest_parser_t *p, u_char *pos,
     u_char *last)
 {
     int      v;
-    u_char   ch, *start, *end, *run;
+    u_char   ch, *start;
     off_t    at, base;
-    size_t   room;
 
     /*
      * The body offset is base + (pos - start) rather than a field stored
@@ -92,40 +93,16 @@ ngx_http_ingest_form_parse(ngx_http_ingest_parser_t *p, u_char *pos,
                     || (p->state == sw_value
                         && p->target == target_kv_key)))
             {
-                end = last - 1;
-                room = p->max_key_len - p->key_len;
-
-                if ((size_t) (end - pos) > room) {
-                    end = pos + room;
-                }
-
-                run = pos + ngx_http_ingest_form_span(pos, end);
-
-                if (run > pos) {
-                    memcpy(p->key + p->key_len, pos, run - pos);
-                    p->key_len += run - pos;
-                    pos = run;
-                }
+                pos = ngx_http_ingest_form_run(pos, last, p->key,
+                                               &p->key_len, p->max_key_len);
 
             } else if (p->state == sw_name
                        && p->kind == NGX_HTTP_INGEST_KEY_VALUE)
             {
                 /* key_value's field name: it fits p->name or is unknown */
 
-                end = last - 1;
-                room = sizeof(p->name) - p->name_len;
-
-                if ((size_t) (end - pos) > room) {
-                    end = pos + room;
-                }
-
-                run = pos + ngx_http_ingest_form_span(pos, end);
-
-                if (run > pos) {
-                    memcpy(p->name + p->name_len, pos, run - pos);
-                    p->name_len += run - pos;
-                    pos = run;
-                }
+                pos = ngx_http_ingest_form_run(pos, last, p->name,
+                                               &p->name_len, sizeof(p->name));
 
             } else if (p->state == sw_value && p->target == target_number) {
                 while (pos + 1 < last && *pos >= '0' && *pos <= '9'
@@ -240,6 +217,35 @@ ngx_http_ingest_form_parse(ngx_http_ingest_parser_t *p, u_char *pos,
 
 
 /*
+ * A run of plain bytes from pos appended to buf (*len of cap used), all
+ * but the chunk's last byte, and no further than buf has room: what
+ * stops the run takes the byte path, with its checks and offsets.
+ * Returns where the byte path goes on.
+ */
+
+static u_char *
+ngx_http_ingest_form_run(u_char *pos, u_char *last, u_char *buf,
+    size_t *len, size_t cap)
+{
+    size_t   n;
+    u_char  *end;
+
+    end = last - 1;
+
+    if ((size_t) (end - pos) > cap - *len) {
+        end = pos + (cap - *len);
+    }
+
+    n = ngx_http_ingest_form_span(pos, end);
+
+    memcpy(buf + *len, pos, n);
+    *len += n;
+
+    return pos + n;
+}
+
+
+/*
  * The common pairs whole: "name=-123&" with a plain name and at most 18
  * digits (no overflow possible), or in key_value "key=<plain>&" and
  * "value=-123&".  Each such pair goes straight to pair(), with the key
@@ -332,14 +338,7 @@ ngx_http_ingest_form_pairs(ngx_http_ingest_parser_t *p, u_char *pos,
             goto next;
         }
 
-        negative = (q < last && *q == '-');
-        q += negative;
-        digits = q;
-        m = 0;
-
-        while (q < last && *q >= '0' && *q <= '9' && q - digits < 18) {
-            m = m * 10 + (*q++ - '0');
-        }
+        q = ngx_http_ingest_short_number(q, last, &negative, &digits, &m);
 
         if (q == digits) {
             return pos;

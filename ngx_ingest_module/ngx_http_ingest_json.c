@@ -432,14 +432,7 @@ ngx_http_ingest_json_pair(ngx_http_ingest_parser_t *p, u_char *pos,
 
     for (q++; q < last && ngx_http_ingest_json_space(*q); q++) { /* void */ }
 
-    negative = (q < last && *q == '-');
-    q += negative;
-    digits = q;
-    m = 0;
-
-    while (q < last && *q >= '0' && *q <= '9' && q - digits < 18) {
-        m = m * 10 + (*q++ - '0');
-    }
+    q = ngx_http_ingest_short_number(q, last, &negative, &digits, &m);
 
     if (q == digits || q == last || (*digits == '0' && q - digits > 1)
         || !(ngx_http_ingest_json_space(*q) || *q == ',' || *q == '}'))

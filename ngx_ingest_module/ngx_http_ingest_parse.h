@@ -93,6 +93,33 @@ int ngx_http_ingest_number_end(ngx_http_ingest_parser_t *p, int64_t *value,
     off_t at);
 int ngx_http_ingest_hex_value(u_char ch);
 
+/*
+ * The fast paths' integer: an optional '-' and at most 18 digits (too few
+ * to overflow), from q.  Returns where they end; *digits is where the
+ * digits began (the end too when there are none).
+ */
+
+static inline u_char *
+ngx_http_ingest_short_number(u_char *q, u_char *last, unsigned *negative,
+    u_char **digits, uint64_t *magnitude)
+{
+    uint64_t  m;
+
+    *negative = (q < last && *q == '-');
+    q += *negative;
+    *digits = q;
+    m = 0;
+
+    while (q < last && *q >= '0' && *q <= '9' && q - *digits < 18) {
+        m = m * 10 + (*q++ - '0');
+    }
+
+    *magnitude = m;
+
+    return q;
+}
+
+
 int ngx_http_ingest_form_parse(ngx_http_ingest_parser_t *p, u_char *pos,
     u_char *last);
 int ngx_http_ingest_form_finish(ngx_http_ingest_parser_t *p);
