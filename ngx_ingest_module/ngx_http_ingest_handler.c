@@ -567,8 +567,8 @@ ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx)
         w->full = 1;
         ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
                       "ingest pending memory reached ingest_max_pending "
-                      "(%uz bytes) while Redis is not taking batches: "
-                      "answering 503 until half of it is sent",
+                      "(%uz bytes): Redis is not taking batches as fast "
+                      "as they come; answering 503 until half of it is sent",
                       w->imcf->max_pending);
     }
 
@@ -821,7 +821,8 @@ ngx_http_ingest_send_full(ngx_http_request_t *r)
     return ngx_http_ingest_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                   "Retry-After", "1",
                                   "pending limit reached, Redis is not "
-                                  "taking batches; retry later");
+                                  "taking batches as fast as they come; "
+                                  "retry later");
 }
 
 

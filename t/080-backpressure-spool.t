@@ -29,10 +29,10 @@ Content-Type: application/x-www-form-urlencoded
 ["Retry-After: 1\nContent-Type: application/json",
  "Retry-After: 1\nContent-Type: application/json"]
 --- response_body eval
-["{\"error\":\"pending limit reached, Redis is not taking batches; retry later\"}\n",
- "{\"error\":\"pending limit reached, Redis is not taking batches; retry later\"}\n"]
+["{\"error\":\"pending limit reached, Redis is not taking batches as fast as they come; retry later\"}\n",
+ "{\"error\":\"pending limit reached, Redis is not taking batches as fast as they come; retry later\"}\n"]
 --- error_log
-ingest pending memory reached ingest_max_pending (204800 bytes) while Redis is not taking batches: answering 503 until half of it is sent
+ingest pending memory reached ingest_max_pending (204800 bytes): Redis is not taking batches as fast as they come; answering 503 until half of it is sent
 --- no_error_log
 [error]
 
