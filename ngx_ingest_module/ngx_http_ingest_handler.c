@@ -33,6 +33,11 @@ typedef struct {
 static ngx_int_t ngx_http_ingest_check_type(ngx_http_request_t *r,
     ngx_http_ingest_loc_conf_t *ilcf, unsigned *kind);
 static void ngx_http_ingest_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ingest_preread(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx);
+static ngx_int_t ngx_http_ingest_parsed(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx, ngx_int_t rc);
+static ngx_int_t ngx_http_ingest_parse_end(ngx_http_ingest_ctx_t *ctx);
 static ngx_int_t ngx_http_ingest_parse_body(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx);
 static int ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
@@ -122,6 +127,19 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_ingest_module);
 
+    if (r == r->main
+        && ilcf->ack != NGX_HTTP_INGEST_ACK_REDIS
+        && !r->headers_in.chunked
+#if (NGX_HTTP_V2)
+        && r->stream == NULL
+#endif
+        && r->headers_in.content_length_n > 0
+        && r->header_in->last - r->header_in->pos
+           >= r->headers_in.content_length_n)
+    {
+        return ngx_http_ingest_preread(r, ctx);
+    }
+
     rc = ngx_http_read_client_request_body(r, ngx_http_ingest_body_handler);
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
@@ -208,27 +226,82 @@ ngx_http_ingest_check_type(ngx_http_request_t *r,
 static void
 ngx_http_ingest_body_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                    rc;
-    ngx_str_t                    id;
-    ngx_http_ingest_ctx_t       *ctx;
-    ngx_http_ingest_queue_t     *q;
-    ngx_http_ingest_loc_conf_t  *ilcf;
+    ngx_int_t               rc;
+    ngx_http_ingest_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_ingest_module);
-    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
 
     if (r->request_body == NULL || ctx == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
+    rc = ngx_http_ingest_parse_body(r, ctx);
+    rc = ngx_http_ingest_parsed(r, ctx, rc);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/*
+ * A body that came whole with the header, in r->header_in: the common
+ * small POST.  It is parsed where it lies, then nginx's own discard
+ * steps over it (the next request of the connection may follow it in
+ * the same buffer), and the answer goes out from the content handler:
+ * no request body structure, no buffer chain, no second finalization.
+ * Not for HTTP/2, chunked bodies, subrequests, nor ingest_ack redis,
+ * whose requests wait, and take ngx_http_read_client_request_body().
+ */
+
+static ngx_int_t
+ngx_http_ingest_preread(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
+{
+    off_t                      len;
+    u_char                    *body;
+    ngx_int_t                  rc;
+    ngx_http_ingest_parser_t  *p;
+
+    body = r->header_in->pos;
+    len = r->headers_in.content_length_n;
+
+    p = &ctx->parser;
+    p->key = ngx_http_ingest_key_scratch;
+
+    ngx_http_ingest_parse(p, body, body + len);
+    rc = ngx_http_ingest_parse_end(ctx);
+
+    if (ngx_http_discard_request_body(r) != NGX_OK
+        || r->header_in->pos != body + len)
+    {
+        /* nginx did not step over exactly what was parsed */
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_ingest_parsed(r, ctx, rc);
+}
+
+
+/*
+ * After the body is parsed (rc: NGX_OK, 400 with ctx->error, or 500):
+ * the pairs applied whole or not at all, and the answer, or NGX_DONE
+ * when the request waits for Redis.
+ */
+
+static ngx_int_t
+ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
+    ngx_int_t rc)
+{
+    ngx_str_t                    id;
+    ngx_http_ingest_queue_t     *q;
+    ngx_http_ingest_loc_conf_t  *ilcf;
+
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
     q = &ngx_http_ingest_worker->queues[ilcf->queue];
 
-    rc = ngx_http_ingest_parse_body(r, ctx);
-
     if (rc == NGX_OK && ngx_http_ingest_over_limit(ctx)) {
-        ngx_http_finalize_request(r, ngx_http_ingest_send_full(r));
-        return;
+        return ngx_http_ingest_send_full(r);
     }
 
     if (rc == NGX_OK) {
@@ -257,15 +330,12 @@ ngx_http_ingest_body_handler(ngx_http_request_t *r)
                           "client sent %s", ctx->error);
         }
 
-        rc = ngx_http_ingest_send_json(r, NGX_HTTP_BAD_REQUEST, ctx->error,
-                                        ctx->error_at);
-        ngx_http_finalize_request(r, rc);
-        return;
+        return ngx_http_ingest_send_json(r, NGX_HTTP_BAD_REQUEST, ctx->error,
+                                         ctx->error_at);
     }
 
     if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
+        return rc;
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -278,12 +348,12 @@ ngx_http_ingest_body_handler(ngx_http_request_t *r)
         ctx->seq = q->seq + 1;
         ngx_http_ingest_wait(r, ctx, q, ilcf);
         ngx_http_ingest_flush_added(ngx_http_ingest_worker, q);
-        return;
+        return NGX_DONE;
     }
 
     ngx_http_ingest_flush_added(ngx_http_ingest_worker, q);
 
-    ngx_http_finalize_request(r, ngx_http_ingest_send_no_content(r));
+    return ngx_http_ingest_send_no_content(r);
 }
 
 
@@ -479,6 +549,19 @@ ngx_http_ingest_parse_body(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
             break;
         }
     }
+
+    return ngx_http_ingest_parse_end(ctx);
+}
+
+
+/* the body's end: NGX_OK, 400 (ctx->error says why) or 500 */
+
+static ngx_int_t
+ngx_http_ingest_parse_end(ngx_http_ingest_ctx_t *ctx)
+{
+    ngx_http_ingest_parser_t  *p;
+
+    p = &ctx->parser;
 
     ngx_http_ingest_parse_finish(p);
 

@@ -136,3 +136,67 @@ Content-Type: application/x-www-form-urlencoded
 --- error_code: 204
 --- totals eval
 { "c9:byname" => 1 }
+
+
+
+=== TEST 10: pipelined: two bodies in one write, both counted, both answered
+The first body is parsed where it lies in nginx's header buffer; the
+second request follows it in the same buffer and must start exactly
+where the first body ends.
+--- raw_request eval
+"POST /c HTTP/1.1\r
+Host: localhost\r
+Content-Type: application/x-www-form-urlencoded\r
+Content-Length: 7\r
+\r
+c10:a=1POST /kv HTTP/1.1\r
+Host: localhost\r
+Content-Type: application/x-www-form-urlencoded\r
+Content-Length: 19\r
+Connection: close\r
+\r
+key=c10:b&value=-40"
+--- error_code: 204
+--- response_body_like: ^HTTP/1\.1 204 No Content\r\n
+--- totals eval
+{ "c10:a" => 1, "c10:b" => -40 }
+
+
+
+=== TEST 11: pipelined: a bad body is refused, the next request still parses
+--- raw_request eval
+"POST /c HTTP/1.1\r
+Host: localhost\r
+Content-Type: application/x-www-form-urlencoded\r
+Content-Length: 8\r
+\r
+c11:a=1&POST /c HTTP/1.1\r
+Host: localhost\r
+Content-Type: application/x-www-form-urlencoded\r
+Content-Length: 7\r
+Connection: close\r
+\r
+c11:b=2"
+--- error_code: 400
+--- response_body_like: ^\{"error":"empty pair","at":8\}\n
+--- totals eval
+{ "c11:b" => 2 }
+--- no_error_log
+[error]
+
+
+
+=== TEST 12: Expect: 100-continue: the body is not there yet, and still counts
+--- raw_request eval
+"POST /c HTTP/1.1\r
+Host: localhost\r
+Content-Type: application/x-www-form-urlencoded\r
+Content-Length: 7\r
+Expect: 100-continue\r
+Connection: close\r
+\r
+c12:a=5"
+--- error_code: 100
+--- response_body_like: HTTP/1\.1 204 No Content\r\n
+--- totals eval
+{ "c12:a" => 5 }
