@@ -110,7 +110,7 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
     ctx->answer = NULL;
     ctx->nomem = 0;
     ctx->waiting = 0;
-    ctx->chunked = 0;
+    ctx->from_file = 0;
 
     if (ngx_array_init(&ctx->pairs, r->pool, 4,
                        sizeof(ngx_http_ingest_pair_t))
@@ -535,7 +535,7 @@ ngx_http_ingest_parse_body(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
                     return NGX_HTTP_INTERNAL_SERVER_ERROR;
                 }
 
-                ctx->chunked = 1;
+                ctx->from_file = 1;
 
                 if (ngx_http_ingest_parse(p, chunk, chunk + n)
                     != NGX_HTTP_INGEST_PARSE_OK)
@@ -599,7 +599,7 @@ ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
      * and a temp-file chunk do not, so their keys are copied.
      */
 
-    if (key == ngx_http_ingest_key_scratch || ctx->chunked) {
+    if (key == ngx_http_ingest_key_scratch || ctx->from_file) {
         pair->key = ngx_pnalloc(ctx->request->pool, len);
         if (pair->key == NULL) {
             ctx->nomem = 1;

@@ -138,7 +138,7 @@ typedef struct {
     ngx_buf_t                  *answer;      /* 200 body, else a 204 */
     unsigned                    nomem:1;
     unsigned                    waiting:1;
-    unsigned                    chunked:1;   /* body read from its file */
+    unsigned                    from_file:1; /* body read from its file */
 } ngx_http_ingest_ctx_t;
 
 
