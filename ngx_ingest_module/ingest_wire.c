@@ -32,6 +32,9 @@ static char *ingest_wire_write_string(char *p, const unsigned char *s,
 static int ingest_wire_fail(ingest_wire_reader_t *r, const char *what);
 static void ingest_wire_space(ingest_wire_reader_t *r);
 static int ingest_wire_expect(ingest_wire_reader_t *r, char ch);
+static int ingest_wire_closes(ingest_wire_reader_t *r, char close);
+static void *ingest_wire_bounded(ingest_wire_reader_t *r, size_t min_len,
+    size_t size, size_t *cap);
 static int ingest_wire_string(ingest_wire_reader_t *r, char *out,
     size_t cap, size_t *len);
 static int ingest_wire_int(ingest_wire_reader_t *r, int64_t *v);
@@ -506,10 +509,7 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
         return INGEST_WIRE_ERROR;
     }
 
-    ingest_wire_space(r);
-
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
+    if (ingest_wire_closes(r, '}')) {
         goto done;
     }
 
@@ -728,10 +728,7 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
     counts = batch->counts;
     out = batch->strings + batch->strings_used;
 
-    ingest_wire_space(r);
-
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
+    if (ingest_wire_closes(r, '}')) {
         return INGEST_WIRE_OK;
     }
 
@@ -885,19 +882,15 @@ ingest_wire_rows(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
         return INGEST_WIRE_ERROR;
     }
 
-    /* a value takes at least 2 bytes ("0,"), which bounds the array */
+    /* a value takes at least 2 bytes ("0,") */
 
-    cap = (r->end - r->p) / 2 + 1;
-
-    batch->values = malloc(cap * sizeof(ingest_wire_value_t));
+    batch->values = ingest_wire_bounded(r, 2, sizeof(ingest_wire_value_t),
+                                        &cap);
     if (batch->values == NULL) {
-        return ingest_wire_fail(r, "out of memory");
+        return INGEST_WIRE_ERROR;
     }
 
-    ingest_wire_space(r);
-
-    if (r->p < r->end && *r->p == ']') {
-        r->p++;
+    if (ingest_wire_closes(r, ']')) {
         return INGEST_WIRE_OK;
     }
 
@@ -1051,17 +1044,13 @@ ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 
     /* a request takes at least 20 bytes ({"id":"","counts":{}}) */
 
-    cap = (r->end - r->p) / 20 + 1;
-
-    batch->requests = malloc(cap * sizeof(ingest_wire_request_t));
+    batch->requests = ingest_wire_bounded(r, 20,
+                                          sizeof(ingest_wire_request_t), &cap);
     if (batch->requests == NULL) {
-        return ingest_wire_fail(r, "out of memory");
+        return INGEST_WIRE_ERROR;
     }
 
-    ingest_wire_space(r);
-
-    if (r->p < r->end && *r->p == ']') {
-        r->p++;
+    if (ingest_wire_closes(r, ']')) {
         return INGEST_WIRE_OK;
     }
 
@@ -1185,6 +1174,44 @@ ingest_wire_expect(ingest_wire_reader_t *r, char ch)
     snprintf(what, sizeof(what), "expected '%c'", ch);
 
     return ingest_wire_fail(r, what);
+}
+
+
+/* after an opening bracket: 1 if the closing one follows (and is read) */
+
+static int
+ingest_wire_closes(ingest_wire_reader_t *r, char close)
+{
+    ingest_wire_space(r);
+
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * An array for the elements of what is left to read, each at least
+ * min_len bytes of it: *cap of them, which none of a valid batch exceeds.
+ */
+
+static void *
+ingest_wire_bounded(ingest_wire_reader_t *r, size_t min_len, size_t size,
+    size_t *cap)
+{
+    void  *a;
+
+    *cap = (r->end - r->p) / min_len + 1;
+
+    a = malloc(*cap * size);
+    if (a == NULL) {
+        ingest_wire_fail(r, "out of memory");
+    }
+
+    return a;
 }
 
 
