@@ -202,8 +202,9 @@ ingest_queue_lock(ingest_consumer_t *ic)
 
 /*
  * Runs one of the lock scripts: KEYS[1] is the lock, ARGV[1] our identity,
- * then an optional second key and second argument.  1 when the script
- * found the lock ours (and did its work), 0 when not, -1 on failure.
+ * then an optional second key and second argument.  0 when the script
+ * found the lock ours (and did its work); -2 when not, and the lock is
+ * no longer held; -1 on failure.
  */
 
 static int
@@ -239,7 +240,12 @@ ingest_queue_script(ingest_consumer_t *ic, const char *script,
 
     freeReplyObject(reply);
 
-    return rc;
+    if (rc == 0) {
+        ic->locked = 0;
+        return -2;
+    }
+
+    return (rc == 1) ? 0 : -1;
 }
 
 
@@ -255,17 +261,11 @@ ingest_queue_renew(ingest_consumer_t *ic)
 
     rc = ingest_queue_script(ic, ingest_renew_script, NULL, ttl);
 
-    if (rc == 1) {
-        ic->lock_renewed_ms = ingest_now_ms();
-        return 0;
-    }
-
     if (rc == 0) {
-        ic->locked = 0;
-        return -2;
+        ic->lock_renewed_ms = ingest_now_ms();
     }
 
-    return -1;
+    return rc;
 }
 
 
@@ -317,23 +317,11 @@ ingest_queue_read(ingest_consumer_t *ic)
 int
 ingest_queue_trim(ingest_consumer_t *ic, size_t n)
 {
-    int   rc;
     char  start[32];
 
     snprintf(start, sizeof(start), "%zu", n);
 
-    rc = ingest_queue_script(ic, ingest_trim_script, ic->queue, start);
-
-    if (rc == 1) {
-        return 0;
-    }
-
-    if (rc == 0) {
-        ic->locked = 0;
-        return -2;
-    }
-
-    return -1;
+    return ingest_queue_script(ic, ingest_trim_script, ic->queue, start);
 }
 
 
