@@ -30,6 +30,7 @@ static int ngx_http_ingest_scan_value(ngx_http_ingest_scan_t *s, int depth,
     int *kind, int *integer);
 static int ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s,
     int *escaped);
+static int ngx_http_ingest_scan_digits(ngx_http_ingest_scan_t *s);
 static int ngx_http_ingest_scan_number(ngx_http_ingest_scan_t *s,
     int *integer);
 static int ngx_http_ingest_scan_hex4(ngx_http_ingest_scan_t *s,
@@ -604,6 +605,24 @@ ngx_http_ingest_scan_hex4(ngx_http_ingest_scan_t *s, unsigned *cp)
 }
 
 
+/* one digit or more: a fraction's or an exponent's */
+
+static int
+ngx_http_ingest_scan_digits(ngx_http_ingest_scan_t *s)
+{
+    if (s->p == s->last || *s->p < '0' || *s->p > '9') {
+        s->error = "invalid JSON";
+        return -1;
+    }
+
+    while (s->p < s->last && *s->p >= '0' && *s->p <= '9') {
+        s->p++;
+    }
+
+    return 0;
+}
+
+
 /*
  * A number in JSON's grammar.  *integer: no fraction, no exponent, and
  * within the signed 64-bit range.
@@ -649,13 +668,8 @@ ngx_http_ingest_scan_number(ngx_http_ingest_scan_t *s, int *integer)
         *integer = 0;
         s->p++;
 
-        if (s->p == s->last || *s->p < '0' || *s->p > '9') {
-            s->error = "invalid JSON";
+        if (ngx_http_ingest_scan_digits(s) != 0) {
             return -1;
-        }
-
-        while (s->p < s->last && *s->p >= '0' && *s->p <= '9') {
-            s->p++;
         }
     }
 
@@ -667,13 +681,8 @@ ngx_http_ingest_scan_number(ngx_http_ingest_scan_t *s, int *integer)
             s->p++;
         }
 
-        if (s->p == s->last || *s->p < '0' || *s->p > '9') {
-            s->error = "invalid JSON";
+        if (ngx_http_ingest_scan_digits(s) != 0) {
             return -1;
-        }
-
-        while (s->p < s->last && *s->p >= '0' && *s->p <= '9') {
-            s->p++;
         }
     }
 
