@@ -150,6 +150,9 @@ loadgen_connect(void)
 }
 
 
+static void loadgen_start(loadgen_conn_t *c);
+
+
 /* the next request of c, with its increments remembered */
 
 static void
@@ -178,11 +181,7 @@ loadgen_build(loadgen_conn_t *c)
             c->req_len += post_len;
         }
 
-        c->sent = 0;
-        c->resp_len = 0;
-        c->busy = 1;
-        started++;
-        clock_gettime(CLOCK_MONOTONIC, &c->sent_at);
+        loadgen_start(c);
         return;
     }
 
@@ -192,11 +191,7 @@ loadgen_build(loadgen_conn_t *c)
                               "GET %s%s:%d HTTP/1.1\r\nHost: %s\r\n\r\n",
                               get_path, prefix,
                               (int) (loadgen_rand() % nkeys), host);
-        c->sent = 0;
-        c->resp_len = 0;
-        c->busy = 1;
-        started++;
-        clock_gettime(CLOCK_MONOTONIC, &c->sent_at);
+        loadgen_start(c);
         return;
     }
 
@@ -259,6 +254,15 @@ loadgen_build(loadgen_conn_t *c)
                           "POST %s HTTP/1.1\r\nHost: %s\r\n"
                           "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n"
                           "%.*s", path, host, type, len, (int) len, body);
+    loadgen_start(c);
+}
+
+
+/* c's request is built: it goes out, and its clock starts */
+
+static void
+loadgen_start(loadgen_conn_t *c)
+{
     c->sent = 0;
     c->resp_len = 0;
     c->busy = 1;
