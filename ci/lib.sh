@@ -119,9 +119,10 @@ start_consumer() {
     consumer_pid=$!
 }
 
-# busy jiffies of one core so far (/proc/stat: all but idle and iowait)
-core_busy() {
-    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' \
+# busy and user jiffies of one core so far (/proc/stat; busy: all but
+# idle and iowait)
+core_ticks() {
+    awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 }' \
         /proc/stat
 }
 
