@@ -61,6 +61,28 @@ check_model(ngx_http_ingest_table_t *t)
 }
 
 
+/* what the table holds, counted from its parts: slots, blocks, spares */
+
+static size_t
+held(ngx_http_ingest_table_t *t)
+{
+    size_t                    n;
+    ngx_http_ingest_block_t  *b;
+
+    n = (t->mask + 1) * sizeof(ngx_http_ingest_entry_t);
+
+    for (b = t->blocks; b; b = b->next) {
+        n += sizeof(ngx_http_ingest_block_t) + b->size;
+    }
+
+    for (b = t->spare; b; b = b->next) {
+        n += sizeof(ngx_http_ingest_block_t) + b->size;
+    }
+
+    return n;
+}
+
+
 int
 main(void)
 {
@@ -166,33 +188,14 @@ main(void)
     }
 
     {
-        size_t                    n;
-        ngx_http_ingest_block_t  *b;
+        size_t  n;
 
-        n = (t.mask + 1) * sizeof(ngx_http_ingest_entry_t);
-
-        for (b = t.blocks; b; b = b->next) {
-            n += sizeof(ngx_http_ingest_block_t) + b->size;
-        }
-
-        for (b = t.spare; b; b = b->next) {
-            n += sizeof(ngx_http_ingest_block_t) + b->size;
-        }
-
+        n = held(&t);
         tap_ok(t.memory == n, "memory counts slots and blocks (%zu)", n);
 
         ngx_http_ingest_table_reset(&t);
 
-        n = (t.mask + 1) * sizeof(ngx_http_ingest_entry_t);
-
-        for (b = t.blocks; b; b = b->next) {
-            n += sizeof(ngx_http_ingest_block_t) + b->size;
-        }
-
-        for (b = t.spare; b; b = b->next) {
-            n += sizeof(ngx_http_ingest_block_t) + b->size;
-        }
-
+        n = held(&t);
         tap_ok(t.memory == n, "and after a reset (%zu)", n);
         tap_ok(t.spare_bytes + t.blocks->size <= 1024 * 1024,
                "at most 1 MB of arena kept (%zu)",
