@@ -82,6 +82,12 @@ http {
             client_max_body_size 8m;
             return 204;
         }
+
+        # ci/bench noise: the same again, to measure two equal locations
+        location = /plain_b {
+            client_max_body_size 8m;
+            return 204;
+        }
     }
 }
 _EOC_
