@@ -23,9 +23,15 @@
 #define INGEST_BUSY_TIMEOUT_MS   10000
 
 
+/*
+ * The tables go in under BEGIN IMMEDIATE: consumers of several lists
+ * (shards) may share one file and start together, and statements that
+ * each take a read lock and then a write lock would rather fail with
+ * SQLITE_BUSY at once than wait, since waiting could deadlock.
+ */
+
 static const char  ingest_schema[] =
-    "PRAGMA journal_mode=WAL;"
-    "PRAGMA synchronous=FULL;"
+    "BEGIN IMMEDIATE;"
     "CREATE TABLE IF NOT EXISTS totals ("
     "  key TEXT PRIMARY KEY,"
     "  value INTEGER NOT NULL,"
@@ -43,9 +49,11 @@ static const char  ingest_schema[] =
     "  queue TEXT NOT NULL,"
     "  applied_at INTEGER NOT NULL,"
     "  PRIMARY KEY (id, queue)"
-    ") WITHOUT ROWID;";
+    ") WITHOUT ROWID;"
+    "COMMIT;";
 
 
+static int ingest_store_wal(ingest_consumer_t *ic);
 static int ingest_store_prepare(ingest_consumer_t *ic, sqlite3_stmt **stmt,
     const char *sql);
 static int ingest_store_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
@@ -59,6 +67,44 @@ static ingest_table_t *ingest_store_table(ingest_consumer_t *ic,
 static void ingest_store_forget_tables(ingest_consumer_t *ic);
 static void ingest_store_checked_add(sqlite3_context *ctx, int argc,
     sqlite3_value **argv);
+
+
+/*
+ * WAL, and FULL sync for this connection.  Turning a new file to WAL
+ * takes an exclusive lock that the busy handler does not wait for when
+ * another consumer holds the file's first lock: retried here, within
+ * the busy timeout.
+ */
+
+static int
+ingest_store_wal(ingest_consumer_t *ic)
+{
+    int    rc, waited;
+    char  *err;
+
+    for (waited = 0; /* void */ ; waited += 10) {
+        err = NULL;
+        rc = sqlite3_exec(ic->db, "PRAGMA journal_mode=WAL;"
+                                  "PRAGMA synchronous=FULL;",
+                          NULL, NULL, &err);
+
+        if (rc == SQLITE_OK) {
+            return 0;
+        }
+
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+            || waited >= INGEST_BUSY_TIMEOUT_MS)
+        {
+            ingest_log(INGEST_LOG_ERR, "cannot set up \"%s\": %s",
+                       ic->db_path, err ? err : sqlite3_errstr(rc));
+            sqlite3_free(err);
+            return -1;
+        }
+
+        sqlite3_free(err);
+        ingest_sleep_ms(10);
+    }
+}
 
 
 int
@@ -76,6 +122,10 @@ ingest_store_open(ingest_consumer_t *ic)
     }
 
     sqlite3_busy_timeout(ic->db, INGEST_BUSY_TIMEOUT_MS);
+
+    if (ingest_store_wal(ic) != 0) {
+        return -1;
+    }
 
     if (sqlite3_exec(ic->db, ingest_schema, NULL, NULL, &err) != SQLITE_OK) {
         ingest_log(INGEST_LOG_ERR, "cannot set up \"%s\": %s", ic->db_path,
