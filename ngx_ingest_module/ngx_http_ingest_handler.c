@@ -44,11 +44,13 @@ static int ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
     int64_t value);
 static ngx_uint_t ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx);
 static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
-    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q);
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list);
 static ngx_int_t ngx_http_ingest_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
-    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q, ngx_str_t *id);
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list, ngx_str_t *id);
+static void ngx_http_ingest_added(ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_list_t *list);
 static void ngx_http_ingest_ack_timeout(ngx_event_t *ev);
 static void ngx_http_ingest_ack_cleanup(void *data);
 static void ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx,
@@ -294,11 +296,12 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ngx_int_t rc)
 {
     ngx_str_t                    id;
+    ngx_http_ingest_list_t      *list;
     ngx_http_ingest_queue_t     *q;
     ngx_http_ingest_loc_conf_t  *ilcf;
 
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
-    q = &ngx_http_ingest_worker->queues[ilcf->queue];
+    list = ngx_http_ingest_list(ngx_http_ingest_worker->imcf, ilcf->queue);
 
     if (rc == NGX_OK && ngx_http_ingest_over_limit(ctx)) {
         return ngx_http_ingest_send_full(r);
@@ -312,10 +315,10 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
             ctx->error_at = -1;
 
         } else if (id.len) {
-            rc = ngx_http_ingest_apply_keyed(r, ctx, q, &id);
+            rc = ngx_http_ingest_apply_keyed(r, ctx, list, &id);
 
         } else {
-            rc = ngx_http_ingest_apply(r, ctx, q);
+            rc = ngx_http_ingest_apply(r, ctx, list);
         }
     }
 
@@ -345,13 +348,14 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
 
     if (ilcf->ack == NGX_HTTP_INGEST_ACK_REDIS) {
         /* the table becomes the next batch, whenever it is cut */
+        q = &ngx_http_ingest_worker->queues[list->first];  /* one shard */
         ctx->seq = q->seq + 1;
         ngx_http_ingest_wait(r, ctx, q, ilcf);
         ngx_http_ingest_flush_added(ngx_http_ingest_worker, q);
         return NGX_DONE;
     }
 
-    ngx_http_ingest_flush_added(ngx_http_ingest_worker, q);
+    ngx_http_ingest_added(ctx, list);
 
     return ngx_http_ingest_send_no_content(r);
 }
@@ -659,19 +663,39 @@ ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx)
 }
 
 
+/* the Redis list of key's shard */
+
+static ngx_inline ngx_http_ingest_queue_t *
+ngx_http_ingest_shard_queue(ngx_http_ingest_list_t *list, u_char *key,
+    size_t len)
+{
+    ngx_uint_t  i;
+
+    i = list->first;
+
+    if (list->shards > 1) {
+        i += ngx_http_ingest_shard_of(key, len, list->shards);
+    }
+
+    return &ngx_http_ingest_worker->queues[i];
+}
+
+
 /*
- * All or nothing: the pairs go in one by one, and if one cannot (its sum
- * would overflow, or memory runs out), those already in are taken out.
+ * All or nothing: the pairs go in one by one, each to its shard's table,
+ * and if one cannot (its sum would overflow, or memory runs out), those
+ * already in are taken out.
  */
 
 static ngx_int_t
 ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
-    ngx_http_ingest_queue_t *q)
+    ngx_http_ingest_list_t *list)
 {
-    int                      rc, *created,
-                             stack[NGX_HTTP_INGEST_STACK_PAIRS];
-    ngx_uint_t               i, j;
-    ngx_http_ingest_pair_t  *pair;
+    int                       rc, *created,
+                              stack[NGX_HTTP_INGEST_STACK_PAIRS];
+    ngx_uint_t                i, j;
+    ngx_http_ingest_pair_t   *pair;
+    ngx_http_ingest_queue_t  *q;
 
     pair = ctx->pairs.elts;
 
@@ -686,6 +710,8 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     }
 
     for (i = 0; i < ctx->pairs.nelts; i++) {
+        q = ngx_http_ingest_shard_queue(list, pair[i].key, pair[i].len);
+
         rc = ngx_http_ingest_table_add(&q->table, pair[i].key, pair[i].len,
                                        pair[i].value, &created[i]);
 
@@ -694,8 +720,10 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
         }
 
         for (j = i; j-- > 0; /* void */) {
-            ngx_http_ingest_table_undo(&q->table, pair[j].key, pair[j].len,
-                                       pair[j].value, created[j]);
+            ngx_http_ingest_table_undo(
+                &ngx_http_ingest_shard_queue(list, pair[j].key,
+                                             pair[j].len)->table,
+                pair[j].key, pair[j].len, pair[j].value, created[j]);
         }
 
         if (rc == NGX_HTTP_INGEST_TABLE_NOMEM) {
@@ -712,6 +740,32 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/* what the request added may make a shard due, or start the timer */
+
+static void
+ngx_http_ingest_added(ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_list_t *list)
+{
+    ngx_uint_t               i;
+    ngx_http_ingest_pair_t  *pair;
+
+    if (list->shards == 1 || ctx->pairs.nelts == 0) {
+        ngx_http_ingest_flush_added(ngx_http_ingest_worker,
+                                    &ngx_http_ingest_worker->queues[
+                                        list->first]);
+        return;
+    }
+
+    pair = ctx->pairs.elts;
+
+    for (i = 0; i < ctx->pairs.nelts; i++) {
+        ngx_http_ingest_flush_added(ngx_http_ingest_worker,
+                                    ngx_http_ingest_shard_queue(list,
+                                        pair[i].key, pair[i].len));
+    }
 }
 
 
@@ -776,18 +830,21 @@ ngx_http_ingest_idempotency_key(ngx_http_request_t *r, ngx_str_t *id)
  * travels alone in the batch's "requests", so that the consumer applies
  * it at most once, however often the client sends it.  Its own repeated
  * keys are summed first, in a table of its own, to catch an overflow.
+ * With shards, each shard's batch carries the request's keys of that
+ * shard under the same id; the consumer keeps ids per list.
  */
 
 static ngx_int_t
 ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
-    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q, ngx_str_t *id)
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list, ngx_str_t *id)
 {
     int                       created;
-    size_t                    mark, i;
+    size_t                    i, mark[NGX_HTTP_INGEST_MAX_SHARDS];
     ngx_int_t                 rc;
-    ngx_uint_t                n;
+    ngx_uint_t                n, s, done, begun;
     ngx_http_ingest_pair_t   *pair;
     ngx_http_ingest_entry_t  *e;
+    ngx_http_ingest_queue_t  *q;
     ngx_http_ingest_table_t   t;
 
     if (ngx_http_ingest_table_init(&t, 0) != NGX_HTTP_INGEST_TABLE_OK) {
@@ -816,37 +873,81 @@ ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
         }
     }
 
-    mark = q->keyed.len;
+    /* one entry per shard that has keys; without shards, one in all */
 
-    if (ingest_wire_request_begin(&q->keyed, id->data, id->len)
-        != INGEST_WIRE_OK)
-    {
-        goto nomem;
-    }
+    done = 0;
 
-    for (i = 0; i <= t.mask; i++) {
-        e = &t.slots[i];
+    for (s = 0; s < list->shards; s++) {
+        q = &ngx_http_ingest_worker->queues[list->first + s];
+        mark[s] = q->keyed.len;
+        begun = 0;
 
-        if (e->hash
-            && ingest_wire_counters_add(&q->keyed, e->key, e->len, e->value)
-               != INGEST_WIRE_OK)
-        {
-            goto nomem;
+        for (i = 0; i <= t.mask; i++) {
+            e = &t.slots[i];
+
+            if (e->hash == 0
+                || (list->shards > 1
+                    && ngx_http_ingest_shard_of(e->key, e->len, list->shards)
+                       != s))
+            {
+                continue;
+            }
+
+            if (!begun) {
+                if (ingest_wire_request_begin(&q->keyed, id->data, id->len)
+                    != INGEST_WIRE_OK)
+                {
+                    goto nomem;
+                }
+
+                begun = 1;
+            }
+
+            if (ingest_wire_counters_add(&q->keyed, e->key, e->len, e->value)
+                != INGEST_WIRE_OK)
+            {
+                goto nomem;
+            }
         }
-    }
 
-    if (ingest_wire_request_end(&q->keyed) != INGEST_WIRE_OK) {
-        goto nomem;
-    }
+        if (list->shards == 1 && !begun) {
+            /* an empty body is recorded too, as it always was */
+            if (ingest_wire_request_begin(&q->keyed, id->data, id->len)
+                != INGEST_WIRE_OK)
+            {
+                goto nomem;
+            }
 
-    q->nkeyed++;
+            begun = 1;
+        }
+
+        if (begun) {
+            if (ingest_wire_request_end(&q->keyed) != INGEST_WIRE_OK) {
+                goto nomem;
+            }
+
+            q->nkeyed++;
+        }
+
+        done = s + 1;
+    }
 
     goto done;
 
 nomem:
 
     /* take back what was written of it: the request changes nothing */
-    q->keyed.len = mark;
+
+    for (n = 0; n <= s && n < list->shards; n++) {
+        q = &ngx_http_ingest_worker->queues[list->first + n];
+
+        if (n < done && q->keyed.len != mark[n]) {
+            q->nkeyed--;
+        }
+
+        q->keyed.len = mark[n];
+    }
+
     rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
 
 done:

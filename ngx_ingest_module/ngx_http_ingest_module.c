@@ -13,6 +13,8 @@
 
 static void *ngx_http_ingest_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_http_ingest_shard_lists(ngx_conf_t *cf,
+    ngx_http_ingest_main_conf_t *imcf);
 static void *ngx_http_ingest_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -35,6 +37,11 @@ static ngx_conf_enum_t  ngx_http_ingest_ack[] = {
     { ngx_string("memory"), NGX_HTTP_INGEST_ACK_MEMORY },
     { ngx_string("redis"), NGX_HTTP_INGEST_ACK_REDIS },
     { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_ingest_shards_bounds = {
+    ngx_conf_check_num_bounds, 1, NGX_HTTP_INGEST_MAX_SHARDS
 };
 
 
@@ -100,6 +107,13 @@ static ngx_command_t  ngx_http_ingest_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_ingest_main_conf_t, spool),
       NULL },
+
+    { ngx_string("ingest_shards"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_ingest_main_conf_t, shards),
+      &ngx_http_ingest_shards_bounds },
 
     { ngx_string("ingest_counters"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE12,
@@ -223,8 +237,13 @@ ngx_http_ingest_create_main_conf(ngx_conf_t *cf)
     imcf->drain_timeout = NGX_CONF_UNSET_MSEC;
     imcf->max_pending = NGX_CONF_UNSET_SIZE;
 
-    if (ngx_array_init(&imcf->queues, cf->pool, 2, sizeof(ngx_str_t))
+    imcf->shards = NGX_CONF_UNSET_UINT;
+
+    if (ngx_array_init(&imcf->lists, cf->pool, 2,
+                       sizeof(ngx_http_ingest_list_t))
         != NGX_OK
+        || ngx_array_init(&imcf->queues, cf->pool, 2, sizeof(ngx_str_t))
+           != NGX_OK
         || ngx_array_init(&imcf->endpoint_names, cf->pool, 4,
                           sizeof(ngx_str_t))
            != NGX_OK
@@ -250,6 +269,7 @@ ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(imcf->ack_timeout, 5000);
     ngx_conf_init_msec_value(imcf->drain_timeout, 3000);
     ngx_conf_init_size_value(imcf->max_pending, 64 * 1024 * 1024);
+    ngx_conf_init_uint_value(imcf->shards, 1);
 
     if (imcf->flush_interval == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -260,6 +280,10 @@ ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
     if (imcf->flush_keys == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ingest_flush_keys\" must be more than 0");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_ingest_shard_lists(cf, imcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -307,6 +331,8 @@ ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_ingest_loc_conf_t  *prev = parent;
     ngx_http_ingest_loc_conf_t  *conf = child;
 
+    ngx_http_ingest_main_conf_t  *imcf;
+
     /* an endpoint is not inherited: nested locations have their own */
 
     ngx_conf_merge_size_value(conf->max_key_length, prev->max_key_length,
@@ -315,6 +341,19 @@ ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_INGEST_ACK_MEMORY);
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 5000);
     ngx_conf_merge_size_value(conf->max_line, prev->max_line, 64 * 1024);
+
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ingest_module);
+
+    if (conf->format != NGX_CONF_UNSET_UINT
+        && conf->ack == NGX_HTTP_INGEST_ACK_REDIS
+        && ngx_http_ingest_list(imcf, conf->queue)->shards > 1)
+    {
+        /* a request would wait for a batch on each of its keys' shards */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ingest_ack redis\" does not work with "
+                           "\"ingest_shards\" above 1 yet");
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -455,7 +494,7 @@ ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ingest_module);
 
-    i = ngx_http_ingest_queue_index(cf, &name);
+    i = ngx_http_ingest_list_index(cf, &name, 0);
     if (i == NGX_CONF_UNSET_UINT) {
         return NGX_CONF_ERROR;
     }
@@ -485,36 +524,131 @@ ngx_http_ingest_no_threads(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 #endif
 
 
-/* the index of list name in imcf->queues, added if new */
+/*
+ * The index of list name in imcf->lists, added if new; records: 1 for an
+ * ingest_records list, 0 for ingest_counters.
+ */
 
 ngx_uint_t
-ngx_http_ingest_queue_index(ngx_conf_t *cf, ngx_str_t *name)
+ngx_http_ingest_list_index(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_uint_t records)
 {
-    ngx_str_t                    *q;
     ngx_uint_t                    i, n;
+    ngx_http_ingest_list_t       *list;
     ngx_http_ingest_main_conf_t  *imcf;
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ingest_module);
 
-    q = imcf->queues.elts;
-    n = imcf->queues.nelts;
+    list = imcf->lists.elts;
+    n = imcf->lists.nelts;
 
     for (i = 0; i < n; i++) {
-        if (q[i].len == name->len
-            && ngx_strncmp(q[i].data, name->data, name->len) == 0)
+        if (list[i].name.len == name->len
+            && ngx_strncmp(list[i].name.data, name->data, name->len) == 0)
         {
-            return i;
+            break;
         }
     }
 
-    q = ngx_array_push(&imcf->queues);
-    if (q == NULL) {
-        return NGX_CONF_UNSET_UINT;
+    if (i == n) {
+        list = ngx_array_push(&imcf->lists);
+        if (list == NULL) {
+            return NGX_CONF_UNSET_UINT;
+        }
+
+        ngx_memzero(list, sizeof(ngx_http_ingest_list_t));
+        list->name = *name;
+
+    } else {
+        list = &list[i];
     }
 
-    *q = *name;
+    if (records) {
+        list->records = 1;
 
-    return n;
+    } else {
+        list->counters = 1;
+    }
+
+    return i;
+}
+
+
+/*
+ * The Redis lists behind the directives' lists, once the http block is
+ * read (ingest_shards may come after the locations): a list of counters
+ * is "<name>:{0}" .. "<name>:{n-1}", a hash tag each, so that in a Redis
+ * Cluster each lives in one slot and the shards spread over the masters.
+ */
+
+static ngx_int_t
+ngx_http_ingest_shard_lists(ngx_conf_t *cf, ngx_http_ingest_main_conf_t *imcf)
+{
+    ngx_str_t               *q;
+    ngx_uint_t               i, s;
+    ngx_http_ingest_list_t  *list;
+
+    list = imcf->lists.elts;
+
+    for (i = 0; i < imcf->lists.nelts; i++) {
+        list[i].first = imcf->queues.nelts;
+        list[i].shards = list[i].counters ? imcf->shards : 1;
+
+        if (list[i].shards > 1 && list[i].records) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "list \"%V\" is used by \"ingest_counters\" "
+                               "and by \"ingest_records\": with "
+                               "\"ingest_shards\" a counters list is "
+                               "sharded and a records list is not, give "
+                               "them different names", &list[i].name);
+            return NGX_ERROR;
+        }
+
+        if (list[i].shards > 1
+            && ngx_strlchr(list[i].name.data,
+                           list[i].name.data + list[i].name.len, '{')
+               != NULL)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "sharded list \"%V\" must not hold a \"{\": "
+                               "each shard's name ends in a hash tag of "
+                               "its own", &list[i].name);
+            return NGX_ERROR;
+        }
+
+        if (imcf->queues.nelts + list[i].shards > NGX_HTTP_INGEST_MAX_QUEUES)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "more than %d Redis lists with list \"%V\" "
+                               "and its shards",
+                               NGX_HTTP_INGEST_MAX_QUEUES, &list[i].name);
+            return NGX_ERROR;
+        }
+
+        for (s = 0; s < list[i].shards; s++) {
+            q = ngx_array_push(&imcf->queues);
+            if (q == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (list[i].shards == 1) {
+                *q = list[i].name;
+                continue;
+            }
+
+            q->data = ngx_pnalloc(cf->pool, list[i].name.len
+                                            + sizeof(":{}") - 1
+                                            + NGX_INT_T_LEN);
+            if (q->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            q->len = ngx_sprintf(q->data, "%V:{%ui}", &list[i].name, s)
+                     - q->data;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

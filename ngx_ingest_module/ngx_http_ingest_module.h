@@ -32,12 +32,56 @@ typedef struct {
     ngx_msec_t                drain_timeout;   /* graceful exit bound */
     size_t                    max_pending;     /* bytes held per worker */
     ngx_path_t               *spool;           /* NULL: no spool */
-    ngx_array_t               queues;          /* ngx_str_t, list names */
+    ngx_uint_t                shards;          /* per counters list */
+    ngx_array_t               lists;           /* ngx_http_ingest_list_t */
+    ngx_array_t               queues;          /* ngx_str_t, Redis lists */
     ngx_uint_t                endpoints;       /* ingest_counters seen */
     ngx_array_t               endpoint_names;  /* counted locations */
     ngx_array_t               tables;      /* ngx_http_ingest_records_conf_t* */
     ngx_uint_t                status_used;     /* ingest_status seen */
 } ngx_http_ingest_main_conf_t;
+
+
+/*
+ * A list as the directives name it (queue=).  With ingest_shards n, a
+ * list of counters is n Redis lists, "<name>:{0}" .. "<name>:{n-1}", at
+ * queues[first] .. queues[first + n - 1]; a key's shard is
+ * ngx_http_ingest_shard_of().
+ */
+
+typedef struct {
+    ngx_str_t                 name;
+    ngx_uint_t                first;           /* in imcf->queues */
+    ngx_uint_t                shards;          /* 1: not sharded */
+    unsigned                  counters:1;
+    unsigned                  records:1;
+} ngx_http_ingest_list_t;
+
+
+#define NGX_HTTP_INGEST_MAX_SHARDS   64
+
+
+/*
+ * The shard of a key: FNV-1a, 32 bits, over the key's bytes as received
+ * (after percent-decoding), modulo the number of shards.  Documented in
+ * the README, so that anything outside nginx can tell where a key went;
+ * it must never change.
+ */
+
+static ngx_inline ngx_uint_t
+ngx_http_ingest_shard_of(const u_char *key, size_t len, ngx_uint_t shards)
+{
+    uint32_t  h;
+
+    h = 2166136261u;
+
+    while (len--) {
+        h ^= *key++;
+        h *= 16777619u;
+    }
+
+    return h % shards;
+}
 
 
 /* what an ingest_records location keeps, and its list and table */
@@ -185,6 +229,15 @@ typedef struct {
 } ngx_http_ingest_worker_t;
 
 
+/* list i of the directives, and the Redis list of its first shard */
+
+#define ngx_http_ingest_list(imcf, i)                                         \
+    (&((ngx_http_ingest_list_t *) (imcf)->lists.elts)[i])
+
+#define ngx_http_ingest_list_queue(w, i)                                      \
+    (&(w)->queues[ngx_http_ingest_list((w)->imcf, i)->first])
+
+
 /* the worker state: set in init_process, cleared in exit_process */
 extern ngx_http_ingest_worker_t  *ngx_http_ingest_worker;
 
@@ -204,7 +257,8 @@ void ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_queue_t *q, ngx_http_ingest_loc_conf_t *ilcf);
 char *ngx_http_ingest_records(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_uint_t ngx_http_ingest_queue_index(ngx_conf_t *cf, ngx_str_t *name);
+ngx_uint_t ngx_http_ingest_list_index(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_uint_t records);
 ngx_int_t ngx_http_ingest_records_init(ngx_http_ingest_worker_t *w);
 ngx_int_t ngx_http_ingest_records_cut(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_http_ingest_rows_t *t);

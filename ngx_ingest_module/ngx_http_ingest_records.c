@@ -202,7 +202,7 @@ ngx_http_ingest_records(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ingest_module);
 
-    rc->queue = ngx_http_ingest_queue_index(cf, &queue);
+    rc->queue = ngx_http_ingest_list_index(cf, &queue, 1);
     if (rc->queue == NGX_CONF_UNSET_UINT) {
         return NGX_CONF_ERROR;
     }
@@ -284,7 +284,7 @@ ngx_http_ingest_records_init(ngx_http_ingest_worker_t *w)
     rc = w->imcf->tables.elts;
 
     for (i = 0; i < w->imcf->tables.nelts; i++) {
-        q = &w->queues[rc[i]->queue];
+        q = ngx_http_ingest_list_queue(w, rc[i]->queue);
         n = rc[i]->slot + 1;
 
         if (n > q->ntables) {
@@ -307,7 +307,8 @@ ngx_http_ingest_records_init(ngx_http_ingest_worker_t *w)
     }
 
     for (i = 0; i < w->imcf->tables.nelts; i++) {
-        w->queues[rc[i]->queue].tables[rc[i]->slot].conf = rc[i];
+        ngx_http_ingest_list_queue(w, rc[i]->queue)->tables[rc[i]->slot].conf
+            = rc[i];
     }
 
     return NGX_OK;
@@ -445,7 +446,7 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
         return;
     }
 
-    q = &w->queues[ilcf->queue];
+    q = ngx_http_ingest_list_queue(w, ilcf->queue);
     t = &q->tables[lx->rc->slot];
 
     if (lx->valid) {

@@ -13,7 +13,7 @@
 
 
 #define NGX_HTTP_INGEST_MAX_ENDPOINTS   32
-#define NGX_HTTP_INGEST_MAX_QUEUES      16
+#define NGX_HTTP_INGEST_MAX_QUEUES      64
 #define NGX_HTTP_INGEST_MAX_WORKERS     64
 #define NGX_HTTP_INGEST_CODES           11   /* see ngx_http_ingest_codes */
 #define NGX_HTTP_INGEST_BUCKETS         9    /* flush duration histogram */
