@@ -3,18 +3,18 @@
  * Copyright (C) ngx_ingest developers
  *
  * NAME
- *     ingest-consumer - drain one ngx_ingest Redis list into SQLite,
- *     exactly once
+ *     ingest-consumer - drain one ngx_ingest Redis list into SQLite or
+ *     PostgreSQL, exactly once
  *
  * SYNOPSIS
- *     ingest-consumer --db FILE [--redis ADDR] [--queue LIST]
+ *     ingest-consumer --db FILE|URI [--redis ADDR] [--queue LIST]
  *                     [--window N] [--poll MS] [--lock-ttl MS]
  *                     [--prune-days N] [--idempotency-window S]
  *                     [--verbose] [--help]
  *
  * DESCRIPTION
  *     Each round reads up to N batches from the head of LIST (LRANGE),
- *     applies in ONE SQLite transaction every batch whose seq is above the
+ *     applies in ONE database transaction every batch whose seq is above the
  *     last_seq recorded for its producer (totals upserted with checked
  *     addition; the new last_seq recorded in the table "applied"), commits,
  *     and only then trims what it read.  A crash at any point re-reads at
@@ -40,7 +40,8 @@
  *     progress, give the lock back and exit.
  *
  * OPTIONS
- *     --db FILE         the SQLite database, created if missing (required)
+ *     --db FILE|URI     the SQLite database, created if missing, or a
+ *                       PostgreSQL URI, postgresql://... (required)
  *     --redis ADDR      HOST:PORT or unix:PATH (default 127.0.0.1:6379)
  *     --queue LIST      the list to drain (default ingest:counters)
  *     --window N        batches read and applied per round (default 100)
@@ -75,14 +76,16 @@ volatile sig_atomic_t  ingest_quit;
 
 
 static const char  ingest_usage[] =
-    "usage: ingest-consumer --db FILE [--redis ADDR] [--queue LIST]\n"
+    "usage: ingest-consumer --db FILE|URI [--redis ADDR] [--queue LIST]\n"
     "                       [--window N] [--poll MS] [--lock-ttl MS]\n"
     "                       [--prune-days N] [--idempotency-window S]\n"
     "                       [--verbose] [--help]\n"
     "\n"
-    "Drains one ngx_ingest Redis list into SQLite, exactly once.\n"
+    "Drains one ngx_ingest Redis list into SQLite or PostgreSQL, exactly "
+    "once.\n"
     "\n"
-    "  --db FILE         the SQLite database, created if missing (required)\n"
+    "  --db FILE|URI     the SQLite database, created if missing, or a\n"
+    "                    PostgreSQL URI, postgresql://... (required)\n"
     "  --redis ADDR      HOST:PORT or unix:PATH (default 127.0.0.1:6379)\n"
     "  --queue LIST      the list to drain (default ingest:counters)\n"
     "  --window N        batches read and applied per round (default 100)\n"
@@ -144,11 +147,12 @@ main(int argc, char **argv)
              (long long) ts.tv_sec * 1000000000 + ts.tv_nsec);
     snprintf(ic.lock_key, sizeof(ic.lock_key), "%s:consumer", ic.queue);
 
-    if (ingest_store_open(&ic) != 0) {
-        if (ic.db != NULL) {
-            ingest_store_close(&ic);
-        }
+    ic.store = (strncmp(ic.db_path, "postgresql://", 13) == 0
+                || strncmp(ic.db_path, "postgres://", 11) == 0)
+               ? &ingest_pg_store : &ingest_sqlite_store;
 
+    if (ic.store->open(&ic) != 0) {
+        ic.store->close(&ic);
         return INGEST_EXIT_USAGE;
     }
 
@@ -156,7 +160,7 @@ main(int argc, char **argv)
 
     ingest_queue_unlock(&ic);
     ingest_queue_disconnect(&ic);
-    ingest_store_close(&ic);
+    ic.store->close(&ic);
 
     ingest_log(INGEST_LOG_NOTICE, "stopped: %llu batches applied, "
                "%llu skipped as already applied, %llu keys, "
@@ -424,7 +428,14 @@ ingest_round(ingest_consumer_t *ic)
     if (now - ic->pruned_ms > 3600 * 1000) {
         ic->pruned_ms = now;
 
-        if (ingest_store_prune(ic) != 0) {
+        rc = ic->store->prune(ic);
+
+        if (rc == INGEST_STORE_AGAIN) {
+            ic->pruned_ms = 0;
+            return 0;
+        }
+
+        if (rc != 0) {
             return INGEST_EXIT_RUNTIME;
         }
     }
@@ -444,9 +455,11 @@ ingest_round(ingest_consumer_t *ic)
         return 0;
     }
 
-    if (ingest_store_begin(ic) != 0) {
+    rc = ic->store->begin(ic);
+
+    if (rc != 0) {
         freeReplyObject(reply);
-        return INGEST_EXIT_RUNTIME;
+        return (rc == INGEST_STORE_AGAIN) ? 0 : INGEST_EXIT_RUNTIME;
     }
 
     applied = 0;
@@ -471,7 +484,12 @@ ingest_round(ingest_consumer_t *ic)
             goto failed;
         }
 
-        rc = ingest_store_apply(ic, &batch, &skipped);
+        rc = ic->store->apply(ic, &batch, &skipped);
+
+        if (rc == INGEST_STORE_AGAIN) {
+            ingest_wire_batch_free(&batch);
+            goto again;
+        }
 
         if (rc != 0) {
             ingest_log(INGEST_LOG_ERR, "batch %zu of \"%s\" (producer "
@@ -496,7 +514,14 @@ ingest_round(ingest_consumer_t *ic)
         ingest_wire_batch_free(&batch);
     }
 
-    if (ingest_store_commit(ic) != 0) {
+    rc = ic->store->commit(ic);
+
+    if (rc == INGEST_STORE_AGAIN) {
+        /* committed or not: read again, what was applied is skipped */
+        goto again;
+    }
+
+    if (rc != 0) {
         goto failed;
     }
 
@@ -527,9 +552,16 @@ ingest_round(ingest_consumer_t *ic)
 
     return 0;
 
+again:
+
+    ic->store->rollback(ic);
+    freeReplyObject(reply);
+
+    return 0;
+
 failed:
 
-    ingest_store_rollback(ic);
+    ic->store->rollback(ic);
     freeReplyObject(reply);
 
     return INGEST_EXIT_RUNTIME;

@@ -2,9 +2,10 @@
 /*
  * Copyright (C) ngx_ingest developers
  *
- * ingest-consumer's state and the interfaces between its three files:
+ * ingest-consumer's state and the interfaces between its files:
  * ingest_consumer.c (options, the round), ingest_queue.c (Redis: the
- * list and the lock), ingest_store.c (SQLite: totals and applied).
+ * list and the lock), and the two stores of totals, records and what was
+ * applied: ingest_sqlite.c and ingest_pg.c.
  */
 
 #ifndef _INGEST_CONSUMER_H_INCLUDED_
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include <hiredis/hiredis.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "ingest_wire.h"
@@ -39,14 +41,43 @@ typedef struct {
     char                      columns[INGEST_WIRE_MAX_COLUMNS]
                                      [INGEST_WIRE_MAX_NAME + 1];
     int                       types[INGEST_WIRE_MAX_COLUMNS];
-    sqlite3_stmt             *insert;
+    sqlite3_stmt             *insert;      /* SQLite */
+    char                      statement[24];  /* PostgreSQL: its name */
 } ingest_table_t;
 
 
 #define INGEST_MAX_TABLES     64
 
 
+typedef struct ingest_consumer_s  ingest_consumer_t;
+
+
+/*
+ * Where totals and records go: SQLite (a file) or PostgreSQL (a
+ * postgresql:// URI).  Each function returns 0, -1 (an error that
+ * retrying will not mend: the round's batches stay in Redis and the
+ * consumer stops) or INGEST_STORE_AGAIN (the connection was lost, or
+ * the database chose this transaction to abort: the round is rolled
+ * back and read again).
+ */
+
+#define INGEST_STORE_AGAIN    -2
+
 typedef struct {
+    const char               *name;
+    int                     (*open)(ingest_consumer_t *ic);
+    void                    (*close)(ingest_consumer_t *ic);
+    int                     (*begin)(ingest_consumer_t *ic);
+    int                     (*commit)(ingest_consumer_t *ic);
+    void                    (*rollback)(ingest_consumer_t *ic);
+    int                     (*apply)(ingest_consumer_t *ic,
+                                     ingest_wire_batch_t *batch,
+                                     int *skipped);
+    int                     (*prune)(ingest_consumer_t *ic);
+} ingest_store_t;
+
+
+struct ingest_consumer_s {
     /* options */
     const char               *redis;       /* host:port or unix:/path */
     char                      redis_host[256];
@@ -67,6 +98,15 @@ typedef struct {
     int                       locked;
     int64_t                   lock_renewed_ms;
     int                       redis_down;  /* "lost" was logged */
+
+    const ingest_store_t     *store;
+
+    /* PostgreSQL */
+    PGconn                   *pg;
+    int                       pg_prepared; /* this session's statements */
+    int                       pg_down;     /* "unreachable" was logged */
+    int64_t                   pg_retry_ms; /* backoff after a lost link */
+    uint64_t                  pg_statements;  /* names given */
 
     /* SQLite */
     sqlite3                  *db;
@@ -93,7 +133,7 @@ typedef struct {
     int64_t                   heartbeat_ms;   /* when it was last sent */
     int64_t                   last_commit_ms;
     int64_t                   lag_ms;      /* commit - oldest batch's ts */
-} ingest_consumer_t;
+};
 
 
 extern volatile sig_atomic_t  ingest_quit;
@@ -113,14 +153,8 @@ redisReply *ingest_queue_read(ingest_consumer_t *ic);
 int ingest_queue_trim(ingest_consumer_t *ic, size_t n);
 void ingest_queue_heartbeat(ingest_consumer_t *ic);
 
-int ingest_store_open(ingest_consumer_t *ic);
-void ingest_store_close(ingest_consumer_t *ic);
-int ingest_store_begin(ingest_consumer_t *ic);
-int ingest_store_commit(ingest_consumer_t *ic);
-void ingest_store_rollback(ingest_consumer_t *ic);
-int ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
-    int *skipped);
-int ingest_store_prune(ingest_consumer_t *ic);
+extern const ingest_store_t  ingest_sqlite_store;
+extern const ingest_store_t  ingest_pg_store;
 
 
 #endif /* _INGEST_CONSUMER_H_INCLUDED_ */

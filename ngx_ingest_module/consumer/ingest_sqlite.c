@@ -53,19 +53,27 @@ static const char  ingest_schema[] =
     "COMMIT;";
 
 
-static int ingest_store_wal(ingest_consumer_t *ic);
-static int ingest_store_prepare(ingest_consumer_t *ic, sqlite3_stmt **stmt,
+static int ingest_sqlite_open(ingest_consumer_t *ic);
+static void ingest_sqlite_close(ingest_consumer_t *ic);
+static int ingest_sqlite_begin(ingest_consumer_t *ic);
+static int ingest_sqlite_commit(ingest_consumer_t *ic);
+static void ingest_sqlite_rollback(ingest_consumer_t *ic);
+static int ingest_sqlite_apply(ingest_consumer_t *ic,
+    ingest_wire_batch_t *batch, int *skipped);
+static int ingest_sqlite_prune(ingest_consumer_t *ic);
+static int ingest_sqlite_wal(ingest_consumer_t *ic);
+static int ingest_sqlite_prepare(ingest_consumer_t *ic, sqlite3_stmt **stmt,
     const char *sql);
-static int ingest_store_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
+static int ingest_sqlite_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
     const char *what);
-static int ingest_store_counts(ingest_consumer_t *ic,
+static int ingest_sqlite_counts(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch, size_t first, size_t n, int64_t now);
-static int ingest_store_records(ingest_consumer_t *ic,
+static int ingest_sqlite_records(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch, int64_t now);
-static ingest_table_t *ingest_store_table(ingest_consumer_t *ic,
+static ingest_table_t *ingest_sqlite_table(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch);
-static void ingest_store_forget_tables(ingest_consumer_t *ic);
-static void ingest_store_checked_add(sqlite3_context *ctx, int argc,
+static void ingest_sqlite_forget_tables(ingest_consumer_t *ic);
+static void ingest_sqlite_checked_add(sqlite3_context *ctx, int argc,
     sqlite3_value **argv);
 
 
@@ -77,7 +85,7 @@ static void ingest_store_checked_add(sqlite3_context *ctx, int argc,
  */
 
 static int
-ingest_store_wal(ingest_consumer_t *ic)
+ingest_sqlite_wal(ingest_consumer_t *ic)
 {
     int    rc, waited;
     char  *err;
@@ -107,8 +115,8 @@ ingest_store_wal(ingest_consumer_t *ic)
 }
 
 
-int
-ingest_store_open(ingest_consumer_t *ic)
+static int
+ingest_sqlite_open(ingest_consumer_t *ic)
 {
     char  *err;
 
@@ -123,7 +131,7 @@ ingest_store_open(ingest_consumer_t *ic)
 
     sqlite3_busy_timeout(ic->db, INGEST_BUSY_TIMEOUT_MS);
 
-    if (ingest_store_wal(ic) != 0) {
+    if (ingest_sqlite_wal(ic) != 0) {
         return -1;
     }
 
@@ -138,7 +146,7 @@ ingest_store_open(ingest_consumer_t *ic)
 
     if (sqlite3_create_function(ic->db, "ingest_checked_add", 2,
                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-                                ingest_store_checked_add, NULL, NULL)
+                                ingest_sqlite_checked_add, NULL, NULL)
         != SQLITE_OK)
     {
         ingest_log(INGEST_LOG_ERR, "cannot register a function: %s",
@@ -146,30 +154,30 @@ ingest_store_open(ingest_consumer_t *ic)
         return -1;
     }
 
-    if (ingest_store_prepare(ic, &ic->stmt_begin, "BEGIN IMMEDIATE") != 0
-        || ingest_store_prepare(ic, &ic->stmt_commit, "COMMIT") != 0
-        || ingest_store_prepare(ic, &ic->stmt_rollback, "ROLLBACK") != 0
-        || ingest_store_prepare(ic, &ic->stmt_last_seq,
+    if (ingest_sqlite_prepare(ic, &ic->stmt_begin, "BEGIN IMMEDIATE") != 0
+        || ingest_sqlite_prepare(ic, &ic->stmt_commit, "COMMIT") != 0
+        || ingest_sqlite_prepare(ic, &ic->stmt_rollback, "ROLLBACK") != 0
+        || ingest_sqlite_prepare(ic, &ic->stmt_last_seq,
                "SELECT last_seq FROM applied"
                " WHERE producer = ?1 AND queue = ?2") != 0
-        || ingest_store_prepare(ic, &ic->stmt_applied,
+        || ingest_sqlite_prepare(ic, &ic->stmt_applied,
                "INSERT INTO applied (producer, queue, last_seq, updated_at)"
                " VALUES (?1, ?2, ?3, ?4)"
                " ON CONFLICT (producer, queue) DO UPDATE"
                " SET last_seq = excluded.last_seq,"
                " updated_at = excluded.updated_at") != 0
-        || ingest_store_prepare(ic, &ic->stmt_total,
+        || ingest_sqlite_prepare(ic, &ic->stmt_total,
                "INSERT INTO totals (key, value, updated_at)"
                " VALUES (?1, ?2, ?3)"
                " ON CONFLICT (key) DO UPDATE"
                " SET value = ingest_checked_add(value, excluded.value),"
                " updated_at = excluded.updated_at") != 0
-        || ingest_store_prepare(ic, &ic->stmt_prune,
+        || ingest_sqlite_prepare(ic, &ic->stmt_prune,
                "DELETE FROM applied WHERE updated_at < ?1") != 0
-        || ingest_store_prepare(ic, &ic->stmt_idem,
+        || ingest_sqlite_prepare(ic, &ic->stmt_idem,
                "INSERT INTO idempotency (id, queue, applied_at)"
                " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING") != 0
-        || ingest_store_prepare(ic, &ic->stmt_idem_prune,
+        || ingest_sqlite_prepare(ic, &ic->stmt_idem_prune,
                "DELETE FROM idempotency WHERE applied_at < ?1") != 0)
     {
         return -1;
@@ -179,10 +187,10 @@ ingest_store_open(ingest_consumer_t *ic)
 }
 
 
-void
-ingest_store_close(ingest_consumer_t *ic)
+static void
+ingest_sqlite_close(ingest_consumer_t *ic)
 {
-    ingest_store_forget_tables(ic);
+    ingest_sqlite_forget_tables(ic);
 
     sqlite3_finalize(ic->stmt_begin);
     sqlite3_finalize(ic->stmt_commit);
@@ -203,36 +211,36 @@ ingest_store_close(ingest_consumer_t *ic)
 }
 
 
-int
-ingest_store_begin(ingest_consumer_t *ic)
+static int
+ingest_sqlite_begin(ingest_consumer_t *ic)
 {
-    return ingest_store_done(ic, ic->stmt_begin, "BEGIN");
+    return ingest_sqlite_done(ic, ic->stmt_begin, "BEGIN");
 }
 
 
-int
-ingest_store_commit(ingest_consumer_t *ic)
+static int
+ingest_sqlite_commit(ingest_consumer_t *ic)
 {
-    return ingest_store_done(ic, ic->stmt_commit, "COMMIT");
+    return ingest_sqlite_done(ic, ic->stmt_commit, "COMMIT");
 }
 
 
-void
-ingest_store_rollback(ingest_consumer_t *ic)
+static void
+ingest_sqlite_rollback(ingest_consumer_t *ic)
 {
     /* a table created in the transaction is gone with it */
-    ingest_store_forget_tables(ic);
+    ingest_sqlite_forget_tables(ic);
 
     if (sqlite3_get_autocommit(ic->db)) {
         return;
     }
 
-    (void) ingest_store_done(ic, ic->stmt_rollback, "ROLLBACK");
+    (void) ingest_sqlite_done(ic, ic->stmt_rollback, "ROLLBACK");
 }
 
 
 static void
-ingest_store_forget_tables(ingest_consumer_t *ic)
+ingest_sqlite_forget_tables(ingest_consumer_t *ic)
 {
     size_t  i;
 
@@ -256,7 +264,7 @@ static const char  *ingest_sql_types[4] = {
  */
 
 static ingest_table_t *
-ingest_store_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
+ingest_sqlite_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
 {
     int              rc;
     char             sql[16384], *p, *end;
@@ -405,7 +413,7 @@ conflict:
 /* insert a records batch's rows, with the time they arrived */
 
 static int
-ingest_store_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+ingest_sqlite_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     int64_t now)
 {
     int                   rc;
@@ -414,7 +422,7 @@ ingest_store_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     ingest_table_t       *t;
     ingest_wire_value_t  *v;
 
-    t = ingest_store_table(ic, batch);
+    t = ingest_sqlite_table(ic, batch);
     if (t == NULL) {
         return -1;
     }
@@ -469,7 +477,7 @@ ingest_store_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
             }
         }
 
-        if (ingest_store_done(ic, s, "inserting a row") != 0) {
+        if (ingest_sqlite_done(ic, s, "inserting a row") != 0) {
             return -1;
         }
     }
@@ -485,8 +493,8 @@ ingest_store_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
  * last_seq on this list already covers it.  0 or -1.
  */
 
-int
-ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+static int
+ingest_sqlite_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     int *skipped)
 {
     int                     rc;
@@ -525,11 +533,11 @@ ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     }
 
     if (batch->kind == INGEST_WIRE_KIND_RECORDS) {
-        if (ingest_store_records(ic, batch, now) != 0) {
+        if (ingest_sqlite_records(ic, batch, now) != 0) {
             return -1;
         }
 
-    } else if (ingest_store_counts(ic, batch, 0, batch->ncounts, now) != 0) {
+    } else if (ingest_sqlite_counts(ic, batch, 0, batch->ncounts, now) != 0) {
         return -1;
     }
 
@@ -546,7 +554,7 @@ ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
         sqlite3_bind_text(s, 2, ic->queue, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, now);
 
-        if (ingest_store_done(ic, s, "recording an Idempotency-Key") != 0) {
+        if (ingest_sqlite_done(ic, s, "recording an Idempotency-Key") != 0) {
             return -1;
         }
 
@@ -555,7 +563,7 @@ ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
             continue;
         }
 
-        if (ingest_store_counts(ic, batch, r->first, r->n, now) != 0) {
+        if (ingest_sqlite_counts(ic, batch, r->first, r->n, now) != 0) {
             return -1;
         }
     }
@@ -566,7 +574,7 @@ ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     sqlite3_bind_int64(s, 3, (int64_t) batch->seq);
     sqlite3_bind_int64(s, 4, now);
 
-    if (ingest_store_done(ic, s, "updating applied") != 0) {
+    if (ingest_sqlite_done(ic, s, "updating applied") != 0) {
         return -1;
     }
 
@@ -577,7 +585,7 @@ ingest_store_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
 /* upsert counts[first, first + n) into totals, with checked addition */
 
 static int
-ingest_store_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+ingest_sqlite_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     size_t first, size_t n, int64_t now)
 {
     size_t                i;
@@ -593,7 +601,7 @@ ingest_store_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
         sqlite3_bind_int64(s, 2, c->value);
         sqlite3_bind_int64(s, 3, now);
 
-        if (ingest_store_done(ic, s, "updating totals") != 0) {
+        if (ingest_sqlite_done(ic, s, "updating totals") != 0) {
             ingest_log(INGEST_LOG_ERR, "key \"%.*s\" of batch %llu "
                        "of \"%s\"", (int) c->len, c->key,
                        (unsigned long long) batch->seq, batch->producer);
@@ -609,8 +617,8 @@ ingest_store_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
 
 /* forget producers idle for prune_days: far beyond any possible replay */
 
-int
-ingest_store_prune(ingest_consumer_t *ic)
+static int
+ingest_sqlite_prune(ingest_consumer_t *ic)
 {
     sqlite3_stmt  *s;
 
@@ -618,7 +626,7 @@ ingest_store_prune(ingest_consumer_t *ic)
     sqlite3_bind_int64(s, 1,
                        ingest_now_ms() - ic->prune_days * 86400 * 1000);
 
-    if (ingest_store_done(ic, s, "pruning applied") != 0) {
+    if (ingest_sqlite_done(ic, s, "pruning applied") != 0) {
         return -1;
     }
 
@@ -630,12 +638,12 @@ ingest_store_prune(ingest_consumer_t *ic)
     s = ic->stmt_idem_prune;
     sqlite3_bind_int64(s, 1, ingest_now_ms() - ic->idem_window * 1000);
 
-    return ingest_store_done(ic, s, "pruning idempotency");
+    return ingest_sqlite_done(ic, s, "pruning idempotency");
 }
 
 
 static int
-ingest_store_prepare(ingest_consumer_t *ic, sqlite3_stmt **stmt,
+ingest_sqlite_prepare(ingest_consumer_t *ic, sqlite3_stmt **stmt,
     const char *sql)
 {
     if (sqlite3_prepare_v3(ic->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt,
@@ -654,7 +662,7 @@ ingest_store_prepare(ingest_consumer_t *ic, sqlite3_stmt **stmt,
 /* step a statement that returns no rows, then reset it */
 
 static int
-ingest_store_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
+ingest_sqlite_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
     const char *what)
 {
     int  rc;
@@ -673,7 +681,7 @@ ingest_store_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
 
 
 static void
-ingest_store_checked_add(sqlite3_context *ctx, int argc,
+ingest_sqlite_checked_add(sqlite3_context *ctx, int argc,
     sqlite3_value **argv)
 {
     sqlite3_int64  a, b, sum;
@@ -691,3 +699,15 @@ ingest_store_checked_add(sqlite3_context *ctx, int argc,
 
     sqlite3_result_int64(ctx, sum);
 }
+
+
+const ingest_store_t  ingest_sqlite_store = {
+    "SQLite",
+    ingest_sqlite_open,
+    ingest_sqlite_close,
+    ingest_sqlite_begin,
+    ingest_sqlite_commit,
+    ingest_sqlite_rollback,
+    ingest_sqlite_apply,
+    ingest_sqlite_prune
+};

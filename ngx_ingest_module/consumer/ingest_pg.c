@@ -1,0 +1,973 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * The consumer's side of PostgreSQL (--db postgresql://...): the same
+ * tables and the same exactly-once transaction as ingest_sqlite.c, so
+ * that consumers of many lists (one per shard), on any hosts, write into
+ * one database.
+ *
+ * A batch's counts go in as one statement (two arrays unnested, in key
+ * order, so that consumers whose keys meet take row locks in the same
+ * order); bigint addition raises "bigint out of range" rather than wrap,
+ * which is the checked addition.  The connection is synchronous: the
+ * consumer is a loop of its own, outside nginx.
+ *
+ * A lost connection, a deadlock or a serialization failure returns
+ * INGEST_STORE_AGAIN: the round is rolled back and read again once the
+ * connection is back.  A COMMIT whose answer was lost may have committed;
+ * reading the round again is still exact, since its batches are then
+ * skipped by last_seq.
+ */
+
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest_consumer.h"
+
+
+/* one lock for creating tables, whoever creates them */
+#define INGEST_PG_DDL_LOCK   "SELECT pg_advisory_xact_lock(7316229001)"
+
+
+static const char  ingest_pg_schema[] =
+    "BEGIN;"
+    INGEST_PG_DDL_LOCK ";"
+    "CREATE TABLE IF NOT EXISTS totals ("
+    "  key TEXT PRIMARY KEY,"
+    "  value BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL"
+    ");"
+    "CREATE TABLE IF NOT EXISTS applied ("
+    "  producer TEXT NOT NULL,"
+    "  queue TEXT NOT NULL,"
+    "  last_seq BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (producer, queue)"
+    ");"
+    "CREATE TABLE IF NOT EXISTS idempotency ("
+    "  id TEXT NOT NULL,"
+    "  queue TEXT NOT NULL,"
+    "  applied_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (id, queue)"
+    ");"
+    "COMMIT;";
+
+
+/* the session's prepared statements: name, text, number of parameters */
+
+static const struct {
+    const char  *name;
+    const char  *sql;
+    int          nparams;
+} ingest_pg_statements[] = {
+    { "last_seq",
+      "SELECT last_seq FROM applied WHERE producer = $1 AND queue = $2", 2 },
+    { "applied",
+      "INSERT INTO applied (producer, queue, last_seq, updated_at)"
+      " VALUES ($1, $2, $3, $4)"
+      " ON CONFLICT (producer, queue) DO UPDATE"
+      " SET last_seq = excluded.last_seq, updated_at = excluded.updated_at",
+      4 },
+    { "totals",
+      "INSERT INTO totals (key, value, updated_at)"
+      " SELECT k, v, $3 FROM unnest($1::text[], $2::bigint[]) AS u (k, v)"
+      " ORDER BY k"
+      " ON CONFLICT (key) DO UPDATE"
+      " SET value = totals.value + excluded.value,"
+      " updated_at = excluded.updated_at", 3 },
+    { "idem",
+      "INSERT INTO idempotency (id, queue, applied_at) VALUES ($1, $2, $3)"
+      " ON CONFLICT DO NOTHING", 3 },
+    { "prune",
+      "DELETE FROM applied WHERE updated_at < $1", 1 },
+    { "idem_prune",
+      "DELETE FROM idempotency WHERE applied_at < $1", 1 }
+};
+
+
+/* a growing text, for array literals and statements */
+
+typedef struct {
+    char    *data;
+    size_t   len;
+    size_t   cap;
+    int      nomem;
+} ingest_pg_text_t;
+
+
+static int ingest_pg_open(ingest_consumer_t *ic);
+static void ingest_pg_close(ingest_consumer_t *ic);
+static int ingest_pg_ready(ingest_consumer_t *ic);
+static int ingest_pg_simple(ingest_consumer_t *ic, const char *sql);
+static int ingest_pg_begin(ingest_consumer_t *ic);
+static int ingest_pg_commit(ingest_consumer_t *ic);
+static void ingest_pg_rollback(ingest_consumer_t *ic);
+static int ingest_pg_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    int *skipped);
+static int ingest_pg_counts(ingest_consumer_t *ic,
+    ingest_wire_batch_t *batch, size_t first, size_t n, const char *now);
+static ingest_table_t *ingest_pg_table(ingest_consumer_t *ic,
+    ingest_wire_batch_t *batch, int *rc);
+static int ingest_pg_records(ingest_consumer_t *ic,
+    ingest_wire_batch_t *batch, const char *now);
+static int ingest_pg_prune(ingest_consumer_t *ic);
+static int ingest_pg_exec(ingest_consumer_t *ic, const char *name,
+    int nparams, const char *const *params, const char *what,
+    PGresult **out);
+static int ingest_pg_failed(ingest_consumer_t *ic, PGresult *res,
+    const char *what);
+static const char *ingest_pg_line(const char *message, char *buf,
+    size_t size);
+static void ingest_pg_put(ingest_pg_text_t *t, const char *s, size_t len);
+static void ingest_pg_element(ingest_pg_text_t *t, const char *s,
+    size_t len);
+
+
+static const char  *ingest_pg_types[4] = {
+    "bigint", "double precision", "text", "boolean"
+};
+
+
+/* the server's notices ("already exists, skipping") are not for the log */
+
+static void
+ingest_pg_notice(void *arg, const char *message)
+{
+    (void) arg;
+    (void) message;
+}
+
+
+static int
+ingest_pg_open(ingest_consumer_t *ic)
+{
+    ic->pg = PQconnectdb(ic->db_path);
+
+    if (ic->pg == NULL || PQstatus(ic->pg) != CONNECTION_OK) {
+        ingest_log(INGEST_LOG_ERR, "cannot connect to PostgreSQL: %s",
+                   ic->pg ? PQerrorMessage(ic->pg) : "out of memory");
+        return -1;
+    }
+
+    PQsetNoticeProcessor(ic->pg, ingest_pg_notice, NULL);
+
+    return ingest_pg_ready(ic) == 0 ? 0 : -1;
+}
+
+
+static void
+ingest_pg_close(ingest_consumer_t *ic)
+{
+    if (ic->pg != NULL) {
+        PQfinish(ic->pg);
+        ic->pg = NULL;
+    }
+
+    ic->pg_prepared = 0;
+    ic->ntables = 0;
+}
+
+
+/*
+ * The connection, the tables and this session's statements, made again
+ * after a lost connection.  0, or INGEST_STORE_AGAIN after a backoff.
+ */
+
+static int
+ingest_pg_ready(ingest_consumer_t *ic)
+{
+    char       line[512];
+    size_t     i;
+    PGresult  *res;
+
+    if (PQstatus(ic->pg) != CONNECTION_OK) {
+        ic->pg_prepared = 0;
+        ic->ntables = 0;
+
+        PQreset(ic->pg);
+
+        if (PQstatus(ic->pg) != CONNECTION_OK) {
+            if (!ic->pg_down) {
+                ic->pg_down = 1;
+                ingest_log(INGEST_LOG_ERR, "PostgreSQL is unreachable: %s; "
+                           "retrying",
+                           ingest_pg_line(PQerrorMessage(ic->pg), line,
+                                          sizeof(line)));
+            }
+
+            ic->pg_retry_ms = ic->pg_retry_ms ? ic->pg_retry_ms * 2 : 100;
+            if (ic->pg_retry_ms > 5000) {
+                ic->pg_retry_ms = 5000;
+            }
+
+            ingest_sleep_ms(ic->pg_retry_ms);
+
+            return INGEST_STORE_AGAIN;
+        }
+
+        ic->pg_down = 0;
+        ingest_log(INGEST_LOG_NOTICE, "PostgreSQL is back");
+    }
+
+    ic->pg_retry_ms = 0;
+
+    if (ic->pg_prepared) {
+        return 0;
+    }
+
+    res = PQexec(ic->pg, ingest_pg_schema);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        return ingest_pg_failed(ic, res, "creating the tables");
+    }
+
+    PQclear(res);
+
+    for (i = 0; i < sizeof(ingest_pg_statements)
+                    / sizeof(ingest_pg_statements[0]); i++)
+    {
+        res = PQprepare(ic->pg, ingest_pg_statements[i].name,
+                        ingest_pg_statements[i].sql,
+                        ingest_pg_statements[i].nparams, NULL);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            return ingest_pg_failed(ic, res, ingest_pg_statements[i].sql);
+        }
+
+        PQclear(res);
+    }
+
+    ic->pg_prepared = 1;
+
+    return 0;
+}
+
+
+static int
+ingest_pg_simple(ingest_consumer_t *ic, const char *sql)
+{
+    PGresult  *res;
+
+    res = PQexec(ic->pg, sql);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK
+        && PQresultStatus(res) != PGRES_TUPLES_OK)
+    {
+        return ingest_pg_failed(ic, res, sql);
+    }
+
+    PQclear(res);
+
+    return 0;
+}
+
+
+static int
+ingest_pg_begin(ingest_consumer_t *ic)
+{
+    int  rc;
+
+    rc = ingest_pg_ready(ic);
+    if (rc != 0) {
+        return rc;
+    }
+
+    return ingest_pg_simple(ic, "BEGIN");
+}
+
+
+static int
+ingest_pg_commit(ingest_consumer_t *ic)
+{
+    return ingest_pg_simple(ic, "COMMIT");
+}
+
+
+static void
+ingest_pg_rollback(ingest_consumer_t *ic)
+{
+    PGresult  *res;
+
+    /* a table created in the transaction is gone with it */
+    ic->ntables = 0;
+
+    if (PQstatus(ic->pg) != CONNECTION_OK
+        || PQtransactionStatus(ic->pg) == PQTRANS_IDLE)
+    {
+        return;
+    }
+
+    res = PQexec(ic->pg, "ROLLBACK");
+    PQclear(res);
+}
+
+
+/*
+ * Inside the round's transaction: apply batch unless its producer's
+ * last_seq on this list already covers it.
+ */
+
+static int
+ingest_pg_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    int *skipped)
+{
+    int                     rc;
+    char                    now[24], seq[24], id[INGEST_WIRE_MAX_ID + 1];
+    size_t                  i;
+    int64_t                 last;
+    PGresult               *res;
+    const char             *params[4];
+    ingest_wire_request_t  *r;
+
+    *skipped = 0;
+    snprintf(now, sizeof(now), "%lld", (long long) ingest_now_ms());
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long) batch->seq);
+
+    params[0] = batch->producer;
+    params[1] = ic->queue;
+
+    rc = ingest_pg_exec(ic, "last_seq", 2, params, "reading applied", &res);
+    if (rc != 0) {
+        return rc;
+    }
+
+    last = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    PQclear(res);
+
+    if ((uint64_t) last >= batch->seq) {
+        *skipped = 1;
+        return 0;
+    }
+
+    if (last != 0 && batch->seq != (uint64_t) last + 1) {
+        /* a producer never skips a seq: something upstream lost a batch */
+        ingest_log(INGEST_LOG_WARN, "producer \"%s\" jumped from seq %lld "
+                   "to %llu on \"%s\"", batch->producer, (long long) last,
+                   (unsigned long long) batch->seq, ic->queue);
+    }
+
+    if (batch->kind == INGEST_WIRE_KIND_RECORDS) {
+        rc = ingest_pg_records(ic, batch, now);
+
+    } else {
+        rc = ingest_pg_counts(ic, batch, 0, batch->ncounts, now);
+    }
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    /* each Idempotency-Key request only if its key is new on this list */
+
+    for (i = 0; i < batch->nrequests; i++) {
+        r = &batch->requests[i];
+
+        if (r->id_len > INGEST_WIRE_MAX_ID) {
+            ingest_log(INGEST_LOG_ERR, "an Idempotency-Key of %zu bytes",
+                       r->id_len);
+            return -1;
+        }
+
+        /* text parameters end with a NUL; the decoder's do not */
+        memcpy(id, r->id, r->id_len);
+        id[r->id_len] = '\0';
+
+        params[0] = id;
+        params[1] = ic->queue;
+        params[2] = now;
+
+        rc = ingest_pg_exec(ic, "idem", 3, params,
+                            "recording an Idempotency-Key", &res);
+        if (rc != 0) {
+            return rc;
+        }
+
+        if (strcmp(PQcmdTuples(res), "0") == 0) {
+            PQclear(res);
+            ic->repeats++;
+            continue;
+        }
+
+        PQclear(res);
+
+        rc = ingest_pg_counts(ic, batch, r->first, r->n, now);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    params[0] = batch->producer;
+    params[1] = ic->queue;
+    params[2] = seq;
+    params[3] = now;
+
+    rc = ingest_pg_exec(ic, "applied", 4, params, "updating applied", &res);
+    if (rc != 0) {
+        return rc;
+    }
+
+    PQclear(res);
+
+    return 0;
+}
+
+
+/* upsert counts[first, first + n) into totals, in one statement */
+
+static int
+ingest_pg_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    size_t first, size_t n, const char *now)
+{
+    int                    rc;
+    char                   num[24];
+    size_t                 i;
+    PGresult              *res;
+    const char            *params[3];
+    ingest_pg_text_t       keys, values;
+    ingest_wire_count_t   *c;
+
+    if (n == 0) {
+        return 0;
+    }
+
+    memset(&keys, 0, sizeof(ingest_pg_text_t));
+    memset(&values, 0, sizeof(ingest_pg_text_t));
+
+    ingest_pg_put(&keys, "{", 1);
+    ingest_pg_put(&values, "{", 1);
+
+    for (i = first; i < first + n; i++) {
+        c = &batch->counts[i];
+
+        if (i != first) {
+            ingest_pg_put(&keys, ",", 1);
+            ingest_pg_put(&values, ",", 1);
+        }
+
+        ingest_pg_element(&keys, c->key, c->len);
+        ingest_pg_put(&values, num,
+                      snprintf(num, sizeof(num), "%lld",
+                               (long long) c->value));
+    }
+
+    ingest_pg_put(&keys, "}", 2);       /* and the NUL */
+    ingest_pg_put(&values, "}", 2);
+
+    if (keys.nomem || values.nomem) {
+        free(keys.data);
+        free(values.data);
+        ingest_log(INGEST_LOG_ERR, "out of memory");
+        return -1;
+    }
+
+    params[0] = keys.data;
+    params[1] = values.data;
+    params[2] = now;
+
+    rc = ingest_pg_exec(ic, "totals", 3, params, "updating totals", &res);
+
+    free(keys.data);
+    free(values.data);
+
+    if (rc != 0) {
+        if (rc == -1) {
+            ingest_log(INGEST_LOG_ERR, "in batch %llu of \"%s\"",
+                       (unsigned long long) batch->seq, batch->producer);
+        }
+
+        return rc;
+    }
+
+    PQclear(res);
+    ic->keys += n;
+
+    return 0;
+}
+
+
+/*
+ * The table of a records batch: created on first sight from the batch's
+ * columns (plus received_at), or checked against them; a batch whose
+ * columns conflict with the table is refused.  Names were checked by the
+ * decoder ([A-Za-z_][A-Za-z0-9_]*): quoting them is safe.
+ */
+
+static ingest_table_t *
+ingest_pg_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch, int *rc)
+{
+    int               n, rows;
+    char              name[24];
+    size_t            i;
+    PGresult         *res;
+    const char       *params[1];
+    ingest_table_t   *t;
+    ingest_pg_text_t  sql;
+
+    *rc = -1;
+
+    for (i = 0; i < ic->ntables; i++) {
+        t = &ic->tables[i];
+
+        if (strcmp(t->name, batch->table) != 0) {
+            continue;
+        }
+
+        if (t->ncolumns != batch->ncolumns) {
+            goto conflict;
+        }
+
+        for (n = 0; n < (int) t->ncolumns; n++) {
+            if (strcmp(t->columns[n], batch->columns[n]) != 0
+                || ingest_pg_types[t->types[n]]
+                   != ingest_pg_types[batch->types[n]])
+            {
+                goto conflict;
+            }
+        }
+
+        return t;
+    }
+
+    if (ic->ntables == INGEST_MAX_TABLES) {
+        ingest_log(INGEST_LOG_ERR, "more than %d record tables",
+                   INGEST_MAX_TABLES);
+        return NULL;
+    }
+
+    t = &ic->tables[ic->ntables];
+    memset(t, 0, sizeof(ingest_table_t));
+    strcpy(t->name, batch->table);
+    t->ncolumns = batch->ncolumns;
+    memcpy(t->columns, batch->columns, sizeof(t->columns));
+    memcpy(t->types, batch->types, sizeof(t->types));
+
+    /* one creator at a time, until this transaction ends */
+
+    *rc = ingest_pg_simple(ic, INGEST_PG_DDL_LOCK);
+    if (*rc != 0) {
+        return NULL;
+    }
+
+    *rc = -1;
+
+    params[0] = t->name;
+    res = PQexecParams(ic->pg,
+                       "SELECT column_name, data_type"
+                       " FROM information_schema.columns"
+                       " WHERE table_schema = current_schema()"
+                       " AND table_name = $1 ORDER BY ordinal_position",
+                       1, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        *rc = ingest_pg_failed(ic, res, "reading a table's columns");
+        return NULL;
+    }
+
+    rows = PQntuples(res);
+
+    for (n = 0; n < rows; n++) {
+        const char  *col = PQgetvalue(res, n, 0);
+        const char  *type = PQgetvalue(res, n, 1);
+
+        if (n == 0 ? strcmp(col, "received_at") != 0
+                     || strcmp(type, "bigint") != 0
+                   : n > (int) t->ncolumns
+                     || strcmp(col, t->columns[n - 1]) != 0
+                     || strcmp(type, ingest_pg_types[t->types[n - 1]]) != 0)
+        {
+            PQclear(res);
+            goto conflict;
+        }
+    }
+
+    PQclear(res);
+
+    if (rows != 0 && rows != (int) t->ncolumns + 1) {
+        goto conflict;
+    }
+
+    memset(&sql, 0, sizeof(ingest_pg_text_t));
+
+    if (rows == 0) {
+        ingest_pg_put(&sql, "CREATE TABLE \"", 14);
+        ingest_pg_put(&sql, t->name, strlen(t->name));
+        ingest_pg_put(&sql, "\" (received_at bigint NOT NULL", 30);
+
+        for (i = 0; i < t->ncolumns; i++) {
+            ingest_pg_put(&sql, ", \"", 3);
+            ingest_pg_put(&sql, t->columns[i], strlen(t->columns[i]));
+            ingest_pg_put(&sql, "\" ", 2);
+            ingest_pg_put(&sql, ingest_pg_types[t->types[i]],
+                          strlen(ingest_pg_types[t->types[i]]));
+        }
+
+        ingest_pg_put(&sql, ")", 2);
+
+        if (sql.nomem) {
+            free(sql.data);
+            return NULL;
+        }
+
+        *rc = ingest_pg_simple(ic, sql.data);
+        if (*rc != 0) {
+            free(sql.data);
+            return NULL;
+        }
+
+        ingest_log(INGEST_LOG_NOTICE, "created table \"%s\"", t->name);
+        sql.len = 0;
+    }
+
+    /* INSERT ... SELECT $1, * FROM unnest($2::type[], ...) */
+
+    ingest_pg_put(&sql, "INSERT INTO \"", 13);
+    ingest_pg_put(&sql, t->name, strlen(t->name));
+    ingest_pg_put(&sql, "\" (received_at", 14);
+
+    for (i = 0; i < t->ncolumns; i++) {
+        ingest_pg_put(&sql, ", \"", 3);
+        ingest_pg_put(&sql, t->columns[i], strlen(t->columns[i]));
+        ingest_pg_put(&sql, "\"", 1);
+    }
+
+    ingest_pg_put(&sql, ") SELECT $1, * FROM unnest(", 27);
+
+    for (i = 0; i < t->ncolumns; i++) {
+        n = snprintf(name, sizeof(name), "%s$%zu::", i ? ", " : "", i + 2);
+        ingest_pg_put(&sql, name, n);
+        ingest_pg_put(&sql, ingest_pg_types[t->types[i]],
+                      strlen(ingest_pg_types[t->types[i]]));
+        ingest_pg_put(&sql, "[]", 2);
+    }
+
+    ingest_pg_put(&sql, ")", 2);
+
+    if (sql.nomem) {
+        free(sql.data);
+        return NULL;
+    }
+
+    /*
+     * A session's statements outlive a rollback, which forgets the
+     * table: each statement gets a name of its own.
+     */
+
+    snprintf(t->statement, sizeof(t->statement), "insert_%llu",
+             (unsigned long long) ++ic->pg_statements);
+
+    res = PQprepare(ic->pg, t->statement, sql.data, (int) t->ncolumns + 1,
+                    NULL);
+    free(sql.data);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        *rc = ingest_pg_failed(ic, res, "preparing an insert");
+        return NULL;
+    }
+
+    PQclear(res);
+
+    ic->ntables++;
+    *rc = 0;
+
+    return t;
+
+conflict:
+
+    ingest_log(INGEST_LOG_ERR, "the columns of a batch for table \"%s\" "
+               "differ from the table's", batch->table);
+    return NULL;
+}
+
+
+/* insert a records batch's rows, one array per column */
+
+static int
+ingest_pg_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    const char *now)
+{
+    int                   rc, ok;
+    size_t                row, col;
+    PGresult             *res;
+    const char           *params[INGEST_WIRE_MAX_COLUMNS + 1];
+    ingest_table_t       *t;
+    ingest_pg_text_t      arrays[INGEST_WIRE_MAX_COLUMNS];
+    ingest_wire_value_t  *v;
+
+    t = ingest_pg_table(ic, batch, &rc);
+    if (t == NULL) {
+        return rc;
+    }
+
+    memset(arrays, 0, sizeof(arrays));
+    rc = -1;
+
+    for (col = 0; col < t->ncolumns; col++) {
+        ingest_pg_put(&arrays[col], "{", 1);
+
+        for (row = 0; row < batch->nrows; row++) {
+            v = &batch->values[row * batch->ncolumns + col];
+
+            if (row) {
+                ingest_pg_put(&arrays[col], ",", 1);
+            }
+
+            /* the same types as the SQLite store takes */
+
+            ok = v->type == INGEST_WIRE_NULL
+                 || v->type == t->types[col]
+                 || (t->types[col] == INGEST_WIRE_REAL
+                     && v->type == INGEST_WIRE_INT);
+
+            if (!ok) {
+                ingest_log(INGEST_LOG_ERR, "row %zu of a batch for \"%s\": "
+                           "column \"%s\" holds a value of another type",
+                           row, t->name, t->columns[col]);
+                goto done;
+            }
+
+            if (v->type == INGEST_WIRE_NULL) {
+                ingest_pg_put(&arrays[col], "NULL", 4);
+
+            } else if (v->type == INGEST_WIRE_BOOL) {
+                ingest_pg_put(&arrays[col], v->s[0] == 't' ? "t" : "f", 1);
+
+            } else {
+                ingest_pg_element(&arrays[col], v->s, v->len);
+            }
+        }
+
+        ingest_pg_put(&arrays[col], "}", 2);
+
+        if (arrays[col].nomem) {
+            ingest_log(INGEST_LOG_ERR, "out of memory");
+            goto done;
+        }
+
+        params[col + 1] = arrays[col].data;
+    }
+
+    params[0] = now;
+
+    rc = ingest_pg_exec(ic, t->statement, (int) t->ncolumns + 1, params,
+                        "inserting rows", &res);
+    if (rc == 0) {
+        PQclear(res);
+        ic->keys += batch->nrows;
+    }
+
+done:
+
+    for (col = 0; col < t->ncolumns; col++) {
+        free(arrays[col].data);
+    }
+
+    return rc;
+}
+
+
+/* forget producers idle for prune_days, and old Idempotency-Keys */
+
+static int
+ingest_pg_prune(ingest_consumer_t *ic)
+{
+    int          rc;
+    char         before[24];
+    PGresult    *res;
+    const char  *params[1];
+
+    rc = ingest_pg_ready(ic);
+    if (rc != 0) {
+        return rc;
+    }
+
+    snprintf(before, sizeof(before), "%lld", (long long)
+             (ingest_now_ms() - ic->prune_days * 86400 * 1000));
+    params[0] = before;
+
+    rc = ingest_pg_exec(ic, "prune", 1, params, "pruning applied", &res);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (strcmp(PQcmdTuples(res), "0") != 0) {
+        ingest_log(INGEST_LOG_INFO, "forgot %s idle producers",
+                   PQcmdTuples(res));
+    }
+
+    PQclear(res);
+
+    snprintf(before, sizeof(before), "%lld",
+             (long long) (ingest_now_ms() - ic->idem_window * 1000));
+
+    rc = ingest_pg_exec(ic, "idem_prune", 1, params, "pruning idempotency",
+                        &res);
+    if (rc == 0) {
+        PQclear(res);
+    }
+
+    return rc;
+}
+
+
+/* run a prepared statement; *out is the result to clear on success */
+
+static int
+ingest_pg_exec(ingest_consumer_t *ic, const char *name, int nparams,
+    const char *const *params, const char *what, PGresult **out)
+{
+    PGresult  *res;
+
+    res = PQexecPrepared(ic->pg, name, nparams, params, NULL, NULL, 0);
+
+    switch (PQresultStatus(res)) {
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+        *out = res;
+        return 0;
+
+    default:
+        *out = NULL;
+        return ingest_pg_failed(ic, res, what);
+    }
+}
+
+
+/*
+ * Log a failure and clear its result: INGEST_STORE_AGAIN if the link
+ * went, or the server aborted the transaction for a deadlock or a
+ * serialization failure, or is shutting down; -1 otherwise.
+ */
+
+static int
+ingest_pg_failed(ingest_consumer_t *ic, PGresult *res, const char *what)
+{
+    int          again;
+    char         line[512];
+    const char  *state;
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    again = PQstatus(ic->pg) != CONNECTION_OK
+            || (state != NULL
+                && (strncmp(state, "08", 2) == 0          /* connection */
+                    || strcmp(state, "40001") == 0        /* serialization */
+                    || strcmp(state, "40P01") == 0        /* deadlock */
+                    || strncmp(state, "57P", 3) == 0));   /* shutdown */
+
+    ingest_log(again ? INGEST_LOG_WARN : INGEST_LOG_ERR, "%s: %s%s", what,
+               ingest_pg_line(res ? PQresultErrorMessage(res)
+                                  : PQerrorMessage(ic->pg),
+                              line, sizeof(line)),
+               again ? " (the round is read again)" : "");
+
+    PQclear(res);
+
+    return again ? INGEST_STORE_AGAIN : -1;
+}
+
+
+/* libpq's messages on one line: runs of white space become one space */
+
+static const char *
+ingest_pg_line(const char *message, char *buf, size_t size)
+{
+    size_t  n;
+
+    n = 0;
+
+    while (*message && n + 1 < size) {
+        if (*message == ' ' || *message == '\n' || *message == '\t') {
+            while (*message == ' ' || *message == '\n' || *message == '\t') {
+                message++;
+            }
+
+            if (*message && n) {
+                buf[n++] = ' ';
+            }
+
+            continue;
+        }
+
+        buf[n++] = *message++;
+    }
+
+    buf[n] = '\0';
+
+    return buf;
+}
+
+
+static void
+ingest_pg_put(ingest_pg_text_t *t, const char *s, size_t len)
+{
+    char    *p;
+    size_t   cap;
+
+    if (t->nomem) {
+        return;
+    }
+
+    if (t->len + len > t->cap) {
+        cap = t->cap ? t->cap * 2 : 256;
+
+        while (cap < t->len + len) {
+            cap *= 2;
+        }
+
+        p = realloc(t->data, cap);
+        if (p == NULL) {
+            t->nomem = 1;
+            return;
+        }
+
+        t->data = p;
+        t->cap = cap;
+    }
+
+    memcpy(t->data + t->len, s, len);
+    t->len += len;
+}
+
+
+/* an array element in double quotes, with '"' and '\\' escaped */
+
+static void
+ingest_pg_element(ingest_pg_text_t *t, const char *s, size_t len)
+{
+    size_t  i, run;
+
+    ingest_pg_put(t, "\"", 1);
+
+    for (i = 0; i < len; i += run) {
+        for (run = 0; i + run < len && s[i + run] != '"'
+                      && s[i + run] != '\\'; run++)
+        {
+            /* void */
+        }
+
+        ingest_pg_put(t, s + i, run);
+
+        if (i + run < len) {
+            ingest_pg_put(t, "\\", 1);
+            ingest_pg_put(t, s + i + run, 1);
+            run++;
+        }
+    }
+
+    ingest_pg_put(t, "\"", 1);
+}
+
+
+const ingest_store_t  ingest_pg_store = {
+    "PostgreSQL",
+    ingest_pg_open,
+    ingest_pg_close,
+    ingest_pg_begin,
+    ingest_pg_commit,
+    ingest_pg_rollback,
+    ingest_pg_apply,
+    ingest_pg_prune
+};
