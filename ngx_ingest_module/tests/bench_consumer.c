@@ -10,10 +10,12 @@
  *       one transaction per 10,000, the consumer's schema and pragmas
  *       (WAL, synchronous=FULL); prints "plain_rows_per_s=N"
  *
- *   bench_consumer push PORT QUEUE KEYS PER_BATCH
+ *   bench_consumer push PORT QUEUE KEYS PER_BATCH [SHARDS]
  *       a backlog for the real consumer: KEYS distinct keys as counters
  *       batches of PER_BATCH keys (the module's wire format, producer
- *       "bench", seq 1, 2, ...) pushed onto the Redis list QUEUE
+ *       "bench", seq 1, 2, ...) pushed onto the Redis list QUEUE; with
+ *       SHARDS, each key onto its shard's list QUEUE:{s}, as nginx with
+ *       ingest_shards would
  *
  * Keys are "bench:<n>" with value n % 1000 + 1 in both, so the two runs
  * write the same rows.
@@ -130,16 +132,70 @@ plain(const char *path, long keys)
 }
 
 
-static int
-push(int port, const char *queue, long keys, long per_batch)
+/* the README's shard of a key, written again from its words */
+
+static unsigned
+shard_of(const char *key, size_t len, unsigned shards)
 {
-    int                len;
-    long               i;
-    char               key[32];
+    uint32_t  h = 2166136261u;
+
+    while (len--) {
+        h = (h ^ (unsigned char) *key++) * 16777619u;
+    }
+
+    return h % shards;
+}
+
+
+typedef struct {
+    ingest_wire_buf_t  buf;
     uint64_t           seq;
-    redisReply        *reply;
-    redisContext      *rc;
-    ingest_wire_buf_t  b;
+    long               keys;             /* in the batch being written */
+} shard_t;
+
+
+static int
+push_batch(redisContext *rc, const char *queue, unsigned shards, unsigned n,
+    shard_t *sh)
+{
+    char         name[256];
+    redisReply  *reply;
+
+    if (ingest_wire_counters_end(&sh->buf, NULL) != INGEST_WIRE_OK) {
+        return -1;
+    }
+
+    if (shards > 1) {
+        snprintf(name, sizeof(name), "%s:{%u}", queue, n);
+
+    } else {
+        snprintf(name, sizeof(name), "%s", queue);
+    }
+
+    reply = redisCommand(rc, "RPUSH %s %b", name, sh->buf.data, sh->buf.len);
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "bench_consumer: RPUSH failed\n");
+        return -1;
+    }
+
+    freeReplyObject(reply);
+    sh->keys = 0;
+
+    return 0;
+}
+
+
+static int
+push(int port, const char *queue, long keys, long per_batch,
+    unsigned shards)
+{
+    int            len;
+    long           i;
+    char           key[32];
+    unsigned       n;
+    uint64_t       batches;
+    shard_t       *sh, *all;
+    redisContext  *rc;
 
     rc = redisConnect("127.0.0.1", port);
     if (rc == NULL || rc->err) {
@@ -147,48 +203,54 @@ push(int port, const char *queue, long keys, long per_batch)
         return 1;
     }
 
-    memset(&b, 0, sizeof(ingest_wire_buf_t));
-    seq = 0;
+    all = calloc(shards, sizeof(shard_t));
+    if (all == NULL) {
+        return 1;
+    }
 
-    for (i = 0; i < keys; /* void */) {
-        if (ingest_wire_counters_begin(&b, 1, "bench", ++seq,
-                                       (int64_t) time(NULL) * 1000)
+    for (i = 0; i < keys; i++) {
+        len = snprintf(key, sizeof(key), "bench:%ld", i);
+        n = shards > 1 ? shard_of(key, len, shards) : 0;
+        sh = &all[n];
+
+        if (sh->keys == 0
+            && ingest_wire_counters_begin(&sh->buf, 1, "bench", ++sh->seq,
+                                          (int64_t) time(NULL) * 1000)
+               != INGEST_WIRE_OK)
+        {
+            return 1;
+        }
+
+        if (ingest_wire_counters_add(&sh->buf, (unsigned char *) key, len,
+                                     i % 1000 + 1)
             != INGEST_WIRE_OK)
         {
             return 1;
         }
 
-        do {
-            len = snprintf(key, sizeof(key), "bench:%ld", i);
-
-            if (ingest_wire_counters_add(&b, (unsigned char *) key, len,
-                                         i % 1000 + 1)
-                != INGEST_WIRE_OK)
-            {
-                return 1;
-            }
-
-            i++;
-
-        } while (i < keys && i % per_batch != 0);
-
-        if (ingest_wire_counters_end(&b, NULL) != INGEST_WIRE_OK) {
+        if (++sh->keys == per_batch
+            && push_batch(rc, queue, shards, n, sh) != 0)
+        {
             return 1;
         }
-
-        reply = redisCommand(rc, "RPUSH %s %b", queue, b.data, b.len);
-        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "bench_consumer: RPUSH failed\n");
-            return 1;
-        }
-
-        freeReplyObject(reply);
     }
 
-    free(b.data);
+    batches = 0;
+
+    for (n = 0; n < shards; n++) {
+        if (all[n].keys && push_batch(rc, queue, shards, n, &all[n]) != 0) {
+            return 1;
+        }
+
+        batches += all[n].seq;
+        free(all[n].buf.data);
+    }
+
+    free(all);
     redisFree(rc);
 
-    printf("pushed %lu batches, %ld keys\n", (unsigned long) seq, keys);
+    printf("pushed %lu batches, %ld keys, %u lists\n",
+           (unsigned long) batches, keys, shards);
 
     return 0;
 }
@@ -201,12 +263,16 @@ main(int argc, char **argv)
         return plain(argv[2], atol(argv[3]));
     }
 
-    if (argc == 6 && strcmp(argv[1], "push") == 0) {
-        return push(atoi(argv[2]), argv[3], atol(argv[4]), atol(argv[5]));
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "push") == 0
+        && atol(argv[5]) > 0 && (argc == 6 || atoi(argv[6]) > 0))
+    {
+        return push(atoi(argv[2]), argv[3], atol(argv[4]), atol(argv[5]),
+                    argc == 7 ? (unsigned) atoi(argv[6]) : 1);
     }
 
     fprintf(stderr, "usage: bench_consumer plain DB KEYS\n"
-                    "       bench_consumer push PORT QUEUE KEYS PER_BATCH\n");
+                    "       bench_consumer push PORT QUEUE KEYS PER_BATCH "
+                    "[SHARDS]\n");
 
     return 1;
 }
