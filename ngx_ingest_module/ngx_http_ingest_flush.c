@@ -450,6 +450,11 @@ ngx_http_ingest_flush_drain(ngx_http_ingest_worker_t *w)
 {
     ngx_uint_t  i;
 
+    if (w->draining) {
+        /* each of a cluster's connections tells */
+        return;
+    }
+
     w->draining = 1;
 
     if (w->flush_timer.timer_set) {
@@ -509,7 +514,10 @@ ngx_http_ingest_disconnect_handler(ngx_event_t *ev)
 
     w->exiting = 1;
 
-    if (w->ac != NULL) {
+    if (w->cluster != NULL) {
+        ngx_http_ingest_cluster_close(w, 1);
+
+    } else if (w->ac != NULL) {
         redisAsyncDisconnect(w->ac);
     }
 }
@@ -575,9 +583,9 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
     int                       ok;
     const char               *argv[3], *why;
     size_t                    argvlen[3];
-    ngx_uint_t                i, spooled, lost;
+    ngx_uint_t                i, spooled, lost, replicas;
     redisReply               *reply;
-    redisContext             *rc;
+    redisContext             *rc, *nodes[NGX_HTTP_INGEST_MAX_NODES];
     struct timeval            tv;
     ngx_http_ingest_batch_t  *b;
     ngx_http_ingest_queue_t  *q;
@@ -585,7 +593,12 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
     tv.tv_sec = 0;
     tv.tv_usec = NGX_HTTP_INGEST_EXIT_TIMEOUT * 1000;
 
-    if (w->imcf->redis_port) {
+    if (w->cluster != NULL) {
+        /* per list, its master's connection: see below */
+        ngx_memzero(nodes, sizeof(nodes));
+        rc = NULL;
+
+    } else if (w->imcf->redis_port) {
         rc = redisConnectWithTimeout((char *) w->imcf->redis_host,
                                      w->imcf->redis_port, tv);
 
@@ -595,7 +608,10 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 
     why = NULL;
 
-    if (rc == NULL) {
+    if (w->cluster != NULL) {
+        /* void */
+
+    } else if (rc == NULL) {
         why = "out of memory";
 
     } else if (rc->err) {
@@ -607,6 +623,11 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 
     for (i = 0; i < w->nqueues; i++) {
         q = &w->queues[i];
+
+        if (w->cluster != NULL) {
+            rc = ngx_http_ingest_cluster_sync(w, q, nodes, tv);
+            why = (rc == NULL) ? "the list's master is unreachable" : NULL;
+        }
 
         /* the table last, under the next seq */
 
@@ -625,6 +646,24 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
                                             argvlen);
 
                 reply = redisCommandArgv(rc, 3, argv, argvlen);
+
+                if (reply != NULL && reply->type == REDIS_REPLY_INTEGER
+                    && w->cluster != NULL
+                    && (replicas = ngx_http_ingest_cluster_wait_for(w, q)))
+                {
+                    /* on a replica too, or a failover could lose it */
+                    freeReplyObject(reply);
+                    reply = redisCommand(rc, "WAIT %u %u",
+                                         (unsigned) replicas,
+                                         NGX_HTTP_INGEST_EXIT_TIMEOUT);
+
+                    if (reply != NULL
+                        && (reply->type != REDIS_REPLY_INTEGER
+                            || reply->integer < (long long) replicas))
+                    {
+                        reply->type = REDIS_REPLY_NIL;
+                    }
+                }
 
                 if (reply == NULL) {
                     why = rc->errstr;
@@ -681,7 +720,14 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
         }
     }
 
-    if (rc != NULL) {
+    if (w->cluster != NULL) {
+        for (i = 0; i < NGX_HTTP_INGEST_MAX_NODES; i++) {
+            if (nodes[i] != NULL) {
+                redisFree(nodes[i]);
+            }
+        }
+
+    } else if (rc != NULL) {
         redisFree(rc);
     }
 }

@@ -21,10 +21,21 @@
 #include "ngx_http_ingest_ndjson.h"
 
 
+/* an address of ingest_redis cluster */
+
+typedef struct {
+    u_char                   *host;            /* numeric, NUL-terminated */
+    int                       port;
+} ngx_http_ingest_seed_t;
+
+
 typedef struct {
     ngx_str_t                 redis;           /* as written, for logs */
     u_char                   *redis_host;      /* numeric address or path */
     int                       redis_port;      /* 0: a unix socket */
+    ngx_uint_t                cluster;         /* ingest_redis cluster */
+    ngx_array_t               seeds;           /* ngx_http_ingest_seed_t */
+    ngx_uint_t                replicas;        /* WAIT for this many */
     ngx_msec_t                flush_interval;
     ngx_uint_t                flush_keys;
     ngx_msec_t                connect_timeout;
@@ -158,8 +169,13 @@ typedef struct {
     ngx_uint_t                nrows;           /* in all of them */
     size_t                    rows_bytes;
     ngx_msec_t                sent_at;
+    ngx_uint_t                slot;            /* cluster: the list's slot */
+    ngx_uint_t                sent_node;       /* cluster: 1-based, or 0 */
+    ngx_uint_t                ask;             /* cluster: ASK to this node */
+    ngx_uint_t                wait_for;        /* cluster: replicas to WAIT */
     unsigned                  sent:1;          /* the oldest is on its way */
     unsigned                  due:1;           /* cut as soon as allowed */
+    unsigned                  pushed:1;        /* cluster: RPUSH took it */
 } ngx_http_ingest_queue_t;
 
 
@@ -186,6 +202,35 @@ typedef struct {
 } ngx_http_ingest_ctx_t;
 
 
+/* ingest_redis cluster: a master or a seed, and its connection */
+
+#define NGX_HTTP_INGEST_MAX_NODES   64
+
+typedef struct {
+    u_char                    host[NGX_SOCKADDR_STRLEN + 1];
+    int                       port;
+    ngx_uint_t                index;           /* 1-based */
+    ngx_uint_t                replicas;        /* as the map last said */
+    redisAsyncContext        *ac;
+    ngx_connection_t         *conn;
+    ngx_event_t               connect_timer;
+    unsigned                  connected:1;
+    unsigned                  down:1;          /* "lost" was logged */
+} ngx_http_ingest_node_t;
+
+
+typedef struct {
+    ngx_http_ingest_node_t    nodes[NGX_HTTP_INGEST_MAX_NODES];
+    ngx_uint_t                nnodes;
+    ngx_uint_t                next;            /* the next to try */
+    uint8_t                  *owner;           /* slot -> node index */
+    ngx_uint_t                refreshing;      /* asked of this node */
+    ngx_msec_t                refreshed_at;
+    ngx_event_t               resend;          /* posted: send_all */
+    unsigned                  stale:1;         /* ask for the map */
+} ngx_http_ingest_cluster_t;
+
+
 /*
  * Everything a worker keeps between requests.  There is exactly one,
  * created in init_process and destroyed in exit_process.
@@ -197,6 +242,7 @@ typedef struct {
     ngx_http_ingest_queue_t      *queues;
     ngx_uint_t                    nqueues;
 
+    ngx_http_ingest_cluster_t    *cluster;     /* ingest_redis cluster */
     redisAsyncContext            *ac;          /* NULL when disconnected */
     ngx_connection_t             *conn;        /* ac's fd in nginx's loop */
     unsigned                      connected:1;
@@ -220,6 +266,7 @@ typedef struct {
     ngx_event_t                   poll_timer;      /* LLEN, heartbeat */
     ngx_event_t                   status_event;    /* the poll came back */
     ngx_queue_t                   status_waiting;  /* requests for it */
+    ngx_uint_t                    poll_pending;    /* replies to come */
     ngx_http_ingest_worker_slot_t  *slot;      /* its numbers in the zone */
     ngx_msec_t                      status_msec; /* slot's last refresh */
     u_char                        spool_name[NGX_MAX_PATH]; /* replayed */
@@ -301,6 +348,29 @@ void ngx_http_ingest_redis_rpush(ngx_str_t *list, ingest_wire_buf_t *buf,
     const char **argv, size_t *argvlen);
 void ngx_http_ingest_redis_schedule(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_redis_close(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_redis_acked(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q);
+void ngx_http_ingest_redis_arm_ack(ngx_http_ingest_worker_t *w);
+ngx_connection_t *ngx_http_ingest_redis_wrap(ngx_http_ingest_worker_t *w,
+    redisAsyncContext *ac, void *data, void (*cleanup)(void *));
+void ngx_http_ingest_redis_release(ngx_connection_t *c);
+redisAsyncContext *ngx_http_ingest_redis_ctx(ngx_http_ingest_worker_t *w,
+    const u_char *key, size_t len);
+
+ngx_uint_t ngx_http_ingest_cluster_slot(const u_char *key, size_t len);
+ngx_int_t ngx_http_ingest_cluster_init(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_cluster_retry(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_cluster_send(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q);
+void ngx_http_ingest_cluster_timeout(ngx_event_t *ev);
+void ngx_http_ingest_cluster_close(ngx_http_ingest_worker_t *w,
+    ngx_uint_t how);
+redisAsyncContext *ngx_http_ingest_cluster_ctx(ngx_http_ingest_worker_t *w,
+    const u_char *key, size_t len);
+ngx_uint_t ngx_http_ingest_cluster_wait_for(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q);
+redisContext *ngx_http_ingest_cluster_sync(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, redisContext **conns, struct timeval tv);
 
 
 #endif /* _NGX_HTTP_INGEST_MODULE_H_INCLUDED_ */

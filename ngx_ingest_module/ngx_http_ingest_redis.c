@@ -44,7 +44,7 @@ static void ngx_http_ingest_redis_lost(ngx_http_ingest_worker_t *w,
     const char *why);
 static void ngx_http_ingest_redis_retry_handler(ngx_event_t *ev);
 static void ngx_http_ingest_redis_timeout_handler(ngx_event_t *ev);
-static void ngx_http_ingest_redis_arm_ack(ngx_http_ingest_worker_t *w);
+
 
 
 void
@@ -70,10 +70,17 @@ ngx_http_ingest_redis_connect(ngx_http_ingest_worker_t *w)
         w->connect_timer.log = w->log;
         w->connect_timer.cancelable = 1;
 
-        w->ack_timer.handler = ngx_http_ingest_redis_timeout_handler;
+        w->ack_timer.handler = imcf->cluster
+                               ? ngx_http_ingest_cluster_timeout
+                               : ngx_http_ingest_redis_timeout_handler;
         w->ack_timer.data = &w->timer_conn;
         w->ack_timer.log = w->log;
         w->ack_timer.cancelable = 1;
+    }
+
+    if (imcf->cluster) {
+        ngx_http_ingest_cluster_retry(w);
+        return;
     }
 
     if (imcf->redis_port) {
@@ -125,9 +132,34 @@ ngx_http_ingest_redis_attach(ngx_http_ingest_worker_t *w,
 {
     ngx_connection_t  *c;
 
-    c = ngx_get_connection(ac->c.fd, w->log);
+    c = ngx_http_ingest_redis_wrap(w, ac, w, ngx_http_ingest_redis_cleanup);
     if (c == NULL) {
         return;
+    }
+
+    w->ac = ac;
+    w->conn = c;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_ingest_redis_connected);
+    redisAsyncSetDisconnectCallback(ac, ngx_http_ingest_redis_disconnected);
+}
+
+
+/*
+ * ac's fd as an nginx connection, with hiredis's event hooks; data is
+ * what ac->data is (the worker, or a cluster node), cleanup what runs
+ * when hiredis is done with the fd.  NULL if no connection is free.
+ */
+
+ngx_connection_t *
+ngx_http_ingest_redis_wrap(ngx_http_ingest_worker_t *w,
+    redisAsyncContext *ac, void *data, void (*cleanup)(void *))
+{
+    ngx_connection_t  *c;
+
+    c = ngx_get_connection(ac->c.fd, w->log);
+    if (c == NULL) {
+        return NULL;
     }
 
     c->data = ac;
@@ -143,19 +175,15 @@ ngx_http_ingest_redis_attach(ngx_http_ingest_worker_t *w,
 
     c->idle = 1;
 
-    ac->data = w;
+    ac->data = data;
     ac->ev.data = c;
     ac->ev.addRead = ngx_http_ingest_redis_add_read;
     ac->ev.delRead = ngx_http_ingest_redis_del_read;
     ac->ev.addWrite = ngx_http_ingest_redis_add_write;
     ac->ev.delWrite = ngx_http_ingest_redis_del_write;
-    ac->ev.cleanup = ngx_http_ingest_redis_cleanup;
+    ac->ev.cleanup = cleanup;
 
-    w->ac = ac;
-    w->conn = c;
-
-    redisAsyncSetConnectCallback(ac, ngx_http_ingest_redis_connected);
-    redisAsyncSetDisconnectCallback(ac, ngx_http_ingest_redis_disconnected);
+    return c;
 }
 
 
@@ -213,6 +241,29 @@ ngx_http_ingest_redis_cleanup(void *data)
 
     w = ngx_http_ingest_worker;
 
+    ngx_http_ingest_redis_release(c);
+
+    if (w != NULL) {
+        w->ac = NULL;
+        w->conn = NULL;
+        w->connected = 0;
+
+        if (w->connect_timer.timer_set) {
+            ngx_del_timer(&w->connect_timer);
+        }
+
+        if (w->ack_timer.timer_set) {
+            ngx_del_timer(&w->ack_timer);
+        }
+    }
+}
+
+
+/* c out of nginx's loop and back to the free list; hiredis closes the fd */
+
+void
+ngx_http_ingest_redis_release(ngx_connection_t *c)
+{
     if (c->read->active) {
         (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
     }
@@ -244,20 +295,6 @@ ngx_http_ingest_redis_cleanup(void *data)
 
     /* stale events of this epoll_wait batch see fd -1 and are skipped */
     c->fd = (ngx_socket_t) -1;
-
-    if (w != NULL) {
-        w->ac = NULL;
-        w->conn = NULL;
-        w->connected = 0;
-
-        if (w->connect_timer.timer_set) {
-            ngx_del_timer(&w->connect_timer);
-        }
-
-        if (w->ack_timer.timer_set) {
-            ngx_del_timer(&w->ack_timer);
-        }
-    }
 }
 
 
@@ -412,6 +449,11 @@ ngx_http_ingest_redis_retry_handler(ngx_event_t *ev)
 
     w = ngx_http_ingest_worker;
 
+    if (w->cluster != NULL) {
+        ngx_http_ingest_cluster_retry(w);
+        return;
+    }
+
     if (w->ac == NULL) {
         ngx_http_ingest_redis_connect(w);
         return;
@@ -445,6 +487,11 @@ void
 ngx_http_ingest_redis_close(ngx_http_ingest_worker_t *w)
 {
     redisAsyncContext  *ac;
+
+    if (w->cluster != NULL) {
+        ngx_http_ingest_cluster_close(w, 0);
+        return;
+    }
 
     ac = w->ac;
 
@@ -492,6 +539,11 @@ ngx_http_ingest_redis_send(ngx_http_ingest_worker_t *w,
     const char               *argv[3];
     size_t                    argvlen[3];
     ngx_http_ingest_batch_t  *b;
+
+    if (w->cluster != NULL) {
+        ngx_http_ingest_cluster_send(w, q);
+        return;
+    }
 
     b = ngx_http_ingest_flush_oldest(q);
 
@@ -560,13 +612,28 @@ ngx_http_ingest_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
+    w->backoff = 0;
+
+    ngx_http_ingest_redis_acked(w, q);
+}
+
+
+/* q's oldest batch is in Redis (and, in a cluster, on its replicas) */
+
+void
+ngx_http_ingest_redis_acked(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q)
+{
+    ngx_http_ingest_batch_t  *b;
+
+    b = ngx_http_ingest_flush_oldest(q);
+
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
                    "ingest batch seq:%uL keys:%ui acked by \"%V\" in %Mms",
                    b ? b->seq : 0, b ? b->keys : 0, &q->name,
                    ngx_current_msec - q->sent_at);
 
     q->sent = 0;
-    w->backoff = 0;
 
     ngx_http_ingest_status_flushed(ngx_current_msec - q->sent_at);
 
@@ -577,7 +644,7 @@ ngx_http_ingest_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
 /* the reply deadline runs while any batch waits for its reply */
 
-static void
+void
 ngx_http_ingest_redis_arm_ack(ngx_http_ingest_worker_t *w)
 {
     ngx_uint_t  i;
@@ -595,4 +662,18 @@ ngx_http_ingest_redis_arm_ack(ngx_http_ingest_worker_t *w)
     if (w->ack_timer.timer_set) {
         ngx_del_timer(&w->ack_timer);
     }
+}
+
+
+/* where a command on key goes: the one connection, or key's master */
+
+redisAsyncContext *
+ngx_http_ingest_redis_ctx(ngx_http_ingest_worker_t *w, const u_char *key,
+    size_t len)
+{
+    if (w->cluster != NULL) {
+        return ngx_http_ingest_cluster_ctx(w, key, len);
+    }
+
+    return w->connected ? w->ac : NULL;
 }

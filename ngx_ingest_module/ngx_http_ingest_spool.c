@@ -172,16 +172,17 @@ ngx_http_ingest_spool_replay(ngx_http_ingest_worker_t *w)
 static ngx_int_t
 ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
 {
-    int             fd;
-    DIR            *d;
-    u_char          path[NGX_MAX_PATH], *data, *nl;
-    size_t          len;
-    ssize_t         n;
-    ngx_str_t      *dir;
-    const char     *argv[3];
-    size_t          argvlen[3];
-    struct stat     st;
-    struct dirent  *de;
+    int                 fd;
+    DIR                *d;
+    u_char              path[NGX_MAX_PATH], *data, *nl;
+    size_t              len;
+    ssize_t             n;
+    ngx_str_t          *dir;
+    const char         *argv[3];
+    size_t              argvlen[3];
+    struct stat         st;
+    struct dirent      *de;
+    redisAsyncContext  *ac;
 
     dir = &w->imcf->spool->name;
 
@@ -265,9 +266,12 @@ ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
 
     /* hiredis copies the command into its buffer */
 
-    if (redisAsyncCommandArgv(w->ac, ngx_http_ingest_spool_reply, w, 3,
-                              argv, argvlen)
-        != REDIS_OK)
+    ac = ngx_http_ingest_redis_ctx(w, (u_char *) argv[1], argvlen[1]);
+
+    if (ac == NULL
+        || redisAsyncCommandArgv(ac, ngx_http_ingest_spool_reply, w, 3,
+                                 argv, argvlen)
+           != REDIS_OK)
     {
         ngx_free(data);
         return NGX_ERROR;

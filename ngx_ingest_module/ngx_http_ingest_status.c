@@ -16,6 +16,7 @@
 
 
 #include "ngx_http_ingest_module.h"
+#include "ingest_cluster.h"
 
 #include <dirent.h>
 
@@ -55,8 +56,7 @@ typedef struct {
 static ngx_int_t ngx_http_ingest_status_init_zone(ngx_shm_zone_t *zone,
     void *data);
 static ngx_int_t ngx_http_ingest_status_poll(ngx_http_ingest_worker_t *w);
-static void ngx_http_ingest_poll_done(redisAsyncContext *ac, void *r,
-    void *privdata);
+static void ngx_http_ingest_poll_done(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_status_wake(ngx_event_t *ev);
 static void ngx_http_ingest_status_timeout(ngx_event_t *ev);
 static void ngx_http_ingest_status_cleanup(void *data);
@@ -375,52 +375,76 @@ ngx_http_ingest_poll_handler(ngx_event_t *ev)
 }
 
 
-/* LLEN and GET <list>:heartbeat for each list, then a PING that ends it */
+/*
+ * LLEN and GET <list>:heartbeat for each list, each where its key lives
+ * (in a cluster, on that key's master); the poll ends with the last
+ * reply.
+ */
 
 static ngx_int_t
 ngx_http_ingest_status_poll(ngx_http_ingest_worker_t *w)
 {
-    ngx_uint_t   i;
-    const char  *argv[2];
-    size_t       argvlen[2];
-    u_char       key[512], *p;
+    ngx_uint_t          i;
+    const char         *argv[2];
+    size_t              argvlen[2];
+    u_char              key[512], *p;
+    redisAsyncContext  *ac;
 
     if (!w->connected || w->polling) {
         return w->polling ? NGX_OK : NGX_DECLINED;
     }
 
-    {
-        for (i = 0; i < w->nqueues && i < NGX_HTTP_INGEST_MAX_QUEUES; i++) {
-            argv[0] = "LLEN";
-            argvlen[0] = 4;
-            argv[1] = (const char *) w->queues[i].name.data;
-            argvlen[1] = w->queues[i].name.len;
+    w->poll_pending = 0;
 
-            (void) redisAsyncCommandArgv(w->ac, ngx_http_ingest_poll_reply,
-                                         (void *) (uintptr_t) (2 * i), 2,
-                                         argv, argvlen);
+    for (i = 0; i < w->nqueues && i < NGX_HTTP_INGEST_MAX_QUEUES; i++) {
+        argv[0] = "LLEN";
+        argvlen[0] = 4;
+        argv[1] = (const char *) w->queues[i].name.data;
+        argvlen[1] = w->queues[i].name.len;
 
-            p = ngx_snprintf(key, sizeof(key), "%V:heartbeat",
+        ac = ngx_http_ingest_redis_ctx(w, w->queues[i].name.data,
+                                       w->queues[i].name.len);
+
+        if (ac != NULL
+            && redisAsyncCommandArgv(ac, ngx_http_ingest_poll_reply,
+                                     (void *) (uintptr_t) (2 * i), 2,
+                                     argv, argvlen)
+               == REDIS_OK)
+        {
+            w->poll_pending++;
+        }
+
+        if (w->cluster != NULL
+            && !ingest_cluster_tagged(w->queues[i].name.data,
+                                      w->queues[i].name.len))
+        {
+            /* in the list's slot, as the consumer writes it */
+            p = ngx_snprintf(key, sizeof(key), "{%V}:heartbeat",
                              &w->queues[i].name);
 
-            argv[0] = "GET";
-            argvlen[0] = 3;
-            argv[1] = (const char *) key;
-            argvlen[1] = p - key;
+        } else {
+            p = ngx_snprintf(key, sizeof(key), "%V:heartbeat",
+                             &w->queues[i].name);
+        }
 
-            (void) redisAsyncCommandArgv(w->ac, ngx_http_ingest_poll_reply,
-                                         (void *) (uintptr_t) (2 * i + 1), 2,
-                                         argv, argvlen);
+        argv[0] = "GET";
+        argvlen[0] = 3;
+        argv[1] = (const char *) key;
+        argvlen[1] = p - key;
+
+        ac = ngx_http_ingest_redis_ctx(w, key, p - key);
+
+        if (ac != NULL
+            && redisAsyncCommandArgv(ac, ngx_http_ingest_poll_reply,
+                                     (void *) (uintptr_t) (2 * i + 1), 2,
+                                     argv, argvlen)
+               == REDIS_OK)
+        {
+            w->poll_pending++;
         }
     }
 
-    argv[0] = "PING";
-    argvlen[0] = 4;
-
-    if (redisAsyncCommandArgv(w->ac, ngx_http_ingest_poll_done, w, 1, argv,
-                              argvlen)
-        != REDIS_OK)
-    {
+    if (w->poll_pending == 0) {
         return NGX_DECLINED;
     }
 
@@ -433,9 +457,11 @@ ngx_http_ingest_status_poll(ngx_http_ingest_worker_t *w)
 /* the poll's last reply: answer the status requests that waited for it */
 
 static void
-ngx_http_ingest_poll_done(redisAsyncContext *ac, void *r, void *privdata)
+ngx_http_ingest_poll_done(ngx_http_ingest_worker_t *w)
 {
-    ngx_http_ingest_worker_t  *w = privdata;
+    if (w->poll_pending == 0 || --w->poll_pending) {
+        return;
+    }
 
     w->polling = 0;
 
@@ -519,6 +545,8 @@ ngx_http_ingest_poll_reply(redisAsyncContext *ac, void *r, void *privdata)
     ngx_http_ingest_queue_slot_t  *qs;
 
     n = (uintptr_t) privdata;
+
+    ngx_http_ingest_poll_done(ngx_http_ingest_worker);
 
     if (reply == NULL || ngx_http_ingest_stats == NULL) {
         return;

@@ -107,3 +107,55 @@ GET /
 --- must_die
 --- error_log
 "ingest_redis" directive is not allowed here
+
+
+
+=== TEST 9: ingest_redis cluster needs an address
+--- http_config
+    ingest_redis cluster;
+--- config
+    location = /c { ingest_counters; }
+--- request
+GET /c
+--- must_die
+--- error_log
+"ingest_redis" directive needs at least one address after "cluster"
+
+
+
+=== TEST 10: ingest_redis cluster: replicas= is 0 to 16
+--- http_config
+    ingest_redis cluster 127.0.0.1:7000 replicas=17;
+--- config
+    location = /c { ingest_counters; }
+--- request
+GET /c
+--- must_die
+--- error_log
+invalid "replicas=17": 0 to 16
+
+
+
+=== TEST 11: one address, or "cluster" and addresses
+--- http_config
+    ingest_redis 127.0.0.1:7000 127.0.0.1:7001;
+--- config
+    location = /c { ingest_counters; }
+--- request
+GET /c
+--- must_die
+--- error_log
+"ingest_redis" directive takes one address, or "cluster" and addresses
+
+
+
+=== TEST 12: a bad seed address
+--- http_config
+    ingest_redis cluster 127.0.0.1:7000 127.0.0.1:99999;
+--- config
+    location = /c { ingest_counters; }
+--- request
+GET /c
+--- must_die
+--- error_log
+invalid port in "ingest_redis" "127.0.0.1:99999"
