@@ -70,6 +70,7 @@
 #include <unistd.h>
 
 #include "ingest_consumer.h"
+#include "ingest_cluster.h"
 
 
 volatile sig_atomic_t  ingest_quit;
@@ -102,6 +103,7 @@ static const char  ingest_usage[] =
 
 
 static int ingest_options(ingest_consumer_t *ic, int argc, char **argv);
+static int ingest_options_cluster(ingest_consumer_t *ic);
 static int ingest_number(const char *name, const char *text, long min,
     long max, long *out);
 static int ingest_run(ingest_consumer_t *ic);
@@ -112,7 +114,7 @@ static void ingest_signal(int signo);
 int
 main(int argc, char **argv)
 {
-    int                 rc;
+    int                 rc, tagged;
     char                host[200];
     ingest_consumer_t   ic;
     struct sigaction    sa;
@@ -145,7 +147,12 @@ main(int argc, char **argv)
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(ic.owner, sizeof(ic.owner), "%s/%ld/%lld", host, (long) getpid(),
              (long long) ts.tv_sec * 1000000000 + ts.tv_nsec);
-    snprintf(ic.lock_key, sizeof(ic.lock_key), "%s:consumer", ic.queue);
+    /* in a cluster, in the list's slot: the trim script uses both */
+    tagged = ingest_cluster_tagged((const unsigned char *) ic.queue,
+                                   strlen(ic.queue));
+    snprintf(ic.lock_key, sizeof(ic.lock_key),
+             ic.cluster && !tagged ? "{%s}:consumer" : "%s:consumer",
+             ic.queue);
 
     ic.store = (strncmp(ic.db_path, "postgresql://", 13) == 0
                 || strncmp(ic.db_path, "postgres://", 11) == 0)
@@ -180,8 +187,6 @@ static int
 ingest_options(ingest_consumer_t *ic, int argc, char **argv)
 {
     int          ch;
-    char        *colon;
-    long         port;
     const char  *p;
 
     static const struct option  options[] = {
@@ -277,6 +282,10 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         return INGEST_EXIT_USAGE;
     }
 
+    if (strncmp(ic->redis, "cluster:", 8) == 0) {
+        return ingest_options_cluster(ic);
+    }
+
     if (strncmp(ic->redis, "unix:", 5) == 0) {
         p = ic->redis + 5;
 
@@ -292,30 +301,60 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         return -1;
     }
 
-    colon = strrchr(ic->redis, ':');
-
-    if (colon == NULL || colon == ic->redis
-        || (size_t) (colon - ic->redis) >= sizeof(ic->redis_host)
-        || ingest_number("--redis port", colon + 1, 1, 65535, &port))
+    if (ingest_queue_address(ic, ic->redis, ic->redis_host,
+                             sizeof(ic->redis_host), &ic->redis_port)
+        != 0)
     {
         fprintf(stderr, "ingest-consumer: invalid --redis \"%s\", "
-                "expected HOST:PORT or unix:PATH\n", ic->redis);
+                "expected HOST:PORT, unix:PATH or cluster:HOST:PORT,...\n",
+                ic->redis);
         return INGEST_EXIT_USAGE;
     }
 
-    p = ic->redis;
+    return -1;
+}
 
-    /* [::1]:6379 */
-    if (*p == '[' && colon[-1] == ']') {
-        memcpy(ic->redis_host, p + 1, colon - p - 2);
-        ic->redis_host[colon - p - 2] = '\0';
 
-    } else {
-        memcpy(ic->redis_host, p, colon - p);
-        ic->redis_host[colon - p] = '\0';
+/* --redis cluster:HOST:PORT,HOST:PORT,...: the seeds */
+
+static int
+ingest_options_cluster(ingest_consumer_t *ic)
+{
+    char         seed[300];
+    size_t       len;
+    const char  *p, *comma;
+
+    ic->cluster = 1;
+
+    for (p = ic->redis + 8; *p; p = comma + (*comma == ',')) {
+        comma = strchr(p, ',');
+        if (comma == NULL) {
+            comma = p + strlen(p);
+        }
+
+        len = comma - p;
+
+        if (len == 0 || len >= sizeof(seed) || ic->nseeds == INGEST_MAX_SEEDS
+            || (memcpy(seed, p, len), seed[len] = '\0',
+                ingest_queue_address(ic, seed, ic->seeds[ic->nseeds],
+                                     sizeof(ic->seeds[0]),
+                                     &ic->seed_ports[ic->nseeds]))
+               != 0)
+        {
+            fprintf(stderr, "ingest-consumer: invalid --redis \"%s\", "
+                    "expected cluster:HOST:PORT,HOST:PORT,... (up to %d)\n",
+                    ic->redis, INGEST_MAX_SEEDS);
+            return INGEST_EXIT_USAGE;
+        }
+
+        ic->nseeds++;
     }
 
-    ic->redis_port = (int) port;
+    if (ic->nseeds == 0) {
+        fprintf(stderr, "ingest-consumer: --redis cluster: needs an "
+                "address\n");
+        return INGEST_EXIT_USAGE;
+    }
 
     return -1;
 }

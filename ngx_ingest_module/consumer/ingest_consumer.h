@@ -47,6 +47,7 @@ typedef struct {
 
 
 #define INGEST_MAX_TABLES     64
+#define INGEST_MAX_SEEDS      16
 
 
 typedef struct ingest_consumer_s  ingest_consumer_t;
@@ -91,7 +92,12 @@ struct ingest_consumer_s {
     long                      idem_window; /* seconds keys are remembered */
     int                       verbose;
 
-    /* Redis */
+    /* Redis; in a cluster, the list's master, found from the seeds */
+    int                       cluster;
+    size_t                    nseeds;
+    char                      seeds[INGEST_MAX_SEEDS][256];
+    int                       seed_ports[INGEST_MAX_SEEDS];
+    size_t                    next_seed;
     redisContext             *redis_ctx;   /* NULL while disconnected */
     char                      lock_key[512];
     char                      owner[256];  /* our value of the lock key */
@@ -144,6 +150,8 @@ void ingest_log(int level, const char *fmt, ...)
 int64_t ingest_now_ms(void);
 void ingest_sleep_ms(long ms);
 
+int ingest_queue_address(ingest_consumer_t *ic, const char *text,
+    char *host, size_t size, int *port);
 int ingest_queue_connect(ingest_consumer_t *ic);
 void ingest_queue_disconnect(ingest_consumer_t *ic);
 int ingest_queue_lock(ingest_consumer_t *ic);

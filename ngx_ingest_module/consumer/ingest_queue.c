@@ -15,11 +15,13 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/time.h>
 
 #include "ingest_consumer.h"
+#include "ingest_cluster.h"
 
 
 #define INGEST_REDIS_TIMEOUT_MS   5000
@@ -47,6 +49,131 @@ static int ingest_queue_script(ingest_consumer_t *ic, const char *script,
     const char *key2, const char *arg2);
 
 
+/* HOST:PORT or [V6]:PORT into host and port; 0, or -1 if malformed */
+
+int
+ingest_queue_address(ingest_consumer_t *ic, const char *text, char *host,
+    size_t size, int *port)
+{
+    long         n;
+    char        *end;
+    const char  *colon;
+
+    (void) ic;
+
+    colon = strrchr(text, ':');
+
+    if (colon == NULL || colon == text || (size_t) (colon - text) >= size) {
+        return -1;
+    }
+
+    errno = 0;
+    n = strtol(colon + 1, &end, 10);
+
+    if (errno || end == colon + 1 || *end != '\0' || n < 1 || n > 65535) {
+        return -1;
+    }
+
+    if (*text == '[' && colon[-1] == ']') {
+        memcpy(host, text + 1, colon - text - 2);
+        host[colon - text - 2] = '\0';
+
+    } else {
+        memcpy(host, text, colon - text);
+        host[colon - text] = '\0';
+    }
+
+    *port = (int) n;
+
+    return 0;
+}
+
+
+/*
+ * In a cluster: the master of the list's slot, by CLUSTER SLOTS of the
+ * first seed that answers (starting after the last that did); 0 and
+ * ic->redis_host/port set, or -1.
+ */
+
+static int
+ingest_queue_owner(ingest_consumer_t *ic, struct timeval tv)
+{
+    size_t         i, n, s;
+    unsigned       slot;
+    redisReply    *reply, *range, *master;
+    redisContext  *c;
+
+    slot = ingest_cluster_slot((const unsigned char *) ic->queue,
+                               strlen(ic->queue));
+
+    for (n = 0; n < ic->nseeds; n++) {
+        s = (ic->next_seed + n) % ic->nseeds;
+
+        c = redisConnectWithTimeout(ic->seeds[s], ic->seed_ports[s], tv);
+
+        if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+            if (c != NULL) {
+                redisFree(c);
+            }
+
+            continue;
+        }
+
+        reply = redisCommand(c, "CLUSTER SLOTS");
+        redisFree(c);
+
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+            if (reply != NULL) {
+                freeReplyObject(reply);
+            }
+
+            continue;
+        }
+
+        for (i = 0; i < reply->elements; i++) {
+            range = reply->element[i];
+
+            if (range->type != REDIS_REPLY_ARRAY || range->elements < 3
+                || range->element[0]->type != REDIS_REPLY_INTEGER
+                || range->element[1]->type != REDIS_REPLY_INTEGER
+                || range->element[2]->type != REDIS_REPLY_ARRAY
+                || range->element[2]->elements < 2
+                || (long long) slot < range->element[0]->integer
+                || (long long) slot > range->element[1]->integer)
+            {
+                continue;
+            }
+
+            master = range->element[2];
+
+            if (master->element[0]->type != REDIS_REPLY_STRING
+                || master->element[1]->type != REDIS_REPLY_INTEGER
+                || master->element[0]->len >= sizeof(ic->redis_host))
+            {
+                continue;
+            }
+
+            memcpy(ic->redis_host, master->element[0]->str,
+                   master->element[0]->len);
+            ic->redis_host[master->element[0]->len] = '\0';
+            ic->redis_port = (int) master->element[1]->integer;
+
+            freeReplyObject(reply);
+            ic->next_seed = s;
+
+            return 0;
+        }
+
+        /* no master for the slot (a failover under way): the next seed */
+        freeReplyObject(reply);
+    }
+
+    ic->next_seed++;
+
+    return -1;
+}
+
+
 int
 ingest_queue_connect(ingest_consumer_t *ic)
 {
@@ -55,6 +182,16 @@ ingest_queue_connect(ingest_consumer_t *ic)
 
     tv.tv_sec = INGEST_REDIS_TIMEOUT_MS / 1000;
     tv.tv_usec = (INGEST_REDIS_TIMEOUT_MS % 1000) * 1000;
+
+    if (ic->cluster && ingest_queue_owner(ic, tv) != 0) {
+        if (!ic->redis_down) {
+            ic->redis_down = 1;
+            ingest_log(INGEST_LOG_WARN, "redis cluster \"%s\": no seed "
+                       "names a master for \"%s\"", ic->redis, ic->queue);
+        }
+
+        return -1;
+    }
 
     if (ic->redis_port) {
         c = redisConnectWithTimeout(ic->redis_host, ic->redis_port, tv);
@@ -129,6 +266,23 @@ ingest_queue_command(ingest_consumer_t *ic, int argc, const char **argv)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
+        if (ic->cluster
+            && (strncmp(reply->str, "MOVED ", 6) == 0
+                || strncmp(reply->str, "ASK ", 4) == 0
+                || strncmp(reply->str, "CLUSTERDOWN", 11) == 0
+                || strncmp(reply->str, "READONLY", 8) == 0
+                || strncmp(reply->str, "TRYAGAIN", 8) == 0))
+        {
+            /* the list is elsewhere, or soon will be: find it again */
+            ingest_log(INGEST_LOG_NOTICE, "redis %s on %s:%d: %s; finding "
+                       "the master of \"%s\" again", argv[0],
+                       ic->redis_host, ic->redis_port, reply->str,
+                       ic->queue);
+            freeReplyObject(reply);
+            ingest_queue_disconnect(ic);
+            return NULL;
+        }
+
         ingest_log(INGEST_LOG_ERR, "redis %s failed: %s", argv[0],
                    reply->str);
     }
@@ -347,7 +501,10 @@ ingest_queue_heartbeat(ingest_consumer_t *ic)
 
     ic->heartbeat_ms = now;
 
-    snprintf(key, sizeof(key), "%s:heartbeat", ic->queue);
+    /* beside the lock, in the list's slot (nginx reads it there too) */
+    snprintf(key, sizeof(key), "%.*s:heartbeat",
+             (int) (strlen(ic->lock_key) - sizeof(":consumer") + 1),
+             ic->lock_key);
     snprintf(value, sizeof(value),
              "{\"ts\":%lld,\"batches\":%llu,\"rows\":%llu,"
              "\"last_commit\":%lld,\"lag_ms\":%lld,\"owner\":\"%s\"}",
