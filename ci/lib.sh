@@ -147,3 +147,33 @@ nginx_cpu() {
 check_totals() {
     "$top/ci/check-totals" "$db" "$@"
 }
+
+# a private PostgreSQL in $run/pg (initdb refuses to run as root: then
+# the server runs as the postgres user), with fsync and synchronous
+# commits on, as SQLite's synchronous=FULL
+pg_start() {
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    pg_dir="$run/pg"
+    pg_port=$(free_port)
+    as_pg=()
+    mkdir -p "$pg_dir"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres "$pg_dir"
+        as_pg=(runuser -u postgres --)
+    fi
+    "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U ingest \
+        -E UTF8 > "$pg_dir/initdb.log" 2>&1
+    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+        -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1" \
+        start > /dev/null
+    psql "postgresql://ingest@127.0.0.1:$pg_port/postgres" -qc \
+        "CREATE DATABASE bench"
+    pg_uri="postgresql://ingest@127.0.0.1:$pg_port/bench"
+}
+
+pg_stop() {
+    [ -n "${pg_uri:-}" ] || return 0
+    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast -w stop \
+        > /dev/null || true
+    pg_uri=
+}
