@@ -70,4 +70,58 @@ ingest_cluster_tagged(const unsigned char *key, size_t len)
 }
 
 
+#ifdef __HIREDIS_H
+
+/* one range of CLUSTER SLOTS, [start, end, [host, port, id], replicas...] */
+
+typedef struct {
+    unsigned              start;
+    unsigned              end;
+    const char           *host;            /* not NUL-terminated */
+    size_t                host_len;
+    int                   port;
+    size_t                replicas;        /* Redis leaves out failed ones */
+} ingest_cluster_range_t;
+
+
+/* 0, or -1 if the element is not a range as Redis 3 to 7 send it */
+
+static inline int
+ingest_cluster_range(const redisReply *range, ingest_cluster_range_t *r)
+{
+    const redisReply  *master;
+
+    if (range->type != REDIS_REPLY_ARRAY || range->elements < 3
+        || range->element[0]->type != REDIS_REPLY_INTEGER
+        || range->element[1]->type != REDIS_REPLY_INTEGER
+        || range->element[2]->type != REDIS_REPLY_ARRAY
+        || range->element[2]->elements < 2)
+    {
+        return -1;
+    }
+
+    master = range->element[2];
+
+    if (master->element[0]->type != REDIS_REPLY_STRING
+        || master->element[1]->type != REDIS_REPLY_INTEGER
+        || range->element[0]->integer < 0
+        || range->element[1]->integer >= INGEST_CLUSTER_SLOTS
+        || range->element[0]->integer > range->element[1]->integer)
+    {
+        return -1;
+    }
+
+    r->start = (unsigned) range->element[0]->integer;
+    r->end = (unsigned) range->element[1]->integer;
+    r->host = master->element[0]->str;
+    r->host_len = master->element[0]->len;
+    r->port = (int) master->element[1]->integer;
+    r->replicas = range->elements - 3;
+
+    return 0;
+}
+
+#endif
+
+
 #endif /* _INGEST_CLUSTER_H_INCLUDED_ */

@@ -396,8 +396,9 @@ ngx_http_ingest_cluster_refresh(ngx_http_ingest_worker_t *w)
 static void
 ngx_http_ingest_cluster_slots(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisReply                 *reply = r, *range, *master;
-    ngx_uint_t                  i, s, start, end, covered;
+    redisReply                 *reply = r;
+    ngx_uint_t                  i, s, covered;
+    ingest_cluster_range_t      range;
     ngx_http_ingest_node_t     *node;
     ngx_http_ingest_worker_t   *w;
     ngx_http_ingest_cluster_t  *cl;
@@ -427,44 +428,23 @@ ngx_http_ingest_cluster_slots(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     for (i = 0; i < reply->elements; i++) {
-        range = reply->element[i];
-
-        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3
-            || range->element[0]->type != REDIS_REPLY_INTEGER
-            || range->element[1]->type != REDIS_REPLY_INTEGER
-            || range->element[2]->type != REDIS_REPLY_ARRAY
-            || range->element[2]->elements < 2)
-        {
+        if (ingest_cluster_range(reply->element[i], &range) != 0) {
             continue;
         }
 
-        master = range->element[2];
-
-        if (master->element[0]->type != REDIS_REPLY_STRING
-            || master->element[1]->type != REDIS_REPLY_INTEGER)
-        {
-            continue;
-        }
-
-        node = ngx_http_ingest_cluster_node(w,
-                                   (u_char *) master->element[0]->str,
-                                   master->element[0]->len,
-                                   (int) master->element[1]->integer);
+        node = ngx_http_ingest_cluster_node(w, (u_char *) range.host,
+                                            range.host_len, range.port);
         if (node == NULL) {
             continue;
         }
 
-        /* the replicas that follow (Redis leaves out failed ones) */
-        node->replicas = ngx_max(node->replicas, range->elements - 3);
+        node->replicas = ngx_max(node->replicas, range.replicas);
 
-        start = (ngx_uint_t) range->element[0]->integer;
-        end = (ngx_uint_t) range->element[1]->integer;
-
-        for (s = start; s <= end && s < NGX_HTTP_INGEST_SLOTS; s++) {
+        for (s = range.start; s <= range.end; s++) {
             cl->owner[s] = (uint8_t) node->index;
         }
 
-        covered += end - start + 1;
+        covered += range.end - range.start + 1;
     }
 
     if (covered < NGX_HTTP_INGEST_SLOTS) {

@@ -13,13 +13,6 @@ use POSIX qw(SIGTERM SIGINT);
 my @bins = grep { -x } map { "$Ingest::Test::Top/build/$_" }
            qw(ingest-consumer asan/ingest-consumer);
 
-sub batch {
-    my ($producer, $seq, $counts) = @_;
-    my $c = join ',', map { "\"$_\":$counts->{$_}" } sort keys %$counts;
-    return qq({"v":1,"kind":"counters","producer":"$producer","seq":$seq,)
-         . qq("ts":1763769600123,"counts":{$c}});
-}
-
 sub fixture {
     my ($name) = @_;
     open my $in, '<', "$Ingest::Test::Top/t/fixtures/wire/$name" or die $!;

@@ -18,13 +18,6 @@ $Ingest::Test::Totals = \&Ingest::Pg::totals;
 my @bins = grep { -x } map { "$Ingest::Test::Top/build/$_" }
            qw(ingest-consumer asan/ingest-consumer);
 
-sub batch {
-    my ($producer, $seq, $counts) = @_;
-    my $c = join ',', map { "\"$_\":$counts->{$_}" } sort keys %$counts;
-    return qq({"v":1,"kind":"counters","producer":"$producer","seq":$seq,)
-         . qq("ts":1763769600123,"counts":{$c}});
-}
-
 sub drained {
     my ($list) = @_;
     return wait_for(sub { (redis_cli('LLEN', $list) // 1) == 0 }, 20);

@@ -607,6 +607,47 @@ failed:
 }
 
 
+/*
+ * The records table of batch that this connection has checked already:
+ * 1 and *found; 0 if none; -1 if its columns differ from the batch's.
+ * Types compare as the store names them (SQLite stores ints and bools
+ * alike).
+ */
+
+int
+ingest_table_known(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    const char *const *types, ingest_table_t **found)
+{
+    size_t           i, n;
+    ingest_table_t  *t;
+
+    for (i = 0; i < ic->ntables; i++) {
+        t = &ic->tables[i];
+
+        if (strcmp(t->name, batch->table) != 0) {
+            continue;
+        }
+
+        if (t->ncolumns != batch->ncolumns) {
+            return -1;
+        }
+
+        for (n = 0; n < t->ncolumns; n++) {
+            if (strcmp(t->columns[n], batch->columns[n]) != 0
+                || types[t->types[n]] != types[batch->types[n]])
+            {
+                return -1;
+            }
+        }
+
+        *found = t;
+        return 1;
+    }
+
+    return 0;
+}
+
+
 static void
 ingest_signal(int signo)
 {

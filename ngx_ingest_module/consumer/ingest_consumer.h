@@ -149,6 +149,8 @@ void ingest_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int64_t ingest_now_ms(void);
 void ingest_sleep_ms(long ms);
+int ingest_table_known(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    const char *const *types, ingest_table_t **found);
 
 int ingest_queue_address(ingest_consumer_t *ic, const char *text,
     char *host, size_t size, int *port);

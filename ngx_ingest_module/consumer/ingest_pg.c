@@ -508,27 +508,11 @@ ingest_pg_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch, int *rc)
 
     *rc = -1;
 
-    for (i = 0; i < ic->ntables; i++) {
-        t = &ic->tables[i];
-
-        if (strcmp(t->name, batch->table) != 0) {
-            continue;
-        }
-
-        if (t->ncolumns != batch->ncolumns) {
-            goto conflict;
-        }
-
-        for (n = 0; n < (int) t->ncolumns; n++) {
-            if (strcmp(t->columns[n], batch->columns[n]) != 0
-                || ingest_pg_types[t->types[n]]
-                   != ingest_pg_types[batch->types[n]])
-            {
-                goto conflict;
-            }
-        }
-
+    switch (ingest_table_known(ic, batch, ingest_pg_types, &t)) {
+    case 1:
         return t;
+    case -1:
+        goto conflict;
     }
 
     if (ic->ntables == INGEST_MAX_TABLES) {

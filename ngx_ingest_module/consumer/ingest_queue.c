@@ -98,10 +98,11 @@ ingest_queue_address(ingest_consumer_t *ic, const char *text, char *host,
 static int
 ingest_queue_owner(ingest_consumer_t *ic, struct timeval tv)
 {
-    size_t         i, n, s;
-    unsigned       slot;
-    redisReply    *reply, *range, *master;
-    redisContext  *c;
+    size_t                   i, n, s;
+    unsigned                 slot;
+    redisReply              *reply;
+    redisContext            *c;
+    ingest_cluster_range_t   r;
 
     slot = ingest_cluster_slot((const unsigned char *) ic->queue,
                                strlen(ic->queue));
@@ -131,32 +132,16 @@ ingest_queue_owner(ingest_consumer_t *ic, struct timeval tv)
         }
 
         for (i = 0; i < reply->elements; i++) {
-            range = reply->element[i];
-
-            if (range->type != REDIS_REPLY_ARRAY || range->elements < 3
-                || range->element[0]->type != REDIS_REPLY_INTEGER
-                || range->element[1]->type != REDIS_REPLY_INTEGER
-                || range->element[2]->type != REDIS_REPLY_ARRAY
-                || range->element[2]->elements < 2
-                || (long long) slot < range->element[0]->integer
-                || (long long) slot > range->element[1]->integer)
+            if (ingest_cluster_range(reply->element[i], &r) != 0
+                || slot < r.start || slot > r.end
+                || r.host_len >= sizeof(ic->redis_host))
             {
                 continue;
             }
 
-            master = range->element[2];
-
-            if (master->element[0]->type != REDIS_REPLY_STRING
-                || master->element[1]->type != REDIS_REPLY_INTEGER
-                || master->element[0]->len >= sizeof(ic->redis_host))
-            {
-                continue;
-            }
-
-            memcpy(ic->redis_host, master->element[0]->str,
-                   master->element[0]->len);
-            ic->redis_host[master->element[0]->len] = '\0';
-            ic->redis_port = (int) master->element[1]->integer;
+            memcpy(ic->redis_host, r.host, r.host_len);
+            ic->redis_host[r.host_len] = '\0';
+            ic->redis_port = r.port;
 
             freeReplyObject(reply);
             ic->next_seed = s;

@@ -272,27 +272,11 @@ ingest_sqlite_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
     sqlite3_stmt    *s;
     ingest_table_t  *t;
 
-    for (i = 0; i < ic->ntables; i++) {
-        t = &ic->tables[i];
-
-        if (strcmp(t->name, batch->table) != 0) {
-            continue;
-        }
-
-        if (t->ncolumns != batch->ncolumns) {
-            goto conflict;
-        }
-
-        for (n = 0; n < t->ncolumns; n++) {
-            if (strcmp(t->columns[n], batch->columns[n]) != 0
-                || ingest_sql_types[t->types[n]]
-                   != ingest_sql_types[batch->types[n]])
-            {
-                goto conflict;
-            }
-        }
-
+    switch (ingest_table_known(ic, batch, ingest_sql_types, &t)) {
+    case 1:
         return t;
+    case -1:
+        goto conflict;
     }
 
     if (ic->ntables == INGEST_MAX_TABLES) {

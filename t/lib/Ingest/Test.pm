@@ -39,7 +39,7 @@ use POSIX qw(:sys_wait_h SIGTERM SIGKILL);
 use Time::HiRes qw(sleep time);
 use Test::More ();
 
-our @EXPORT_OK = qw(redis_cli totals wait_totals consumer_start
+our @EXPORT_OK = qw(redis_cli totals wait_totals batch consumer_start
                     consumer_stop consumer_log consumer_spawn consumer_kill
                     consumer_wait wait_for redis_start redis_stop
                     free_port $Dir $RedisPort $Db);
@@ -178,6 +178,15 @@ sub consumer_log {
     local $/;
     return scalar <$in>;
 }
+
+# a counters batch as the module writes it: producer, seq, { key => n }
+sub batch {
+    my ($producer, $seq, $counts) = @_;
+    my $c = join ',', map { "\"$_\":$counts->{$_}" } sort keys %$counts;
+    return qq({"v":1,"kind":"counters","producer":"$producer","seq":$seq,)
+         . qq("ts":1763769600123,"counts":{$c}});
+}
+
 
 # bounded wait for a condition
 sub wait_for {
