@@ -104,6 +104,7 @@ struct ingest_consumer_s {
     int                       locked;
     int64_t                   lock_renewed_ms;
     int                       redis_down;  /* "lost" was logged */
+    int                       redirected;  /* "finding it again" was */
 
     const ingest_store_t     *store;
 

@@ -258,18 +258,30 @@ ingest_queue_command(ingest_consumer_t *ic, int argc, const char **argv)
                 || strncmp(reply->str, "READONLY", 8) == 0
                 || strncmp(reply->str, "TRYAGAIN", 8) == 0))
         {
-            /* the list is elsewhere, or soon will be: find it again */
-            ingest_log(INGEST_LOG_NOTICE, "redis %s on %s:%d: %s; finding "
-                       "the master of \"%s\" again", argv[0],
-                       ic->redis_host, ic->redis_port, reply->str,
-                       ic->queue);
+            /*
+             * The list is elsewhere, or soon will be: find it again, once
+             * a tenth of a second (a migration's ASK lasts until it ends).
+             */
+
+            if (!ic->redirected) {
+                ic->redirected = 1;
+                ingest_log(INGEST_LOG_NOTICE, "redis %s on %s:%d: %s; "
+                           "finding the master of \"%s\" again", argv[0],
+                           ic->redis_host, ic->redis_port, reply->str,
+                           ic->queue);
+            }
+
             freeReplyObject(reply);
             ingest_queue_disconnect(ic);
+            ingest_sleep_ms(100);
             return NULL;
         }
 
         ingest_log(INGEST_LOG_ERR, "redis %s failed: %s", argv[0],
                    reply->str);
+
+    } else {
+        ic->redirected = 0;
     }
 
     return reply;
