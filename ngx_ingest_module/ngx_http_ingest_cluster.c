@@ -902,15 +902,15 @@ ngx_http_ingest_cluster_sync(ngx_http_ingest_worker_t *w,
 }
 
 
-/* the replicas a batch of q waits for, as its master stands now */
+/* the replicas a batch for slot waits for, as its master stands now */
 
 ngx_uint_t
 ngx_http_ingest_cluster_wait_for(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_queue_t *q)
+    ngx_uint_t slot)
 {
     ngx_uint_t  index;
 
-    index = w->cluster->owner[q->slot];
+    index = w->cluster->owner[slot];
 
     if (index == 0) {
         return w->imcf->replicas;

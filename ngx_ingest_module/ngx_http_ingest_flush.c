@@ -649,7 +649,8 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 
                 if (reply != NULL && reply->type == REDIS_REPLY_INTEGER
                     && w->cluster != NULL
-                    && (replicas = ngx_http_ingest_cluster_wait_for(w, q)))
+                    && (replicas = ngx_http_ingest_cluster_wait_for(w,
+                                                                 q->slot)))
                 {
                     /* on a replica too, or a failover could lose it */
                     freeReplyObject(reply);

@@ -253,6 +253,7 @@ typedef struct {
     unsigned                      spool_busy:1;    /* a replay in flight */
     unsigned                      polling:1;       /* LLENs on their way */
     unsigned                      spool_error:1;   /* logged once */
+    unsigned                      spool_pushed:1;  /* RPUSH took it */
 
     ngx_msec_t                    backoff;     /* next reconnect delay */
 
@@ -270,6 +271,7 @@ typedef struct {
     ngx_http_ingest_worker_slot_t  *slot;      /* its numbers in the zone */
     ngx_msec_t                      status_msec; /* slot's last refresh */
     u_char                        spool_name[NGX_MAX_PATH]; /* replayed */
+    ngx_uint_t                    spool_replicas;  /* its WAIT, cluster */
     ngx_connection_t              timer_conn;  /* data of the timers */
 
     char                          producer[INGEST_WIRE_MAX_PRODUCER];
@@ -368,7 +370,7 @@ void ngx_http_ingest_cluster_close(ngx_http_ingest_worker_t *w,
 redisAsyncContext *ngx_http_ingest_cluster_ctx(ngx_http_ingest_worker_t *w,
     const u_char *key, size_t len);
 ngx_uint_t ngx_http_ingest_cluster_wait_for(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_queue_t *q);
+    ngx_uint_t slot);
 redisContext *ngx_http_ingest_cluster_sync(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, redisContext **conns, struct timeval tv);
 

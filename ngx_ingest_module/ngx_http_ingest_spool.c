@@ -32,6 +32,8 @@ static u_char *ngx_http_ingest_spool_sanitize(u_char *p, u_char *last,
     u_char *s, size_t len);
 static void ngx_http_ingest_spool_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w);
+static void ngx_http_ingest_spool_pushed(redisAsyncContext *ac, void *r,
+    void *privdata);
 static void ngx_http_ingest_spool_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 
@@ -180,6 +182,7 @@ ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
     ngx_str_t          *dir;
     const char         *argv[3];
     size_t              argvlen[3];
+    ngx_uint_t          replicas;
     struct stat         st;
     struct dirent      *de;
     redisAsyncContext  *ac;
@@ -268,14 +271,31 @@ ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
 
     ac = ngx_http_ingest_redis_ctx(w, (u_char *) argv[1], argvlen[1]);
 
+    /* in a cluster, on a replica too, as any batch (see cluster.c) */
+
+    replicas = (w->cluster != NULL)
+               ? ngx_http_ingest_cluster_wait_for(w,
+                     ngx_http_ingest_cluster_slot((u_char *) argv[1],
+                                                  argvlen[1]))
+               : 0;
+
     if (ac == NULL
-        || redisAsyncCommandArgv(ac, ngx_http_ingest_spool_reply, w, 3,
-                                 argv, argvlen)
-           != REDIS_OK)
+        || redisAsyncCommandArgv(ac, replicas ? ngx_http_ingest_spool_pushed
+                                              : ngx_http_ingest_spool_reply,
+                                 w, 3, argv, argvlen)
+           != REDIS_OK
+        || (replicas
+            && redisAsyncCommand(ac, ngx_http_ingest_spool_reply, w,
+                                 "WAIT %u %u", (unsigned) replicas,
+                                 (unsigned) w->imcf->ack_timeout / 2)
+               != REDIS_OK))
     {
         ngx_free(data);
         return NGX_ERROR;
     }
+
+    w->spool_pushed = 0;
+    w->spool_replicas = replicas;
 
     ngx_free(data);
     w->spool_busy = 1;
@@ -283,6 +303,20 @@ ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
     return NGX_OK;
 }
 
+
+/* a cluster's RPUSH of a spooled batch; the WAIT after it decides */
+
+static void
+ngx_http_ingest_spool_pushed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply                *reply = r;
+    ngx_http_ingest_worker_t  *w = privdata;
+
+    w->spool_pushed = (reply != NULL && reply->type == REDIS_REPLY_INTEGER);
+}
+
+
+/* the RPUSH's reply, or in a cluster the WAIT's: the file goes, or stays */
 
 static void
 ngx_http_ingest_spool_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -293,7 +327,11 @@ ngx_http_ingest_spool_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     w->spool_busy = 0;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || (w->spool_replicas
+            && (!w->spool_pushed
+                || (ngx_uint_t) reply->integer < w->spool_replicas)))
+    {
         /* kept: the next scan sends it again */
         if (!w->exiting && !w->spool_timer.timer_set) {
             ngx_add_timer(&w->spool_timer, NGX_HTTP_INGEST_SPOOL_PERIOD);
