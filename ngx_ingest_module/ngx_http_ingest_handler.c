@@ -51,6 +51,12 @@ static ngx_int_t ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list, ngx_str_t *id);
 static void ngx_http_ingest_added(ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_list_t *list);
+static ngx_http_ingest_queue_t *ngx_http_ingest_shard_queue(
+    ngx_http_ingest_list_t *list, u_char *key, size_t len);
+static ngx_int_t ngx_http_ingest_await(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list);
+static void ngx_http_ingest_await_one(ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_queue_t *q);
 static void ngx_http_ingest_ack_timeout(ngx_event_t *ev);
 static void ngx_http_ingest_ack_cleanup(void *data);
 static void ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx,
@@ -106,7 +112,7 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
     }
 
     ctx->request = r;
-    ctx->seq = 0;
+    ctx->nacks = 0;
     ctx->error = NULL;
     ctx->error_at = -1;
     ctx->answer = NULL;
@@ -297,7 +303,6 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
 {
     ngx_str_t                    id;
     ngx_http_ingest_list_t      *list;
-    ngx_http_ingest_queue_t     *q;
     ngx_http_ingest_loc_conf_t  *ilcf;
 
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
@@ -347,11 +352,13 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_stat_add(increments, ctx->pairs.nelts);
 
     if (ilcf->ack == NGX_HTTP_INGEST_ACK_REDIS) {
-        /* the table becomes the next batch, whenever it is cut */
-        q = &ngx_http_ingest_worker->queues[list->first];  /* one shard */
-        ctx->seq = q->seq + 1;
-        ngx_http_ingest_wait(r, ctx, q, ilcf);
-        ngx_http_ingest_flush_added(ngx_http_ingest_worker, q);
+        /* each touched shard's table becomes its next batch */
+        if (ngx_http_ingest_await(r, ctx, list) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_ingest_wait(r, ctx, ilcf);
+        ngx_http_ingest_added(ctx, list);
         return NGX_DONE;
     }
 
@@ -362,16 +369,86 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
 
 
 /*
- * ingest_ack redis: the answer waits for Redis's acknowledgement of the
- * batch that holds the request's increments (all requests of one flush
- * wait for one RPUSH), or for ingest_ack_timeout.  The timer is not
- * cancelable, so a graceful shutdown answers before the worker goes.
+ * ingest_ack redis: which batches the request waits for.  Without shards,
+ * the next batch of its list; with them, the next batch of each shard its
+ * keys fell in, all of which must be in Redis before it is answered.
+ */
+
+static ngx_int_t
+ngx_http_ingest_await(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_list_t *list)
+{
+    ngx_uint_t                i, j;
+    ngx_http_ingest_pair_t   *pair;
+    ngx_http_ingest_queue_t  *q;
+
+    if (list->shards == 1 || ctx->pairs.nelts == 0) {
+        ngx_http_ingest_await_one(ctx,
+                              &ngx_http_ingest_worker->queues[list->first]);
+        return NGX_OK;
+    }
+
+    ctx->acks = ngx_pcalloc(r->pool,
+                            list->shards * sizeof(ngx_http_ingest_ack_t));
+    if (ctx->acks == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->nacks = 0;
+    pair = ctx->pairs.elts;
+
+    for (i = 0; i < ctx->pairs.nelts; i++) {
+        q = ngx_http_ingest_shard_queue(list, pair[i].key, pair[i].len);
+
+        for (j = 0; j < ctx->nacks && ctx->acks[j].q != q; j++) {
+            /* void */
+        }
+
+        if (j == ctx->nacks) {
+            ctx->acks[j].q = q;
+            ctx->acks[j].seq = q->seq + 1;
+            ctx->nacks++;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the next batch of q: a records list, or a list without shards */
+
+static void
+ngx_http_ingest_await_one(ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_queue_t *q)
+{
+    ctx->ack.q = q;
+    ctx->ack.seq = q->seq + 1;
+    ctx->acks = &ctx->ack;
+    ctx->nacks = 1;
+}
+
+
+void
+ngx_http_ingest_wait_one(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_loc_conf_t *ilcf)
+{
+    ngx_http_ingest_await_one(ctx, q);
+    ngx_http_ingest_wait(r, ctx, ilcf);
+}
+
+
+/*
+ * The answer waits for Redis's acknowledgement of the batches awaited
+ * (all requests of one flush wait for one RPUSH), or for
+ * ingest_ack_timeout.  The timer is not cancelable, so a graceful
+ * shutdown answers before the worker goes.
  */
 
 void
 ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
-    ngx_http_ingest_queue_t *q, ngx_http_ingest_loc_conf_t *ilcf)
+    ngx_http_ingest_loc_conf_t *ilcf)
 {
+    ngx_uint_t           i;
     ngx_pool_cleanup_t  *cln;
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -385,7 +462,13 @@ ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     cln->handler = ngx_http_ingest_ack_cleanup;
     cln->data = ctx;
 
-    ngx_queue_insert_tail(&q->waiting, &ctx->link);
+    for (i = 0; i < ctx->nacks; i++) {
+        ctx->acks[i].ctx = ctx;
+        ctx->acks[i].waiting = 1;
+        ngx_queue_insert_tail(&ctx->acks[i].q->waiting, &ctx->acks[i].link);
+    }
+
+    ctx->pending = ctx->nacks;
     ctx->waiting = 1;
 
     /* data is the connection, as nginx's debug log expects of a timer */
@@ -400,23 +483,28 @@ ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
 }
 
 
-/* q's batch seq is in Redis: answer every request it held */
+/* q's batch seq is in Redis: answer every request it completes */
 
 void
 ngx_http_ingest_wake(ngx_http_ingest_queue_t *q, uint64_t seq)
 {
     ngx_queue_t            *link;
-    ngx_http_ingest_ctx_t  *ctx;
+    ngx_http_ingest_ack_t  *ack;
 
     while (!ngx_queue_empty(&q->waiting)) {
         link = ngx_queue_head(&q->waiting);
-        ctx = ngx_queue_data(link, ngx_http_ingest_ctx_t, link);
+        ack = ngx_queue_data(link, ngx_http_ingest_ack_t, link);
 
-        if (ctx->seq > seq) {
+        if (ack->seq > seq) {
             break;
         }
 
-        ngx_http_ingest_answer(ctx, NGX_HTTP_NO_CONTENT);
+        ngx_queue_remove(&ack->link);
+        ack->waiting = 0;
+
+        if (--ack->ctx->pending == 0) {
+            ngx_http_ingest_answer(ack->ctx, NGX_HTTP_NO_CONTENT);
+        }
     }
 }
 
@@ -424,14 +512,21 @@ ngx_http_ingest_wake(ngx_http_ingest_queue_t *q, uint64_t seq)
 static void
 ngx_http_ingest_ack_timeout(ngx_event_t *ev)
 {
+    ngx_uint_t              i;
     ngx_http_ingest_ctx_t  *ctx;
 
     ctx = (ngx_http_ingest_ctx_t *)
               ((u_char *) ev - offsetof(ngx_http_ingest_ctx_t, ack_timer));
 
-    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                  "ingest batch seq %uL not acknowledged by Redis within "
-                  "ingest_ack_timeout: answering 504", ctx->seq);
+    for (i = 0; i < ctx->nacks; i++) {
+        if (ctx->acks[i].waiting) {
+            ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                          "ingest batch seq %uL of \"%V\" not acknowledged "
+                          "by Redis within ingest_ack_timeout: answering 504",
+                          ctx->acks[i].seq, &ctx->acks[i].q->name);
+            break;
+        }
+    }
 
     ngx_http_ingest_answer(ctx, NGX_HTTP_GATEWAY_TIME_OUT);
 }
@@ -442,8 +537,16 @@ ngx_http_ingest_ack_cleanup(void *data)
 {
     ngx_http_ingest_ctx_t  *ctx = data;
 
+    ngx_uint_t  i;
+
     if (ctx->waiting) {
-        ngx_queue_remove(&ctx->link);
+        for (i = 0; i < ctx->nacks; i++) {
+            if (ctx->acks[i].waiting) {
+                ngx_queue_remove(&ctx->acks[i].link);
+                ctx->acks[i].waiting = 0;
+            }
+        }
+
         ctx->waiting = 0;
     }
 
@@ -665,7 +768,7 @@ ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx)
 
 /* the Redis list of key's shard */
 
-static ngx_inline ngx_http_ingest_queue_t *
+static ngx_http_ingest_queue_t *
 ngx_http_ingest_shard_queue(ngx_http_ingest_list_t *list, u_char *key,
     size_t len)
 {

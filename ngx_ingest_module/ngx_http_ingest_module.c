@@ -333,8 +333,6 @@ ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_ingest_loc_conf_t  *prev = parent;
     ngx_http_ingest_loc_conf_t  *conf = child;
 
-    ngx_http_ingest_main_conf_t  *imcf;
-
     /* an endpoint is not inherited: nested locations have their own */
 
     ngx_conf_merge_size_value(conf->max_key_length, prev->max_key_length,
@@ -343,19 +341,6 @@ ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_HTTP_INGEST_ACK_MEMORY);
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 5000);
     ngx_conf_merge_size_value(conf->max_line, prev->max_line, 64 * 1024);
-
-    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ingest_module);
-
-    if (conf->format != NGX_CONF_UNSET_UINT
-        && conf->ack == NGX_HTTP_INGEST_ACK_REDIS
-        && ngx_http_ingest_list(imcf, conf->queue)->shards > 1)
-    {
-        /* a request would wait for a batch on each of its keys' shards */
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"ingest_ack redis\" does not work with "
-                           "\"ingest_shards\" above 1 yet");
-        return NGX_CONF_ERROR;
-    }
 
     return NGX_CONF_OK;
 }

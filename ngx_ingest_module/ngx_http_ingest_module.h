@@ -184,12 +184,28 @@ typedef struct {
     ((q)->table.nkeys + (q)->nkeyed + (q)->nrows)
 
 
-/* a request's state, counters and records alike */
+typedef struct ngx_http_ingest_ctx_s  ngx_http_ingest_ctx_t;
+
+
+/* ingest_ack redis: a request waits for one batch of one list */
 
 typedef struct {
-    ngx_http_request_t         *request;
     ngx_queue_t                 link;        /* in q->waiting */
+    ngx_http_ingest_ctx_t      *ctx;
+    ngx_http_ingest_queue_t    *q;
     uint64_t                    seq;         /* of the batch awaited */
+    unsigned                    waiting:1;
+} ngx_http_ingest_ack_t;
+
+
+/* a request's state, counters and records alike */
+
+struct ngx_http_ingest_ctx_s {
+    ngx_http_request_t         *request;
+    ngx_http_ingest_ack_t      *acks;        /* one per list it waits on */
+    ngx_uint_t                  nacks;
+    ngx_uint_t                  pending;     /* acks still awaited */
+    ngx_http_ingest_ack_t       ack;         /* the one of one list */
     ngx_event_t                 ack_timer;
     ngx_http_ingest_parser_t    parser;
     ngx_array_t                 pairs;       /* ngx_http_ingest_pair_t */
@@ -199,7 +215,7 @@ typedef struct {
     unsigned                    nomem:1;
     unsigned                    waiting:1;
     unsigned                    from_file:1; /* body read from its file */
-} ngx_http_ingest_ctx_t;
+};
 
 
 /* ingest_redis cluster: a master or a seed, and its connection */
@@ -303,7 +319,10 @@ ngx_int_t ngx_http_ingest_send_full(ngx_http_request_t *r);
 size_t ngx_http_ingest_json_escaped(const u_char *s, size_t len);
 u_char *ngx_http_ingest_json_escape(u_char *p, const u_char *s, size_t len);
 void ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
-    ngx_http_ingest_queue_t *q, ngx_http_ingest_loc_conf_t *ilcf);
+    ngx_http_ingest_loc_conf_t *ilcf);
+void ngx_http_ingest_wait_one(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_loc_conf_t *ilcf);
 char *ngx_http_ingest_records(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_uint_t ngx_http_ingest_list_index(ngx_conf_t *cf, ngx_str_t *name,

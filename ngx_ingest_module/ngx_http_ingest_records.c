@@ -490,8 +490,7 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
 
     if (lx->valid && ilcf->ack == NGX_HTTP_INGEST_ACK_REDIS) {
         ctx->answer = answer;
-        ctx->seq = q->seq + 1;
-        ngx_http_ingest_wait(r, ctx, q, ilcf);
+        ngx_http_ingest_wait_one(r, ctx, q, ilcf);
         ngx_http_ingest_flush_added(w, q);
         return;
     }

@@ -49,7 +49,7 @@ Content-Type: application/json
 --- response_body
 {"error":"not acknowledged by Redis in time; the increments may or may not be counted"}
 --- error_log
-ingest batch seq 1 not acknowledged by Redis within ingest_ack_timeout: answering 504
+ingest batch seq 1 of "ingest:counters" not acknowledged by Redis within ingest_ack_timeout: answering 504
 
 
 

@@ -51,6 +51,12 @@ my @consumers = map {
 
 END { consumer_kill($_) for @consumers }
 
+add_block_preprocessor(sub {
+    my $block = shift;
+    Ingest::Test::redis_cli('SET', 's:ack2:{1}', 'not a list')
+        if $block->name =~ /504 when one shard/;
+});
+
 no_shuffle();
 run_tests();
 
@@ -99,21 +105,61 @@ list "both" is used by "ingest_counters" and by "ingest_records": with "ingest_s
 
 
 
-=== TEST 4: ingest_ack redis with shards is refused
+=== TEST 4: ingest_ack redis with shards: 204 once every shard's batch is in Redis
+With two shards, "a" and "e" fall in shard 0 and "b" in shard 1.
 --- http_config
     ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     ingest_shards 2;
+    ingest_flush_interval 20ms;
 --- config
-    location = /c { ingest_counters; ingest_ack redis; }
+    location = /c { ingest_counters queue=s:ack; ingest_ack redis; }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
 --- request
-GET /c
---- must_die
+POST /c
+a=1&b=2&e=5
+--- error_code: 204
+--- list eval
+["s:ack:{0}", sub {
+    my $one = Ingest::Test::redis_cli('LRANGE', 's:ack:{1}', 0, -1) // '';
+    return (0, "shard 1: $one") unless $one =~ /"counts":\{"b":2\}/;
+    return $_[0] =~ /"counts":\{(?=[^}]*"a":1)(?=[^}]*"e":5)[^}]*\}/
+        ? (1, "each shard's batch in Redis when 204 came")
+        : (0, "shard 0: @_");
+}]
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: ... and 504 when one shard's batch is not taken in time
+Shard 1's list is a string, so Redis refuses its RPUSH (WRONGTYPE):
+shard 0's batch alone is not enough for an answer.
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_shards 2;
+    ingest_flush_interval 20ms;
+--- config
+    location = /c {
+        ingest_counters queue=s:ack2;
+        ingest_ack redis;
+        ingest_ack_timeout 300ms;
+    }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request
+POST /c
+a=1&b=2
+--- error_code: 504
+--- response_body
+{"error":"not acknowledged by Redis in time; the increments may or may not be counted"}
 --- error_log
-"ingest_ack redis" does not work with "ingest_shards" above 1 yet
+ingest batch seq 1 of "s:ack2:{1}" not acknowledged by Redis within ingest_ack_timeout: answering 504
+ingest redis RPUSH to "s:ack2:{1}" failed: WRONGTYPE
 
 
 
-=== TEST 5: more than 64 Redis lists
+=== TEST 6: more than 64 Redis lists
 --- http_config
     ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     ingest_shards 40;
@@ -128,7 +174,7 @@ more than 64 Redis lists with list "b" and its shards
 
 
 
-=== TEST 6: each key goes to the shard its hash names, and only there
+=== TEST 7: each key goes to the shard its hash names, and only there
 The keys are hashed as received: "%C3%A9t%C3%A9" is the 5 bytes of "été".
 --- http_config
     ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
@@ -161,7 +207,7 @@ Content-Type: application/x-www-form-urlencoded
 
 
 
-=== TEST 7: a refused request changes no shard
+=== TEST 8: a refused request changes no shard
 The first request takes "a" (shard 0) to the top; the second adds "b",
 "c", "d", "e" (shards 1, 2, 3, 0) and then overflows "a": 400.  At exit,
 shard 0 holds "a" alone and shard 1 "f" alone; without the undo they
@@ -188,7 +234,7 @@ ingest flushed 1 keys to "s:undo:{1}" at exit (batch seq 1)
 
 
 
-=== TEST 8: an Idempotency-Key request splits over the shards, same id
+=== TEST 9: an Idempotency-Key request splits over the shards, same id
 --- http_config
     ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     ingest_flush_interval 20ms;
@@ -213,7 +259,7 @@ Idempotency-Key: order-17
 
 
 
-=== TEST 9: three shards, three consumers, one SQLite file: exact totals
+=== TEST 10: three shards, three consumers, one SQLite file: exact totals
 --- http_config
     ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     ingest_flush_interval 20ms;
@@ -232,7 +278,7 @@ Content-Type: application/x-www-form-urlencoded
 
 
 
-=== TEST 10: an Idempotency-Key request sent twice counts once in every shard
+=== TEST 11: an Idempotency-Key request sent twice counts once in every shard
 --- http_config
     ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     ingest_flush_interval 20ms;
@@ -252,7 +298,7 @@ Idempotency-Key: twice-1
 
 
 
-=== TEST 11: the status endpoint shows each shard's list and its consumer
+=== TEST 12: the status endpoint shows each shard's list and its consumer
 --- http_config
     ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     ingest_shards 3;
