@@ -51,7 +51,7 @@ static ngx_int_t ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list, ngx_str_t *id);
 static void ngx_http_ingest_added(ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_list_t *list);
-static ngx_http_ingest_queue_t *ngx_http_ingest_shard_queue(
+static ngx_inline ngx_http_ingest_queue_t *ngx_http_ingest_shard_queue(
     ngx_http_ingest_list_t *list, u_char *key, size_t len);
 static ngx_int_t ngx_http_ingest_await(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list);
@@ -768,7 +768,7 @@ ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx)
 
 /* the Redis list of key's shard */
 
-static ngx_http_ingest_queue_t *
+static ngx_inline ngx_http_ingest_queue_t *
 ngx_http_ingest_shard_queue(ngx_http_ingest_list_t *list, u_char *key,
     size_t len)
 {
