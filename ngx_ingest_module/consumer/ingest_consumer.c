@@ -147,11 +147,20 @@ main(int argc, char **argv)
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(ic.owner, sizeof(ic.owner), "%s/%ld/%lld", host, (long) getpid(),
              (long long) ts.tv_sec * 1000000000 + ts.tv_nsec);
-    /* in a cluster, in the list's slot: the trim script uses both */
+
+    /*
+     * The lock and the heartbeat beside the list; in a cluster, in the
+     * list's slot (the trim script uses list and lock together, and nginx
+     * reads the heartbeat there).
+     */
+
     tagged = ingest_cluster_tagged((const unsigned char *) ic.queue,
                                    strlen(ic.queue));
     snprintf(ic.lock_key, sizeof(ic.lock_key),
              ic.cluster && !tagged ? "{%s}:consumer" : "%s:consumer",
+             ic.queue);
+    snprintf(ic.heartbeat_key, sizeof(ic.heartbeat_key),
+             ic.cluster && !tagged ? "{%s}:heartbeat" : "%s:heartbeat",
              ic.queue);
 
     ic.store = (strncmp(ic.db_path, "postgresql://", 13) == 0
@@ -301,7 +310,7 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         return -1;
     }
 
-    if (ingest_queue_address(ic, ic->redis, ic->redis_host,
+    if (ingest_queue_address(ic->redis, ic->redis_host,
                              sizeof(ic->redis_host), &ic->redis_port)
         != 0)
     {
@@ -334,17 +343,20 @@ ingest_options_cluster(ingest_consumer_t *ic)
 
         len = comma - p;
 
-        if (len == 0 || len >= sizeof(seed) || ic->nseeds == INGEST_MAX_SEEDS
-            || (memcpy(seed, p, len), seed[len] = '\0',
-                ingest_queue_address(ic, seed, ic->seeds[ic->nseeds],
-                                     sizeof(ic->seeds[0]),
-                                     &ic->seed_ports[ic->nseeds]))
-               != 0)
+        if (len == 0 || len >= sizeof(seed) || ic->nseeds == INGEST_MAX_SEEDS)
         {
-            fprintf(stderr, "ingest-consumer: invalid --redis \"%s\", "
-                    "expected cluster:HOST:PORT,HOST:PORT,... (up to %d)\n",
-                    ic->redis, INGEST_MAX_SEEDS);
-            return INGEST_EXIT_USAGE;
+            goto invalid;
+        }
+
+        memcpy(seed, p, len);
+        seed[len] = '\0';
+
+        if (ingest_queue_address(seed, ic->seeds[ic->nseeds],
+                                 sizeof(ic->seeds[0]),
+                                 &ic->seed_ports[ic->nseeds])
+            != 0)
+        {
+            goto invalid;
         }
 
         ic->nseeds++;
@@ -357,6 +369,13 @@ ingest_options_cluster(ingest_consumer_t *ic)
     }
 
     return -1;
+
+invalid:
+
+    fprintf(stderr, "ingest-consumer: invalid --redis \"%s\", expected "
+            "cluster:HOST:PORT,HOST:PORT,... (up to %d)\n", ic->redis,
+            INGEST_MAX_SEEDS);
+    return INGEST_EXIT_USAGE;
 }
 
 
@@ -608,14 +627,16 @@ failed:
 
 
 /*
- * The records table of batch that this connection has checked already:
- * 1 and *found; 0 if none; -1 if its columns differ from the batch's.
- * Types compare as the store names them (SQLite stores ints and bools
- * alike).
+ * The records table of batch for this connection: 1 and *found if it
+ * was checked already; 0 and *found a fresh entry holding the batch's
+ * columns, which the store checks against the database and keeps with
+ * ic->ntables++; -1 (logged) if the batch's columns differ from the
+ * checked table's, or there are too many tables.  Types compare as the
+ * store names them (SQLite stores ints and bools alike).
  */
 
 int
-ingest_table_known(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+ingest_table_entry(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     const char *const *types, ingest_table_t **found)
 {
     size_t           i, n;
@@ -629,6 +650,7 @@ ingest_table_known(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
         }
 
         if (t->ncolumns != batch->ncolumns) {
+            ingest_table_conflict(batch);
             return -1;
         }
 
@@ -636,6 +658,7 @@ ingest_table_known(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
             if (strcmp(t->columns[n], batch->columns[n]) != 0
                 || types[t->types[n]] != types[batch->types[n]])
             {
+                ingest_table_conflict(batch);
                 return -1;
             }
         }
@@ -644,7 +667,29 @@ ingest_table_known(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
         return 1;
     }
 
+    if (ic->ntables == INGEST_MAX_TABLES) {
+        ingest_log(INGEST_LOG_ERR, "more than %d record tables",
+                   INGEST_MAX_TABLES);
+        return -1;
+    }
+
+    t = &ic->tables[ic->ntables];
+    memset(t, 0, sizeof(ingest_table_t));
+    strcpy(t->name, batch->table);
+    t->ncolumns = batch->ncolumns;
+    memcpy(t->columns, batch->columns, sizeof(t->columns));
+    memcpy(t->types, batch->types, sizeof(t->types));
+
+    *found = t;
     return 0;
+}
+
+
+void
+ingest_table_conflict(ingest_wire_batch_t *batch)
+{
+    ingest_log(INGEST_LOG_ERR, "the columns of a batch for table \"%s\" "
+               "differ from the table's", batch->table);
 }
 
 

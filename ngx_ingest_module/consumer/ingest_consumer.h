@@ -100,6 +100,7 @@ struct ingest_consumer_s {
     size_t                    next_seed;
     redisContext             *redis_ctx;   /* NULL while disconnected */
     char                      lock_key[512];
+    char                      heartbeat_key[512];
     char                      owner[256];  /* our value of the lock key */
     int                       locked;
     int64_t                   lock_renewed_ms;
@@ -150,11 +151,12 @@ void ingest_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int64_t ingest_now_ms(void);
 void ingest_sleep_ms(long ms);
-int ingest_table_known(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+int ingest_table_entry(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     const char *const *types, ingest_table_t **found);
+void ingest_table_conflict(ingest_wire_batch_t *batch);
 
-int ingest_queue_address(ingest_consumer_t *ic, const char *text,
-    char *host, size_t size, int *port);
+int ingest_queue_address(const char *text, char *host, size_t size,
+    int *port);
 int ingest_queue_connect(ingest_consumer_t *ic);
 void ingest_queue_disconnect(ingest_consumer_t *ic);
 int ingest_queue_lock(ingest_consumer_t *ic);

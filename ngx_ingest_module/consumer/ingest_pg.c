@@ -508,25 +508,12 @@ ingest_pg_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch, int *rc)
 
     *rc = -1;
 
-    switch (ingest_table_known(ic, batch, ingest_pg_types, &t)) {
+    switch (ingest_table_entry(ic, batch, ingest_pg_types, &t)) {
     case 1:
         return t;
     case -1:
-        goto conflict;
-    }
-
-    if (ic->ntables == INGEST_MAX_TABLES) {
-        ingest_log(INGEST_LOG_ERR, "more than %d record tables",
-                   INGEST_MAX_TABLES);
         return NULL;
     }
-
-    t = &ic->tables[ic->ntables];
-    memset(t, 0, sizeof(ingest_table_t));
-    strcpy(t->name, batch->table);
-    t->ncolumns = batch->ncolumns;
-    memcpy(t->columns, batch->columns, sizeof(t->columns));
-    memcpy(t->types, batch->types, sizeof(t->types));
 
     /* one creator at a time, until this transaction ends */
 
@@ -660,8 +647,7 @@ ingest_pg_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch, int *rc)
 
 conflict:
 
-    ingest_log(INGEST_LOG_ERR, "the columns of a batch for table \"%s\" "
-               "differ from the table's", batch->table);
+    ingest_table_conflict(batch);
     return NULL;
 }
 

@@ -52,14 +52,11 @@ static int ingest_queue_script(ingest_consumer_t *ic, const char *script,
 /* HOST:PORT or [V6]:PORT into host and port; 0, or -1 if malformed */
 
 int
-ingest_queue_address(ingest_consumer_t *ic, const char *text, char *host,
-    size_t size, int *port)
+ingest_queue_address(const char *text, char *host, size_t size, int *port)
 {
     long         n;
     char        *end;
     const char  *colon;
-
-    (void) ic;
 
     colon = strrchr(text, ':');
 
@@ -485,7 +482,7 @@ ingest_queue_trim(ingest_consumer_t *ic, size_t n)
 void
 ingest_queue_heartbeat(ingest_consumer_t *ic)
 {
-    char         key[512], value[512];
+    char         value[512];
     int64_t      now;
     const char  *argv[5];
     redisReply  *reply;
@@ -498,10 +495,6 @@ ingest_queue_heartbeat(ingest_consumer_t *ic)
 
     ic->heartbeat_ms = now;
 
-    /* beside the lock, in the list's slot (nginx reads it there too) */
-    snprintf(key, sizeof(key), "%.*s:heartbeat",
-             (int) (strlen(ic->lock_key) - sizeof(":consumer") + 1),
-             ic->lock_key);
     snprintf(value, sizeof(value),
              "{\"ts\":%lld,\"batches\":%llu,\"rows\":%llu,"
              "\"last_commit\":%lld,\"lag_ms\":%lld,\"owner\":\"%s\"}",
@@ -510,7 +503,7 @@ ingest_queue_heartbeat(ingest_consumer_t *ic)
              (long long) ic->lag_ms, ic->owner);
 
     argv[0] = "SET";
-    argv[1] = key;
+    argv[1] = ic->heartbeat_key;
     argv[2] = value;
     argv[3] = "PX";
     argv[4] = "10000";
