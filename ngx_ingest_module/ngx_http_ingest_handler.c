@@ -27,6 +27,7 @@ typedef struct {
     size_t                      len;
     int64_t                     value;
     off_t                       at;          /* where the pair began */
+    ngx_http_ingest_queue_t    *q;           /* its list, or shard's */
 } ngx_http_ingest_pair_t;
 
 
@@ -44,15 +45,17 @@ static int ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
     int64_t value);
 static ngx_uint_t ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx);
 static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
-    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list);
+    ngx_http_ingest_ctx_t *ctx);
 static ngx_int_t ngx_http_ingest_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *id);
+static ngx_int_t ngx_http_ingest_keyed_begin(ngx_http_ingest_queue_t *q,
+    ngx_str_t *id, size_t *mark, u_char *begun);
 static ngx_int_t ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list, ngx_str_t *id);
+static void ngx_http_ingest_route(ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_list_t *list);
 static void ngx_http_ingest_added(ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_list_t *list);
-static ngx_inline ngx_http_ingest_queue_t *ngx_http_ingest_shard_queue(
-    ngx_http_ingest_list_t *list, u_char *key, size_t len);
 static ngx_int_t ngx_http_ingest_await(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list);
 static void ngx_http_ingest_await_one(ngx_http_ingest_ctx_t *ctx,
@@ -117,7 +120,6 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
     ctx->error_at = -1;
     ctx->answer = NULL;
     ctx->nomem = 0;
-    ctx->waiting = 0;
     ctx->from_file = 0;
 
     if (ngx_array_init(&ctx->pairs, r->pool, 4,
@@ -313,6 +315,8 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     }
 
     if (rc == NGX_OK) {
+        ngx_http_ingest_route(ctx, list);
+
         rc = ngx_http_ingest_idempotency_key(r, &id);
 
         if (rc == NGX_HTTP_BAD_REQUEST) {
@@ -323,7 +327,7 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
             rc = ngx_http_ingest_apply_keyed(r, ctx, list, &id);
 
         } else {
-            rc = ngx_http_ingest_apply(r, ctx, list);
+            rc = ngx_http_ingest_apply(r, ctx);
         }
     }
 
@@ -398,7 +402,7 @@ ngx_http_ingest_await(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     pair = ctx->pairs.elts;
 
     for (i = 0; i < ctx->pairs.nelts; i++) {
-        q = ngx_http_ingest_shard_queue(list, pair[i].key, pair[i].len);
+        q = pair[i].q;
 
         for (j = 0; j < ctx->nacks && ctx->acks[j].q != q; j++) {
             /* void */
@@ -469,7 +473,6 @@ ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     }
 
     ctx->pending = ctx->nacks;
-    ctx->waiting = 1;
 
     /* data is the connection, as nginx's debug log expects of a timer */
     ctx->ack_timer.handler = ngx_http_ingest_ack_timeout;
@@ -539,15 +542,11 @@ ngx_http_ingest_ack_cleanup(void *data)
 
     ngx_uint_t  i;
 
-    if (ctx->waiting) {
-        for (i = 0; i < ctx->nacks; i++) {
-            if (ctx->acks[i].waiting) {
-                ngx_queue_remove(&ctx->acks[i].link);
-                ctx->acks[i].waiting = 0;
-            }
+    for (i = 0; i < ctx->nacks; i++) {
+        if (ctx->acks[i].waiting) {
+            ngx_queue_remove(&ctx->acks[i].link);
+            ctx->acks[i].waiting = 0;
         }
-
-        ctx->waiting = 0;
     }
 
     if (ctx->ack_timer.timer_set) {
@@ -766,21 +765,25 @@ ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx)
 }
 
 
-/* the Redis list of key's shard */
+/* each pair's Redis list: its list's, or with shards its key's shard's */
 
-static ngx_inline ngx_http_ingest_queue_t *
-ngx_http_ingest_shard_queue(ngx_http_ingest_list_t *list, u_char *key,
-    size_t len)
+static void
+ngx_http_ingest_route(ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_list_t *list)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                i;
+    ngx_http_ingest_pair_t   *pair;
+    ngx_http_ingest_queue_t  *q;
 
-    i = list->first;
+    pair = ctx->pairs.elts;
+    q = &ngx_http_ingest_worker->queues[list->first];
 
-    if (list->shards > 1) {
-        i += ngx_http_ingest_shard_of(key, len, list->shards);
+    for (i = 0; i < ctx->pairs.nelts; i++) {
+        pair[i].q = (list->shards == 1)
+                    ? q
+                    : q + ngx_http_ingest_shard_of(pair[i].key, pair[i].len,
+                                                   list->shards);
     }
-
-    return &ngx_http_ingest_worker->queues[i];
 }
 
 
@@ -791,8 +794,7 @@ ngx_http_ingest_shard_queue(ngx_http_ingest_list_t *list, u_char *key,
  */
 
 static ngx_int_t
-ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
-    ngx_http_ingest_list_t *list)
+ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
 {
     int                       rc, *created,
                               stack[NGX_HTTP_INGEST_STACK_PAIRS];
@@ -813,7 +815,7 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     }
 
     for (i = 0; i < ctx->pairs.nelts; i++) {
-        q = ngx_http_ingest_shard_queue(list, pair[i].key, pair[i].len);
+        q = pair[i].q;
 
         rc = ngx_http_ingest_table_add(&q->table, pair[i].key, pair[i].len,
                                        pair[i].value, &created[i]);
@@ -823,10 +825,9 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
         }
 
         for (j = i; j-- > 0; /* void */) {
-            ngx_http_ingest_table_undo(
-                &ngx_http_ingest_shard_queue(list, pair[j].key,
-                                             pair[j].len)->table,
-                pair[j].key, pair[j].len, pair[j].value, created[j]);
+            ngx_http_ingest_table_undo(&pair[j].q->table, pair[j].key,
+                                       pair[j].len, pair[j].value,
+                                       created[j]);
         }
 
         if (rc == NGX_HTTP_INGEST_TABLE_NOMEM) {
@@ -865,9 +866,7 @@ ngx_http_ingest_added(ngx_http_ingest_ctx_t *ctx,
     pair = ctx->pairs.elts;
 
     for (i = 0; i < ctx->pairs.nelts; i++) {
-        ngx_http_ingest_flush_added(ngx_http_ingest_worker,
-                                    ngx_http_ingest_shard_queue(list,
-                                        pair[i].key, pair[i].len));
+        ngx_http_ingest_flush_added(ngx_http_ingest_worker, pair[i].q);
     }
 }
 
@@ -928,6 +927,27 @@ ngx_http_ingest_idempotency_key(ngx_http_request_t *r, ngx_str_t *id)
 }
 
 
+/* a keyed request's entry opened in q's buffer, where it began noted */
+
+static ngx_int_t
+ngx_http_ingest_keyed_begin(ngx_http_ingest_queue_t *q, ngx_str_t *id,
+    size_t *mark, u_char *begun)
+{
+    *mark = q->keyed.len;
+
+    if (ingest_wire_request_begin(&q->keyed, id->data, id->len)
+        != INGEST_WIRE_OK)
+    {
+        q->keyed.len = *mark;
+        return NGX_ERROR;
+    }
+
+    *begun = 1;
+
+    return NGX_OK;
+}
+
+
 /*
  * A request with an Idempotency-Key is not summed into the table: it
  * travels alone in the batch's "requests", so that the consumer applies
@@ -943,8 +963,9 @@ ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
 {
     int                       created;
     size_t                    i, mark[NGX_HTTP_INGEST_MAX_SHARDS];
+    u_char                    begun[NGX_HTTP_INGEST_MAX_SHARDS];
     ngx_int_t                 rc;
-    ngx_uint_t                n, s, done, begun;
+    ngx_uint_t                n, s;
     ngx_http_ingest_pair_t   *pair;
     ngx_http_ingest_entry_t  *e;
     ngx_http_ingest_queue_t  *q;
@@ -976,63 +997,56 @@ ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
         }
     }
 
-    /* one entry per shard that has keys; without shards, one in all */
+    /*
+     * One entry per shard that has keys (without shards, one in all, an
+     * empty body's too), each in its shard's buffer; the counts are
+     * known only when every entry is whole.
+     */
 
-    done = 0;
+    q = &ngx_http_ingest_worker->queues[list->first];
+    ngx_memzero(begun, list->shards);
+
+    for (i = 0; i <= t.mask; i++) {
+        e = &t.slots[i];
+
+        if (e->hash == 0) {
+            continue;
+        }
+
+        s = (list->shards == 1)
+            ? 0 : ngx_http_ingest_shard_of(e->key, e->len, list->shards);
+
+        if (!begun[s]
+            && ngx_http_ingest_keyed_begin(&q[s], id, &mark[s], &begun[s])
+               != NGX_OK)
+        {
+            goto nomem;
+        }
+
+        if (ingest_wire_counters_add(&q[s].keyed, e->key, e->len, e->value)
+            != INGEST_WIRE_OK)
+        {
+            goto nomem;
+        }
+    }
+
+    if (list->shards == 1 && !begun[0]
+        && ngx_http_ingest_keyed_begin(&q[0], id, &mark[0], &begun[0])
+           != NGX_OK)
+    {
+        goto nomem;
+    }
 
     for (s = 0; s < list->shards; s++) {
-        q = &ngx_http_ingest_worker->queues[list->first + s];
-        mark[s] = q->keyed.len;
-        begun = 0;
-
-        for (i = 0; i <= t.mask; i++) {
-            e = &t.slots[i];
-
-            if (e->hash == 0
-                || (list->shards > 1
-                    && ngx_http_ingest_shard_of(e->key, e->len, list->shards)
-                       != s))
-            {
-                continue;
-            }
-
-            if (!begun) {
-                if (ingest_wire_request_begin(&q->keyed, id->data, id->len)
-                    != INGEST_WIRE_OK)
-                {
-                    goto nomem;
-                }
-
-                begun = 1;
-            }
-
-            if (ingest_wire_counters_add(&q->keyed, e->key, e->len, e->value)
-                != INGEST_WIRE_OK)
-            {
-                goto nomem;
-            }
+        if (begun[s] && ingest_wire_request_end(&q[s].keyed)
+                        != INGEST_WIRE_OK)
+        {
+            goto nomem;
         }
+    }
 
-        if (list->shards == 1 && !begun) {
-            /* an empty body is recorded too, as it always was */
-            if (ingest_wire_request_begin(&q->keyed, id->data, id->len)
-                != INGEST_WIRE_OK)
-            {
-                goto nomem;
-            }
-
-            begun = 1;
-        }
-
-        if (begun) {
-            if (ingest_wire_request_end(&q->keyed) != INGEST_WIRE_OK) {
-                goto nomem;
-            }
-
-            q->nkeyed++;
-        }
-
-        done = s + 1;
+    for (s = 0; s < list->shards; s++) {
+        q[s].nkeyed += begun[s];
     }
 
     goto done;
@@ -1041,14 +1055,10 @@ nomem:
 
     /* take back what was written of it: the request changes nothing */
 
-    for (n = 0; n <= s && n < list->shards; n++) {
-        q = &ngx_http_ingest_worker->queues[list->first + n];
-
-        if (n < done && q->keyed.len != mark[n]) {
-            q->nkeyed--;
+    for (s = 0; s < list->shards; s++) {
+        if (begun[s]) {
+            q[s].keyed.len = mark[s];
         }
-
-        q->keyed.len = mark[n];
     }
 
     rc = NGX_HTTP_INTERNAL_SERVER_ERROR;

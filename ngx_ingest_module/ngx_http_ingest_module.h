@@ -17,6 +17,7 @@
 #include "ngx_http_ingest_parse.h"
 #include "ngx_http_ingest_table.h"
 #include "ingest_wire.h"
+#include "ingest_cluster.h"
 #include "ngx_http_ingest_status.h"
 #include "ngx_http_ingest_ndjson.h"
 
@@ -213,7 +214,6 @@ struct ngx_http_ingest_ctx_s {
     off_t                       error_at;
     ngx_buf_t                  *answer;      /* 200 body, else a 204 */
     unsigned                    nomem:1;
-    unsigned                    waiting:1;
     unsigned                    from_file:1; /* body read from its file */
 };
 
@@ -372,13 +372,14 @@ void ngx_http_ingest_redis_close(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_redis_acked(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 void ngx_http_ingest_redis_arm_ack(ngx_http_ingest_worker_t *w);
+void ngx_http_ingest_redis_sent(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_batch_t *b);
 ngx_connection_t *ngx_http_ingest_redis_wrap(ngx_http_ingest_worker_t *w,
     redisAsyncContext *ac, void *data, void (*cleanup)(void *));
 void ngx_http_ingest_redis_release(ngx_connection_t *c);
 redisAsyncContext *ngx_http_ingest_redis_ctx(ngx_http_ingest_worker_t *w,
     const u_char *key, size_t len);
 
-ngx_uint_t ngx_http_ingest_cluster_slot(const u_char *key, size_t len);
 ngx_int_t ngx_http_ingest_cluster_init(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_cluster_retry(ngx_http_ingest_worker_t *w);
 void ngx_http_ingest_cluster_send(ngx_http_ingest_worker_t *w,
