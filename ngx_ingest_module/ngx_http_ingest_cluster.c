@@ -21,10 +21,6 @@
 
 
 #include "ngx_http_ingest_module.h"
-#include "ingest_cluster.h"
-
-
-#define NGX_HTTP_INGEST_SLOTS        INGEST_CLUSTER_SLOTS
 
 
 static ngx_http_ingest_node_t *ngx_http_ingest_cluster_node(
@@ -39,6 +35,8 @@ static void ngx_http_ingest_cluster_disconnected(
 static void ngx_http_ingest_cluster_lost(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_node_t *node, const char *why);
 static void ngx_http_ingest_cluster_refresh(ngx_http_ingest_worker_t *w);
+static redisAsyncContext *ngx_http_ingest_cluster_reach(
+    ngx_http_ingest_worker_t *w, ngx_uint_t index);
 static void ngx_http_ingest_cluster_slots(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_http_ingest_cluster_pushed(redisAsyncContext *ac, void *r,
@@ -50,15 +48,6 @@ static ngx_int_t ngx_http_ingest_cluster_redirect(
     redisReply *reply);
 static void ngx_http_ingest_cluster_resend(ngx_event_t *ev);
 static void ngx_http_ingest_cluster_update(ngx_http_ingest_worker_t *w);
-
-
-/* a key's slot (ingest_cluster.h, which the consumer shares) */
-
-ngx_uint_t
-ngx_http_ingest_cluster_slot(const u_char *key, size_t len)
-{
-    return ingest_cluster_slot(key, len);
-}
 
 
 ngx_int_t
@@ -76,7 +65,7 @@ ngx_http_ingest_cluster_init(ngx_http_ingest_worker_t *w)
     w->cluster = cl;
 
     cl->owner = ngx_pcalloc(ngx_cycle->pool,
-                            NGX_HTTP_INGEST_SLOTS * sizeof(uint8_t));
+                            INGEST_CLUSTER_SLOTS * sizeof(uint8_t));
     if (cl->owner == NULL) {
         return NGX_ERROR;
     }
@@ -98,9 +87,8 @@ ngx_http_ingest_cluster_init(ngx_http_ingest_worker_t *w)
     }
 
     for (i = 0; i < w->nqueues; i++) {
-        w->queues[i].slot = ngx_http_ingest_cluster_slot(
-                                w->queues[i].name.data,
-                                w->queues[i].name.len);
+        w->queues[i].slot = ingest_cluster_slot(w->queues[i].name.data,
+                                                w->queues[i].name.len);
     }
 
     cl->stale = 1;
@@ -447,7 +435,7 @@ ngx_http_ingest_cluster_slots(redisAsyncContext *ac, void *r, void *privdata)
         covered += range.end - range.start + 1;
     }
 
-    if (covered < NGX_HTTP_INGEST_SLOTS) {
+    if (covered < INGEST_CLUSTER_SLOTS) {
         /* a map in the middle of a failover: ask again soon */
         cl->stale = 1;
         ngx_http_ingest_redis_schedule(w);
@@ -472,23 +460,22 @@ ngx_http_ingest_cluster_resend(ngx_event_t *ev)
 }
 
 
-/* the async context of the master of key's slot, connecting if need be */
+/*
+ * The connection to node index (1-based), opened if need be; NULL while
+ * there is none, or no node is known (index 0: the map is asked for).
+ */
 
-redisAsyncContext *
-ngx_http_ingest_cluster_ctx(ngx_http_ingest_worker_t *w, const u_char *key,
-    size_t len)
+static redisAsyncContext *
+ngx_http_ingest_cluster_reach(ngx_http_ingest_worker_t *w, ngx_uint_t index)
 {
-    ngx_uint_t               owner;
     ngx_http_ingest_node_t  *node;
 
-    owner = w->cluster->owner[ngx_http_ingest_cluster_slot(key, len)];
-
-    if (owner == 0) {
+    if (index == 0) {
         ngx_http_ingest_cluster_refresh(w);
         return NULL;
     }
 
-    node = &w->cluster->nodes[owner - 1];
+    node = &w->cluster->nodes[index - 1];
 
     if (node->ac == NULL) {
         ngx_http_ingest_cluster_connect(w, node);
@@ -498,14 +485,23 @@ ngx_http_ingest_cluster_ctx(ngx_http_ingest_worker_t *w, const u_char *key,
 }
 
 
+/* the async context of the master of key's slot */
+
+redisAsyncContext *
+ngx_http_ingest_cluster_ctx(ngx_http_ingest_worker_t *w, const u_char *key,
+    size_t len)
+{
+    return ngx_http_ingest_cluster_reach(w,
+               w->cluster->owner[ingest_cluster_slot(key, len)]);
+}
+
+
 /* RPUSH q's oldest batch to its slot's master (or where ASK said) */
 
 void
 ngx_http_ingest_cluster_send(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
-    char                      timeout[NGX_INT_T_LEN + 1],
-                              replicas[NGX_INT_T_LEN + 1];
     const char               *argv[3];
     size_t                    argvlen[3];
     ngx_uint_t                index;
@@ -525,20 +521,11 @@ ngx_http_ingest_cluster_send(ngx_http_ingest_worker_t *w,
 
     index = q->ask ? q->ask : w->cluster->owner[q->slot];
 
-    if (index == 0) {
-        ngx_http_ingest_cluster_refresh(w);
+    if (ngx_http_ingest_cluster_reach(w, index) == NULL) {
         return;
     }
 
     node = &w->cluster->nodes[index - 1];
-
-    if (node->ac == NULL) {
-        ngx_http_ingest_cluster_connect(w, node);
-
-        if (node->ac == NULL) {
-            return;
-        }
-    }
 
     if (q->ask
         && redisAsyncCommand(node->ac, NULL, NULL, "ASKING") != REDIS_OK)
@@ -568,33 +555,17 @@ ngx_http_ingest_cluster_send(ngx_http_ingest_worker_t *w,
     q->wait_for = ngx_min(w->imcf->replicas, node->replicas);
 
     if (q->wait_for) {
-        argv[0] = "WAIT";
-        argvlen[0] = 4;
-        argv[1] = replicas;
-        argvlen[1] = ngx_sprintf((u_char *) replicas, "%ui", q->wait_for)
-                     - (u_char *) replicas;
-        argv[2] = timeout;
-        argvlen[2] = ngx_sprintf((u_char *) timeout, "%M",
-                                 w->imcf->ack_timeout / 2)
-                     - (u_char *) timeout;
-
-        (void) redisAsyncCommandArgv(node->ac, ngx_http_ingest_cluster_waited,
-                                     q, 3, argv, argvlen);
+        (void) redisAsyncCommand(node->ac, ngx_http_ingest_cluster_waited, q,
+                                 "WAIT %u %u", (unsigned) q->wait_for,
+                                 (unsigned) (w->imcf->ack_timeout / 2));
     }
 
-    q->sent = 1;
     q->sent_node = node->index;
-    q->sent_at = ngx_current_msec;
 
-    if (b->attempts++) {
-        ngx_http_ingest_stat_add(batches_retried, 1);
-    }
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                   "ingest batch of \"%V\" to %s", &q->name, node->host);
 
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
-                   "ingest batch seq:%uL keys:%ui sent to \"%V\" on %s",
-                   b->seq, b->keys, &q->name, node->host);
-
-    ngx_http_ingest_redis_arm_ack(w);
+    ngx_http_ingest_redis_sent(w, q, b);
 }
 
 
@@ -695,7 +666,7 @@ ngx_http_ingest_cluster_redirect(ngx_http_ingest_worker_t *w,
         slot = slot * 10 + (*p++ - '0');
     }
 
-    if (p == last || *p++ != ' ' || slot >= NGX_HTTP_INGEST_SLOTS) {
+    if (p == last || *p++ != ' ' || slot >= INGEST_CLUSTER_SLOTS) {
         return NGX_DECLINED;
     }
 

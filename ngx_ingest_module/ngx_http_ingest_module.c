@@ -20,6 +20,8 @@ static char *ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_ingest_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ingest_redis_cluster(ngx_conf_t *cf,
+    ngx_http_ingest_main_conf_t *imcf);
 static char *ngx_http_ingest_redis_address(ngx_conf_t *cf, ngx_str_t *addr,
     u_char **host, int *port);
 static char *ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -359,12 +361,9 @@ ngx_http_ingest_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ingest_main_conf_t  *imcf = conf;
 
-    u_char                  *p;
-    size_t                   len;
-    ngx_int_t                n;
-    ngx_str_t               *value;
-    ngx_uint_t               i;
-    ngx_http_ingest_seed_t  *seed;
+    u_char     *p;
+    size_t      len;
+    ngx_str_t  *value;
 
     if (imcf->redis_host != NULL) {
         return "is duplicate";
@@ -373,41 +372,54 @@ ngx_http_ingest_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     imcf->redis = value[1];
 
-    if (ngx_strcmp(value[1].data, "cluster") != 0) {
-        if (cf->args->nelts != 2) {
-            return "takes one address, or \"cluster\" and addresses";
-        }
-
-        if (value[1].len > 5
-            && ngx_strncmp(value[1].data, "unix:", 5) == 0)
-        {
-            len = value[1].len - 5;
-
-            if (len >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "unix socket path too long in \"%V\"",
-                                   &value[1]);
-                return NGX_CONF_ERROR;
-            }
-
-            p = ngx_pnalloc(cf->pool, len + 1);
-            if (p == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            ngx_cpystrn(p, value[1].data + 5, len + 1);
-
-            imcf->redis_host = p;
-            imcf->redis_port = 0;
-
-            return NGX_CONF_OK;
-        }
-
-        return ngx_http_ingest_redis_address(cf, &value[1], &imcf->redis_host,
-                                             &imcf->redis_port);
+    if (ngx_strcmp(value[1].data, "cluster") == 0) {
+        return ngx_http_ingest_redis_cluster(cf, imcf);
     }
 
-    /* a cluster: seeds, of which any one is enough to learn the map */
+    if (cf->args->nelts != 2) {
+        return "takes one address, or \"cluster\" and addresses";
+    }
+
+    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        len = value[1].len - 5;
+
+        if (len >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unix socket path too long in \"%V\"",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_pnalloc(cf->pool, len + 1);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(p, value[1].data + 5, len + 1);
+
+        imcf->redis_host = p;
+        imcf->redis_port = 0;
+
+        return NGX_CONF_OK;
+    }
+
+    return ngx_http_ingest_redis_address(cf, &value[1], &imcf->redis_host,
+                                         &imcf->redis_port);
+}
+
+
+/* a cluster: seeds, of which any one is enough to learn the map */
+
+static char *
+ngx_http_ingest_redis_cluster(ngx_conf_t *cf,
+    ngx_http_ingest_main_conf_t *imcf)
+{
+    ngx_int_t                n;
+    ngx_str_t               *value;
+    ngx_uint_t               i;
+    ngx_http_ingest_seed_t  *seed;
+
+    value = cf->args->elts;
 
     imcf->cluster = 1;
     imcf->replicas = 1;

@@ -561,6 +561,16 @@ ngx_http_ingest_redis_send(ngx_http_ingest_worker_t *w,
         return;
     }
 
+    ngx_http_ingest_redis_sent(w, q, b);
+}
+
+
+/* b, q's oldest batch, is on its way: its reply is now awaited */
+
+void
+ngx_http_ingest_redis_sent(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_batch_t *b)
+{
     q->sent = 1;
     q->sent_at = ngx_current_msec;
 

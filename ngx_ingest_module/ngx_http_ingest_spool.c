@@ -275,8 +275,7 @@ ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
 
     replicas = (w->cluster != NULL)
                ? ngx_http_ingest_cluster_wait_for(w,
-                     ngx_http_ingest_cluster_slot((u_char *) argv[1],
-                                                  argvlen[1]))
+                     ingest_cluster_slot((u_char *) argv[1], argvlen[1]))
                : 0;
 
     if (ac == NULL

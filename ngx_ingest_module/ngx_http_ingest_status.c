@@ -16,7 +16,6 @@
 
 
 #include "ngx_http_ingest_module.h"
-#include "ingest_cluster.h"
 
 #include <dirent.h>
 
@@ -56,6 +55,8 @@ typedef struct {
 static ngx_int_t ngx_http_ingest_status_init_zone(ngx_shm_zone_t *zone,
     void *data);
 static ngx_int_t ngx_http_ingest_status_poll(ngx_http_ingest_worker_t *w);
+static void ngx_http_ingest_poll_send(ngx_http_ingest_worker_t *w,
+    const char *command, u_char *key, size_t len, ngx_uint_t n);
 static void ngx_http_ingest_poll_done(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_status_wake(ngx_event_t *ev);
 static void ngx_http_ingest_status_timeout(ngx_event_t *ev);
@@ -384,11 +385,9 @@ ngx_http_ingest_poll_handler(ngx_event_t *ev)
 static ngx_int_t
 ngx_http_ingest_status_poll(ngx_http_ingest_worker_t *w)
 {
-    ngx_uint_t          i;
-    const char         *argv[2];
-    size_t              argvlen[2];
-    u_char              key[512], *p;
-    redisAsyncContext  *ac;
+    ngx_uint_t   i;
+    u_char       key[512], *p;
+    ngx_str_t   *name;
 
     if (!w->connected || w->polling) {
         return w->polling ? NGX_OK : NGX_DECLINED;
@@ -397,51 +396,21 @@ ngx_http_ingest_status_poll(ngx_http_ingest_worker_t *w)
     w->poll_pending = 0;
 
     for (i = 0; i < w->nqueues && i < NGX_HTTP_INGEST_MAX_QUEUES; i++) {
-        argv[0] = "LLEN";
-        argvlen[0] = 4;
-        argv[1] = (const char *) w->queues[i].name.data;
-        argvlen[1] = w->queues[i].name.len;
+        name = &w->queues[i].name;
 
-        ac = ngx_http_ingest_redis_ctx(w, w->queues[i].name.data,
-                                       w->queues[i].name.len);
-
-        if (ac != NULL
-            && redisAsyncCommandArgv(ac, ngx_http_ingest_poll_reply,
-                                     (void *) (uintptr_t) (2 * i), 2,
-                                     argv, argvlen)
-               == REDIS_OK)
-        {
-            w->poll_pending++;
-        }
+        ngx_http_ingest_poll_send(w, "LLEN", name->data, name->len, 2 * i);
 
         if (w->cluster != NULL
-            && !ingest_cluster_tagged(w->queues[i].name.data,
-                                      w->queues[i].name.len))
+            && !ingest_cluster_tagged(name->data, name->len))
         {
             /* in the list's slot, as the consumer writes it */
-            p = ngx_snprintf(key, sizeof(key), "{%V}:heartbeat",
-                             &w->queues[i].name);
+            p = ngx_snprintf(key, sizeof(key), "{%V}:heartbeat", name);
 
         } else {
-            p = ngx_snprintf(key, sizeof(key), "%V:heartbeat",
-                             &w->queues[i].name);
+            p = ngx_snprintf(key, sizeof(key), "%V:heartbeat", name);
         }
 
-        argv[0] = "GET";
-        argvlen[0] = 3;
-        argv[1] = (const char *) key;
-        argvlen[1] = p - key;
-
-        ac = ngx_http_ingest_redis_ctx(w, key, p - key);
-
-        if (ac != NULL
-            && redisAsyncCommandArgv(ac, ngx_http_ingest_poll_reply,
-                                     (void *) (uintptr_t) (2 * i + 1), 2,
-                                     argv, argvlen)
-               == REDIS_OK)
-        {
-            w->poll_pending++;
-        }
+        ngx_http_ingest_poll_send(w, "GET", key, p - key, 2 * i + 1);
     }
 
     if (w->poll_pending == 0) {
@@ -451,6 +420,33 @@ ngx_http_ingest_status_poll(ngx_http_ingest_worker_t *w)
     w->polling = 1;
 
     return NGX_OK;
+}
+
+
+/* one command of the poll, where key lives; n says what its reply is */
+
+static void
+ngx_http_ingest_poll_send(ngx_http_ingest_worker_t *w, const char *command,
+    u_char *key, size_t len, ngx_uint_t n)
+{
+    const char         *argv[2];
+    size_t              argvlen[2];
+    redisAsyncContext  *ac;
+
+    ac = ngx_http_ingest_redis_ctx(w, key, len);
+
+    argv[0] = command;
+    argvlen[0] = ngx_strlen(command);
+    argv[1] = (const char *) key;
+    argvlen[1] = len;
+
+    if (ac != NULL
+        && redisAsyncCommandArgv(ac, ngx_http_ingest_poll_reply,
+                                 (void *) (uintptr_t) n, 2, argv, argvlen)
+           == REDIS_OK)
+    {
+        w->poll_pending++;
+    }
 }
 
 
