@@ -20,7 +20,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
-#include "ingest_wire.h"
+#include "ingest_wire_decode.h"
 
 
 #define INGEST_EXIT_OK        0      /* stopped by SIGTERM/SIGINT */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../ingest_wire.h"
+#include "../ingest_wire_decode.h"
 
 
 int

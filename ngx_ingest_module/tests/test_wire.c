@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "tap.h"
-#include "../ingest_wire.h"
+#include "../ingest_wire_decode.h"
 
 
 static char *
