@@ -2,93 +2,139 @@
 /*
  * Copyright (C) ngx_ingest developers
  *
- * ingest_redis cluster: one async connection per master a worker needs,
- * on nginx's loop like the standalone one (ngx_http_ingest_redis.c).
+ * The cluster transport (ingest_redis cluster): one connection per node
+ * a worker needs, each as the standalone one (ngx_http_ingest_conn.c).
  *
  * - The slot map comes from CLUSTER SLOTS, asked of any node that
- *   answers (the seeds first), at start and whenever it is stale: a
- *   MOVED, a lost connection, CLUSTERDOWN or READONLY.
+ *   answers (the seeds first), at start, every 5 s under traffic, and
+ *   whenever it is stale: a MOVED, a lost connection, CLUSTERDOWN or
+ *   READONLY.
  * - Each list lives in one slot (its hash tag, or its whole name) and
- *   its oldest batch goes to that slot's master.  MOVED points the slot
- *   at the new owner and the batch is sent again; ASK sends it once to
- *   the node named, after ASKING.
- * - With replicas=N (default 1), RPUSH is followed by WAIT N: a batch
- *   counts as delivered only once N replicas have it, so that a master
- *   that dies before replicating cannot take an acknowledged batch with
- *   it.  A batch whose fate is unknown is sent again with its identity;
- *   the consumer skips the duplicate.
+ *   its batch goes to that slot's master.  MOVED points the slot at the
+ *   new owner and the batch is sent again; ASK sends it once to the node
+ *   named, after ASKING.
+ * - With replicas=N (default 1), RPUSH is followed by WAIT: a batch
+ *   counts as delivered only once min(N, the replicas its master has)
+ *   replicas hold it, so that a master that dies before replicating
+ *   cannot take an acknowledged batch with it.  A master without a
+ *   replica has no failover to lose a batch to (and with appendfsync
+ *   always, its own disk keeps it).
+ * - Replies (and so redirections) arrive inside hiredis: the map is
+ *   changed there, but asking for a new one and sending again happen
+ *   from a posted event.
  */
 
 
-#include "ngx_http_ingest_module.h"
+#include "ngx_http_ingest_transport.h"
+#include "ngx_http_ingest_metrics.h"
+#include "ingest_cluster.h"
 
+
+#define NGX_HTTP_INGEST_MAP_PERIOD   5000          /* ms */
+
+
+typedef struct {
+    ngx_http_ingest_conn_t      conn;
+    u_char                      host[NGX_SOCKADDR_STRLEN + 1];
+    u_char                      addr[NGX_SOCKADDR_STRLEN + NGX_INT_T_LEN];
+    ngx_uint_t                  index;         /* 1-based */
+    ngx_uint_t                  replicas;      /* as the map last said */
+    ngx_http_ingest_transport_t *transport;
+} ngx_http_ingest_node_t;
+
+
+typedef struct {
+    ngx_http_ingest_node_t      nodes[NGX_HTTP_INGEST_MAX_NODES];
+    ngx_uint_t                  nnodes;
+    ngx_uint_t                  next;          /* the next to try */
+    uint8_t                    *owner;         /* slot -> node index */
+    ngx_uint_t                  refreshing;    /* asked of this node */
+    ngx_msec_t                  refreshed_at;
+    ngx_event_t                 resume;        /* posted: connect() */
+    unsigned                    stale:1;       /* ask for the map */
+} ngx_http_ingest_cluster_t;
+
+
+static ngx_int_t ngx_http_ingest_cluster_init(ngx_http_ingest_transport_t *t,
+    ngx_pool_t *pool);
+static void ngx_http_ingest_cluster_connect(ngx_http_ingest_transport_t *t);
+static void ngx_http_ingest_cluster_send(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch);
+static redisAsyncContext *ngx_http_ingest_cluster_route(
+    ngx_http_ingest_transport_t *t, const u_char *key, size_t len);
+static u_char *ngx_http_ingest_cluster_companion(
+    ngx_http_ingest_transport_t *t, u_char *buf, size_t size,
+    ngx_str_t *list, const char *suffix);
+static void ngx_http_ingest_cluster_send_sync(
+    ngx_http_ingest_transport_t *t, ngx_http_ingest_sync_t *s,
+    ngx_http_ingest_push_t *p);
+static void ngx_http_ingest_cluster_sync_end(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_sync_t *s);
+static void ngx_http_ingest_cluster_close(ngx_http_ingest_transport_t *t,
+    ngx_uint_t graceful);
 
 static ngx_http_ingest_node_t *ngx_http_ingest_cluster_node(
-    ngx_http_ingest_worker_t *w, u_char *host, size_t len, int port);
-static void ngx_http_ingest_cluster_connect(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_node_t *node);
-static void ngx_http_ingest_cluster_cleanup(void *data);
-static void ngx_http_ingest_cluster_connected(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_ingest_cluster_disconnected(
-    const redisAsyncContext *ac, int status);
-static void ngx_http_ingest_cluster_lost(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_node_t *node, const char *why);
-static void ngx_http_ingest_cluster_refresh(ngx_http_ingest_worker_t *w);
-static redisAsyncContext *ngx_http_ingest_cluster_reach(
-    ngx_http_ingest_worker_t *w, ngx_uint_t index);
+    ngx_http_ingest_transport_t *t, u_char *host, size_t len, int port);
+static ngx_http_ingest_node_t *ngx_http_ingest_cluster_reach(
+    ngx_http_ingest_transport_t *t, ngx_uint_t index);
+static void ngx_http_ingest_cluster_changed(ngx_event_t *ev);
+static void ngx_http_ingest_cluster_refresh(ngx_http_ingest_transport_t *t);
 static void ngx_http_ingest_cluster_slots(redisAsyncContext *ac, void *r,
     void *privdata);
-static void ngx_http_ingest_cluster_pushed(redisAsyncContext *ac, void *r,
-    void *privdata);
-static void ngx_http_ingest_cluster_waited(redisAsyncContext *ac, void *r,
-    void *privdata);
+static void ngx_http_ingest_cluster_pushed(ngx_http_ingest_push_t *p);
 static ngx_int_t ngx_http_ingest_cluster_redirect(
-    ngx_http_ingest_worker_t *w, ngx_http_ingest_queue_t *q,
-    redisReply *reply);
-static void ngx_http_ingest_cluster_resend(ngx_event_t *ev);
-static void ngx_http_ingest_cluster_update(ngx_http_ingest_worker_t *w);
+    ngx_http_ingest_transport_t *t, ngx_http_ingest_channel_t *ch,
+    u_char *err, size_t len);
+static void ngx_http_ingest_cluster_resume(ngx_event_t *ev);
 
 
-ngx_int_t
-ngx_http_ingest_cluster_init(ngx_http_ingest_worker_t *w)
+const ngx_http_ingest_transport_ops_t  ngx_http_ingest_cluster_transport = {
+    "cluster",
+    ngx_http_ingest_cluster_init,
+    ngx_http_ingest_cluster_connect,
+    ngx_http_ingest_cluster_send,
+    ngx_http_ingest_cluster_route,
+    ngx_http_ingest_cluster_companion,
+    ngx_http_ingest_cluster_send_sync,
+    ngx_http_ingest_cluster_sync_end,
+    ngx_http_ingest_cluster_close
+};
+
+
+static ngx_int_t
+ngx_http_ingest_cluster_init(ngx_http_ingest_transport_t *t,
+    ngx_pool_t *pool)
 {
-    ngx_uint_t                    i;
-    ngx_http_ingest_seed_t       *seed;
-    ngx_http_ingest_cluster_t    *cl;
+    ngx_uint_t                  i;
+    ngx_http_ingest_seed_t     *seed;
+    ngx_http_ingest_cluster_t  *cl;
 
-    cl = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_http_ingest_cluster_t));
+    cl = ngx_pcalloc(pool, sizeof(ngx_http_ingest_cluster_t));
     if (cl == NULL) {
         return NGX_ERROR;
     }
 
-    w->cluster = cl;
-
-    cl->owner = ngx_pcalloc(ngx_cycle->pool,
-                            INGEST_CLUSTER_SLOTS * sizeof(uint8_t));
+    cl->owner = ngx_pcalloc(pool, INGEST_CLUSTER_SLOTS * sizeof(uint8_t));
     if (cl->owner == NULL) {
         return NGX_ERROR;
     }
 
-    cl->resend.handler = ngx_http_ingest_cluster_resend;
-    cl->resend.data = &w->timer_conn;
-    cl->resend.log = w->log;
+    cl->resume.handler = ngx_http_ingest_cluster_resume;
+    cl->resume.data = t;
+    cl->resume.log = t->log;
 
-    seed = w->imcf->seeds.elts;
+    t->state = cl;
 
-    for (i = 0; i < w->imcf->seeds.nelts; i++) {
-        if (ngx_http_ingest_cluster_node(w, seed[i].host,
+    seed = t->imcf->seeds.elts;
+
+    for (i = 0; i < t->imcf->seeds.nelts; i++) {
+        if (ngx_http_ingest_cluster_node(t, seed[i].host,
                                          ngx_strlen(seed[i].host),
                                          seed[i].port)
             == NULL)
         {
             return NGX_ERROR;
         }
-    }
-
-    for (i = 0; i < w->nqueues; i++) {
-        w->queues[i].slot = ingest_cluster_slot(w->queues[i].name.data,
-                                                w->queues[i].name.len);
     }
 
     cl->stale = 1;
@@ -100,19 +146,17 @@ ngx_http_ingest_cluster_init(ngx_http_ingest_worker_t *w)
 /* the node at host:port, added (not connected) if new */
 
 static ngx_http_ingest_node_t *
-ngx_http_ingest_cluster_node(ngx_http_ingest_worker_t *w, u_char *host,
+ngx_http_ingest_cluster_node(ngx_http_ingest_transport_t *t, u_char *host,
     size_t len, int port)
 {
     ngx_uint_t                  i;
     ngx_http_ingest_node_t     *node;
-    ngx_http_ingest_cluster_t  *cl;
-
-    cl = w->cluster;
+    ngx_http_ingest_cluster_t  *cl = t->state;
 
     for (i = 0; i < cl->nnodes; i++) {
         node = &cl->nodes[i];
 
-        if (node->port == port && ngx_strlen(node->host) == len
+        if (node->conn.port == port && ngx_strlen(node->host) == len
             && ngx_strncmp(node->host, host, len) == 0)
         {
             return node;
@@ -122,7 +166,7 @@ ngx_http_ingest_cluster_node(ngx_http_ingest_worker_t *w, u_char *host,
     if (cl->nnodes == NGX_HTTP_INGEST_MAX_NODES
         || len >= sizeof(cl->nodes[0].host))
     {
-        ngx_log_error(NGX_LOG_ALERT, w->log, 0,
+        ngx_log_error(NGX_LOG_ALERT, t->log, 0,
                       "ingest redis cluster: more than %d nodes, or a "
                       "host name too long", NGX_HTTP_INGEST_MAX_NODES);
         return NULL;
@@ -133,228 +177,136 @@ ngx_http_ingest_cluster_node(ngx_http_ingest_worker_t *w, u_char *host,
 
     ngx_memcpy(node->host, host, len);
     node->host[len] = '\0';
-    node->port = port;
     node->index = ++cl->nnodes;       /* 1-based: 0 is "no owner" */
+    node->transport = t;
 
-    node->connect_timer.handler = ngx_http_ingest_cluster_timeout;
-    node->connect_timer.data = &w->timer_conn;
-    node->connect_timer.log = w->log;
-    node->connect_timer.cancelable = 1;
+    node->conn.kind = "redis cluster node";
+    node->conn.name.data = node->addr;
+    node->conn.name.len = ngx_sprintf(node->addr, "%s:%d", node->host, port)
+                          - node->addr;
+    node->conn.host = node->host;
+    node->conn.port = port;
+    node->conn.connect_timeout = t->imcf->connect_timeout;
+    node->conn.log = t->log;
+    node->conn.changed.handler = ngx_http_ingest_cluster_changed;
+    node->conn.changed.data = node;
+
+    ngx_http_ingest_conn_init(&node->conn, t->timer_data);
 
     return node;
 }
 
 
-static void
-ngx_http_ingest_cluster_connect(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_node_t *node)
-{
-    redisAsyncContext  *ac;
-
-    if (node->ac != NULL || w->exiting) {
-        return;
-    }
-
-    ac = redisAsyncConnect((char *) node->host, node->port);
-
-    if (ac == NULL) {
-        ngx_http_ingest_cluster_lost(w, node, "out of memory");
-        return;
-    }
-
-    if (ac->err) {
-        ngx_http_ingest_cluster_lost(w, node, ac->errstr);
-        redisAsyncFree(ac);
-        return;
-    }
-
-    node->conn = ngx_http_ingest_redis_wrap(w, ac, node,
-                                            ngx_http_ingest_cluster_cleanup);
-    if (node->conn == NULL) {
-        redisAsyncFree(ac);
-        ngx_http_ingest_cluster_lost(w, node, "no free connection");
-        return;
-    }
-
-    node->ac = ac;
-
-    redisAsyncSetConnectCallback(ac, ngx_http_ingest_cluster_connected);
-    redisAsyncSetDisconnectCallback(ac,
-                                    ngx_http_ingest_cluster_disconnected);
-
-    ngx_add_timer(&node->connect_timer, w->imcf->connect_timeout);
-}
-
-
-static void
-ngx_http_ingest_cluster_cleanup(void *data)
-{
-    ngx_connection_t        *c = data;
-    ngx_http_ingest_node_t  *node;
-
-    node = ((redisAsyncContext *) c->data)->data;
-
-    ngx_http_ingest_redis_release(c);
-
-    node->ac = NULL;
-    node->conn = NULL;
-    node->connected = 0;
-
-    if (node->connect_timer.timer_set) {
-        ngx_del_timer(&node->connect_timer);
-    }
-}
-
-
-static void
-ngx_http_ingest_cluster_connected(const redisAsyncContext *ac, int status)
-{
-    ngx_http_ingest_node_t    *node = ac->data;
-    ngx_http_ingest_worker_t  *w;
-
-    w = ngx_http_ingest_worker;
-
-    if (status != REDIS_OK) {
-        ngx_http_ingest_cluster_lost(w, node, ac->errstr);
-        return;
-    }
-
-    if (node->connect_timer.timer_set) {
-        ngx_del_timer(&node->connect_timer);
-    }
-
-    node->connected = 1;
-
-    if (node->down) {
-        node->down = 0;
-        ngx_http_ingest_stat_add(reconnects, 1);
-        ngx_log_error(NGX_LOG_NOTICE, w->log, 0,
-                      "ingest redis cluster node %s:%d connection restored",
-                      node->host, node->port);
-    }
-
-    ngx_http_ingest_cluster_update(w);
-
-    if (w->cluster->stale) {
-        ngx_http_ingest_cluster_refresh(w);
-    }
-}
-
-
-static void
-ngx_http_ingest_cluster_disconnected(const redisAsyncContext *ac,
-    int status)
-{
-    ngx_http_ingest_worker_t  *w;
-
-    w = ngx_http_ingest_worker;
-
-    if (w->exiting) {
-        return;
-    }
-
-    ngx_http_ingest_cluster_lost(w, ac->data,
-                                 status == REDIS_OK ? "closed" : ac->errstr);
-}
-
-
 /*
- * A node is gone or going: its batches' fate is unknown and they are
- * sent again; the map is stale (a failover may be under way) and is
- * asked again, after the backoff.
+ * Node index (1-based), its connection opened if need be; NULL while it
+ * cannot be had, or no node is known (index 0: the map is asked for).
  */
 
-static void
-ngx_http_ingest_cluster_lost(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_node_t *node, const char *why)
+static ngx_http_ingest_node_t *
+ngx_http_ingest_cluster_reach(ngx_http_ingest_transport_t *t,
+    ngx_uint_t index)
 {
-    ngx_uint_t  i;
+    ngx_http_ingest_node_t     *node;
+    ngx_http_ingest_cluster_t  *cl = t->state;
 
-    node->connected = 0;
-
-    for (i = 0; i < w->nqueues; i++) {
-        if (w->queues[i].sent_node == node->index) {
-            w->queues[i].sent = 0;
-            w->queues[i].sent_node = 0;
-        }
+    if (index == 0) {
+        ngx_http_ingest_cluster_refresh(t);
+        return NULL;
     }
 
-    if (w->cluster->refreshing == node->index) {
-        w->cluster->refreshing = 0;
+    node = &cl->nodes[index - 1];
+
+    if (ngx_http_ingest_conn_open(&node->conn) != NGX_OK) {
+        return NULL;
     }
 
-    if (!node->down && !w->exiting) {
-        node->down = 1;
-        ngx_log_error(NGX_LOG_WARN, w->log, 0,
-                      "ingest redis cluster node %s:%d connection lost: %s",
-                      node->host, node->port, why);
-    }
-
-    w->cluster->stale = 1;
-
-    ngx_http_ingest_cluster_update(w);
-    ngx_http_ingest_redis_schedule(w);
+    return node;
 }
 
 
-/* w->connected and the status slot: any node connected */
+/* the retry timer and the posted resume: the map if stale, then send */
 
 static void
-ngx_http_ingest_cluster_update(ngx_http_ingest_worker_t *w)
+ngx_http_ingest_cluster_connect(ngx_http_ingest_transport_t *t)
 {
-    ngx_uint_t  i;
+    ngx_http_ingest_cluster_t  *cl = t->state;
 
-    w->connected = 0;
-
-    for (i = 0; i < w->cluster->nnodes; i++) {
-        if (w->cluster->nodes[i].connected) {
-            w->connected = 1;
-            break;
-        }
+    if (t->closing) {
+        return;
     }
 
-    if (w->slot != NULL) {
-        w->slot->connected = w->connected;
+    if (cl->stale) {
+        ngx_http_ingest_cluster_refresh(t);
     }
+
+    ngx_http_ingest_transport_resend(t);
 }
 
 
-/* the retry timer: ask for the map if it is stale, then send */
-
-void
-ngx_http_ingest_cluster_retry(ngx_http_ingest_worker_t *w)
+static void
+ngx_http_ingest_cluster_resume(ngx_event_t *ev)
 {
-    if (w->cluster->stale) {
-        ngx_http_ingest_cluster_refresh(w);
+    ngx_http_ingest_cluster_connect(ev->data);
+}
+
+
+/* a node's connection came or went (a posted event) */
+
+static void
+ngx_http_ingest_cluster_changed(ngx_event_t *ev)
+{
+    ngx_uint_t                    i, connected;
+    ngx_http_ingest_node_t       *node = ev->data;
+    ngx_http_ingest_cluster_t    *cl;
+    ngx_http_ingest_transport_t  *t;
+
+    t = node->transport;
+    cl = t->state;
+
+    connected = 0;
+
+    for (i = 0; i < cl->nnodes; i++) {
+        connected |= cl->nodes[i].conn.connected;
     }
 
-    ngx_http_ingest_redis_send_all(w);
+    ngx_http_ingest_transport_connected(t, connected);
+
+    if (node->conn.connected) {
+        if (cl->stale) {
+            ngx_http_ingest_cluster_refresh(t);
+        }
+
+        return;
+    }
+
+    /* a failover may be under way: the map is asked again, later */
+
+    cl->stale = 1;
+    ngx_http_ingest_transport_schedule(t);
 }
 
 
 /*
  * CLUSTER SLOTS of a connected node, or a connection to the next node in
- * turn (its connect callback asks then).
+ * turn (its "changed" event asks then).
  */
 
 static void
-ngx_http_ingest_cluster_refresh(ngx_http_ingest_worker_t *w)
+ngx_http_ingest_cluster_refresh(ngx_http_ingest_transport_t *t)
 {
     ngx_uint_t                  i, n;
     ngx_http_ingest_node_t     *node;
-    ngx_http_ingest_cluster_t  *cl;
+    ngx_http_ingest_cluster_t  *cl = t->state;
 
-    cl = w->cluster;
-
-    if (cl->refreshing || w->exiting) {
+    if (cl->refreshing || t->closing) {
         return;
     }
 
     for (i = 0; i < cl->nnodes; i++) {
         node = &cl->nodes[i];
 
-        if (node->connected
-            && redisAsyncCommand(node->ac, ngx_http_ingest_cluster_slots,
+        if (node->conn.connected
+            && redisAsyncCommand(node->conn.ac, ngx_http_ingest_cluster_slots,
                                  node, "CLUSTER SLOTS")
                == REDIS_OK)
         {
@@ -368,8 +320,8 @@ ngx_http_ingest_cluster_refresh(ngx_http_ingest_worker_t *w)
     for (n = 0; n < cl->nnodes; n++) {
         node = &cl->nodes[cl->next++ % cl->nnodes];
 
-        if (node->ac == NULL) {
-            ngx_http_ingest_cluster_connect(w, node);
+        if (node->conn.ac == NULL) {
+            (void) ngx_http_ingest_conn_open(&node->conn);
             return;
         }
     }
@@ -378,33 +330,34 @@ ngx_http_ingest_cluster_refresh(ngx_http_ingest_worker_t *w)
 
 /*
  * [[start, end, [host, port, id], [replica...]...], ...]: each range's
- * master owns its slots.
+ * master owns its slots.  Inside hiredis: the map changes here, the
+ * sends wait for the posted "resume".
  */
 
 static void
 ngx_http_ingest_cluster_slots(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisReply                 *reply = r;
-    ngx_uint_t                  i, s, covered;
-    ingest_cluster_range_t      range;
-    ngx_http_ingest_node_t     *node;
-    ngx_http_ingest_worker_t   *w;
-    ngx_http_ingest_cluster_t  *cl;
+    redisReply                   *reply = r;
+    ngx_uint_t                    i, s, covered;
+    ingest_cluster_range_t        range;
+    ngx_http_ingest_node_t       *node = privdata;
+    ngx_http_ingest_cluster_t    *cl;
+    ngx_http_ingest_transport_t  *t;
 
-    w = ngx_http_ingest_worker;
-    cl = w->cluster;
+    t = node->transport;
+    cl = t->state;
 
-    if (cl->refreshing == ((ngx_http_ingest_node_t *) privdata)->index) {
+    if (cl->refreshing == node->index) {
         cl->refreshing = 0;
     }
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
-        ngx_log_error(NGX_LOG_WARN, w->log, 0,
+        ngx_log_error(NGX_LOG_WARN, t->log, 0,
                       "ingest redis cluster: CLUSTER SLOTS failed: %*s",
                       (size_t) (reply && reply->type == REDIS_REPLY_ERROR
                                 ? reply->len : 0),
                       reply ? reply->str : NULL);
-        ngx_http_ingest_redis_schedule(w);
+        ngx_http_ingest_transport_schedule(t);
         return;
     }
 
@@ -420,7 +373,7 @@ ngx_http_ingest_cluster_slots(redisAsyncContext *ac, void *r, void *privdata)
             continue;
         }
 
-        node = ngx_http_ingest_cluster_node(w, (u_char *) range.host,
+        node = ngx_http_ingest_cluster_node(t, (u_char *) range.host,
                                             range.host_len, range.port);
         if (node == NULL) {
             continue;
@@ -438,169 +391,111 @@ ngx_http_ingest_cluster_slots(redisAsyncContext *ac, void *r, void *privdata)
     if (covered < INGEST_CLUSTER_SLOTS) {
         /* a map in the middle of a failover: ask again soon */
         cl->stale = 1;
-        ngx_http_ingest_redis_schedule(w);
+        ngx_http_ingest_transport_schedule(t);
 
     } else {
         cl->stale = 0;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, w->log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, t->log, 0,
                    "ingest redis cluster: %ui slots mapped on %ui nodes",
                    covered, cl->nnodes);
 
-    /* not from inside hiredis: sending may connect and free */
-    ngx_post_event(&cl->resend, &ngx_posted_events);
+    ngx_post_event(&cl->resume, &ngx_posted_events);
 }
 
+
+/* RPUSH ch's batch to its slot's master (or where ASK said) */
 
 static void
-ngx_http_ingest_cluster_resend(ngx_event_t *ev)
+ngx_http_ingest_cluster_send(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch)
 {
-    ngx_http_ingest_redis_send_all(ngx_http_ingest_worker);
-}
+    ngx_uint_t                  index;
+    ngx_http_ingest_node_t     *node;
+    ngx_http_ingest_cluster_t  *cl = t->state;
 
+    ngx_http_ingest_transport_hand(t, ch);
 
-/*
- * The connection to node index (1-based), opened if need be; NULL while
- * there is none, or no node is known (index 0: the map is asked for).
- */
-
-static redisAsyncContext *
-ngx_http_ingest_cluster_reach(ngx_http_ingest_worker_t *w, ngx_uint_t index)
-{
-    ngx_http_ingest_node_t  *node;
-
-    if (index == 0) {
-        ngx_http_ingest_cluster_refresh(w);
-        return NULL;
-    }
-
-    node = &w->cluster->nodes[index - 1];
-
-    if (node->ac == NULL) {
-        ngx_http_ingest_cluster_connect(w, node);
-    }
-
-    return node->ac;
-}
-
-
-/* the async context of the master of key's slot */
-
-redisAsyncContext *
-ngx_http_ingest_cluster_ctx(ngx_http_ingest_worker_t *w, const u_char *key,
-    size_t len)
-{
-    return ngx_http_ingest_cluster_reach(w,
-               w->cluster->owner[ingest_cluster_slot(key, len)]);
-}
-
-
-/* RPUSH q's oldest batch to its slot's master (or where ASK said) */
-
-void
-ngx_http_ingest_cluster_send(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_queue_t *q)
-{
-    const char               *argv[3];
-    size_t                    argvlen[3];
-    ngx_uint_t                index;
-    ngx_http_ingest_node_t   *node;
-    ngx_http_ingest_batch_t  *b;
-
-    b = ngx_http_ingest_flush_oldest(q);
-
-    if (b == NULL || q->sent || w->exiting) {
+    if (ch->in_flight || t->closing) {
         return;
     }
 
-    if (ngx_current_msec - w->cluster->refreshed_at > 5000) {
+    if (ngx_current_msec - cl->refreshed_at > NGX_HTTP_INGEST_MAP_PERIOD) {
         /* now and then: replicas come back, masters move */
-        ngx_http_ingest_cluster_refresh(w);
+        ngx_http_ingest_cluster_refresh(t);
     }
 
-    index = q->ask ? q->ask : w->cluster->owner[q->slot];
+    index = ch->ask ? ch->ask
+                    : cl->owner[ingest_cluster_slot(ch->name.data,
+                                                    ch->name.len)];
 
-    if (ngx_http_ingest_cluster_reach(w, index) == NULL) {
+    node = ngx_http_ingest_cluster_reach(t, index);
+    if (node == NULL) {
         return;
     }
 
-    node = &w->cluster->nodes[index - 1];
-
-    if (q->ask
-        && redisAsyncCommand(node->ac, NULL, NULL, "ASKING") != REDIS_OK)
+    if (ngx_http_ingest_transport_push(t, ch, &node->conn, ch->ask != 0,
+                                       ngx_min(t->imcf->replicas,
+                                               node->replicas),
+                                       ngx_http_ingest_cluster_pushed)
+        != NGX_OK)
     {
         return;
     }
 
-    q->ask = 0;
+    ch->ask = 0;
 
-    ngx_http_ingest_redis_rpush(&q->name, &b->buf, argv, argvlen);
-
-    if (redisAsyncCommandArgv(node->ac, ngx_http_ingest_cluster_pushed, q,
-                              3, argv, argvlen)
-        != REDIS_OK)
-    {
-        return;
-    }
-
-    q->pushed = 0;
-
-    /*
-     * A master without a replica has no failover to lose a batch to
-     * (and with appendfsync always, its own disk keeps it): WAIT for the
-     * replicas it has, up to replicas=.
-     */
-
-    q->wait_for = ngx_min(w->imcf->replicas, node->replicas);
-
-    if (q->wait_for) {
-        (void) redisAsyncCommand(node->ac, ngx_http_ingest_cluster_waited, q,
-                                 "WAIT %u %u", (unsigned) q->wait_for,
-                                 (unsigned) (w->imcf->ack_timeout / 2));
-    }
-
-    q->sent_node = node->index;
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, w->log, 0,
-                   "ingest batch of \"%V\" to %s", &q->name, node->host);
-
-    ngx_http_ingest_redis_sent(w, q, b);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, t->log, 0,
+                   "ingest batch of \"%V\" to %s", &ch->name, node->host);
 }
 
 
+/* the outcome of a push, inside hiredis */
+
 static void
-ngx_http_ingest_cluster_pushed(redisAsyncContext *ac, void *r,
-    void *privdata)
+ngx_http_ingest_cluster_pushed(ngx_http_ingest_push_t *p)
 {
-    ngx_uint_t                 transient, level;
-    redisReply                *reply = r;
-    ngx_http_ingest_queue_t   *q = privdata;
-    ngx_http_ingest_worker_t  *w;
+    ngx_uint_t                    transient, level;
+    ngx_http_ingest_channel_t    *ch = p->data;
+    ngx_http_ingest_cluster_t    *cl;
+    ngx_http_ingest_transport_t  *t;
 
-    w = ngx_http_ingest_worker;
+    t = ch->transport;
+    cl = t->state;
 
-    if (reply == NULL) {
-        /* the node's connection is going: sent again (lost() did it) */
+    switch (p->result) {
+
+    case NGX_HTTP_INGEST_PUSH_DELIVERED:
+        ngx_http_ingest_transport_delivered(t, ch);
+        return;
+
+    case NGX_HTTP_INGEST_PUSH_LOST:
+        /* the node's connection is going: its loss brings the retry */
+        ngx_http_ingest_transport_returned(t, ch);
+        return;
+
+    case NGX_HTTP_INGEST_PUSH_UNSAFE:
+        /* in the master alone: a failover now would lose it */
+        ngx_http_ingest_transport_returned(t, ch);
+        ngx_http_ingest_stat_add(batches_failed, 1);
+
+        ngx_log_error(NGX_LOG_WARN, t->log, 0,
+                      "ingest redis batch of \"%V\" reached %L of %ui "
+                      "replicas in time; sent again", &ch->name,
+                      p->replicated, p->replicas);
+
+        /* a replica may be gone: the map says how many are left */
+        cl->stale = 1;
+        ngx_http_ingest_transport_schedule(t);
         return;
     }
 
-    if (reply->type == REDIS_REPLY_INTEGER) {
-        if (q->wait_for == 0) {
-            w->backoff = 0;
-            ngx_http_ingest_redis_acked(w, q);
-            return;
-        }
+    ngx_http_ingest_transport_returned(t, ch);
 
-        /* in the master: the WAIT that follows says if it is safe */
-        q->pushed = 1;
-        return;
-    }
-
-    q->sent = 0;
-    q->sent_node = 0;
-
-    if (ngx_http_ingest_cluster_redirect(w, q, reply) == NGX_OK) {
+    if (ngx_http_ingest_cluster_redirect(t, ch, p->error, p->error_len)
+        == NGX_OK)
+    {
         return;
     }
 
@@ -608,51 +503,49 @@ ngx_http_ingest_cluster_pushed(redisAsyncContext *ac, void *r,
 
     /* a failover under way says so for a second or two: not an error */
 
-    transient = reply->type == REDIS_REPLY_ERROR
-                && (ngx_strncmp(reply->str, "CLUSTERDOWN", 11) == 0
-                    || ngx_strncmp(reply->str, "READONLY", 8) == 0
-                    || ngx_strncmp(reply->str, "TRYAGAIN", 8) == 0);
+    transient = (p->error_len >= 11
+                 && ngx_strncmp(p->error, "CLUSTERDOWN", 11) == 0)
+                || (p->error_len >= 8
+                    && (ngx_strncmp(p->error, "READONLY", 8) == 0
+                        || ngx_strncmp(p->error, "TRYAGAIN", 8) == 0));
 
     level = transient ? NGX_LOG_WARN : NGX_LOG_ERR;
 
-    ngx_log_error(level, w->log, 0,
+    ngx_log_error(level, t->log, 0,
                   "ingest redis RPUSH to \"%V\" failed: %*s, batch kept "
-                  "for retry", &q->name,
-                  (size_t) (reply->type == REDIS_REPLY_ERROR
-                            ? reply->len : 0), reply->str);
+                  "for retry", &ch->name, ngx_http_ingest_push_error(p));
 
     if (transient) {
-        w->cluster->stale = 1;
+        cl->stale = 1;
     }
 
-    ngx_http_ingest_redis_schedule(w);
-    ngx_http_ingest_redis_arm_ack(w);
+    ngx_http_ingest_transport_schedule(t);
 }
 
 
-/* MOVED <slot> <host:port> and ASK <slot> <host:port> */
+/*
+ * MOVED <slot> <host:port> and ASK <slot> <host:port>: the map or the
+ * channel changes here (inside hiredis), the resend waits for "resume".
+ */
 
 static ngx_int_t
-ngx_http_ingest_cluster_redirect(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_queue_t *q, redisReply *reply)
+ngx_http_ingest_cluster_redirect(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch, u_char *err, size_t len)
 {
-    u_char                  *p, *last, *colon;
-    ngx_int_t                port, ask;
-    ngx_uint_t               slot;
-    ngx_http_ingest_node_t  *node;
+    u_char                     *p, *last, *colon;
+    ngx_int_t                   port, ask;
+    ngx_uint_t                  slot;
+    ngx_http_ingest_node_t     *node;
+    ngx_http_ingest_cluster_t  *cl = t->state;
 
-    if (reply->type != REDIS_REPLY_ERROR) {
-        return NGX_DECLINED;
-    }
+    p = err;
+    last = err + len;
 
-    p = (u_char *) reply->str;
-    last = p + reply->len;
-
-    if (reply->len > 6 && ngx_strncmp(p, "MOVED ", 6) == 0) {
+    if (len > 6 && ngx_strncmp(p, "MOVED ", 6) == 0) {
         ask = 0;
         p += 6;
 
-    } else if (reply->len > 4 && ngx_strncmp(p, "ASK ", 4) == 0) {
+    } else if (len > 4 && ngx_strncmp(p, "ASK ", 4) == 0) {
         ask = 1;
         p += 4;
 
@@ -662,7 +555,8 @@ ngx_http_ingest_cluster_redirect(ngx_http_ingest_worker_t *w,
 
     slot = 0;
 
-    while (p < last && *p >= '0' && *p <= '9') {
+    while (p < last && *p >= '0' && *p <= '9' && slot < INGEST_CLUSTER_SLOTS)
+    {
         slot = slot * 10 + (*p++ - '0');
     }
 
@@ -672,7 +566,7 @@ ngx_http_ingest_cluster_redirect(ngx_http_ingest_worker_t *w,
 
     colon = NULL;
 
-    for (last = p; last < (u_char *) reply->str + reply->len; last++) {
+    for (last = p; last < err + len; last++) {
         if (*last == ':') {
             colon = last;
         }
@@ -687,205 +581,182 @@ ngx_http_ingest_cluster_redirect(ngx_http_ingest_worker_t *w,
         return NGX_DECLINED;
     }
 
-    node = ngx_http_ingest_cluster_node(w, p, colon - p, (int) port);
+    node = ngx_http_ingest_cluster_node(t, p, colon - p, (int) port);
     if (node == NULL) {
         return NGX_DECLINED;
     }
 
-    ngx_log_error(NGX_LOG_INFO, w->log, 0,
-                  "ingest redis cluster: %s slot %ui of \"%V\" to %s:%d",
-                  ask ? "asked to send" : "moved", slot, &q->name,
-                  node->host, node->port);
+    ngx_log_error(NGX_LOG_INFO, t->log, 0,
+                  "ingest redis cluster: %s slot %ui of \"%V\" to %V",
+                  ask ? "asked to send" : "moved", slot, &ch->name,
+                  &node->conn.name);
 
     if (ask) {
-        q->ask = node->index;
+        ch->ask = node->index;
 
     } else {
-        w->cluster->owner[slot] = (uint8_t) node->index;
-        w->cluster->stale = 1;
-        ngx_http_ingest_cluster_refresh(w);
+        cl->owner[slot] = (uint8_t) node->index;
+        cl->stale = 1;
     }
 
-    ngx_post_event(&w->cluster->resend, &ngx_posted_events);
+    ngx_post_event(&cl->resume, &ngx_posted_events);
 
     return NGX_OK;
 }
 
 
-static void
-ngx_http_ingest_cluster_waited(redisAsyncContext *ac, void *r,
-    void *privdata)
+/* the connection of the master of key's slot (it may still be opening) */
+
+static redisAsyncContext *
+ngx_http_ingest_cluster_route(ngx_http_ingest_transport_t *t,
+    const u_char *key, size_t len)
 {
-    redisReply                *reply = r;
-    ngx_http_ingest_queue_t   *q = privdata;
-    ngx_http_ingest_worker_t  *w;
-
-    w = ngx_http_ingest_worker;
-
-    if (reply == NULL || !q->sent || !q->pushed) {
-        /* lost, or the RPUSH before it failed and was dealt with */
-        return;
-    }
-
-    q->pushed = 0;
-
-    if (reply->type == REDIS_REPLY_INTEGER
-        && (ngx_uint_t) reply->integer >= q->wait_for)
-    {
-        w->backoff = 0;
-        ngx_http_ingest_redis_acked(w, q);
-        return;
-    }
-
-    /* in the master alone: a failover now would lose it; sent again */
-
-    q->sent = 0;
-    q->sent_node = 0;
-
-    ngx_http_ingest_stat_add(batches_failed, 1);
-
-    ngx_log_error(NGX_LOG_WARN, w->log, 0,
-                  "ingest redis batch of \"%V\" reached %i of %ui replicas "
-                  "in time; sent again", &q->name,
-                  reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1,
-                  q->wait_for);
-
-    /* a replica may be gone: the map says how many are left */
-    w->cluster->stale = 1;
-
-    ngx_http_ingest_redis_schedule(w);
-    ngx_http_ingest_redis_arm_ack(w);
-}
-
-
-/* a connect or a reply took too long: drop the node, ask for the map */
-
-void
-ngx_http_ingest_cluster_timeout(ngx_event_t *ev)
-{
-    ngx_uint_t                  i, j;
     ngx_http_ingest_node_t     *node;
-    ngx_http_ingest_worker_t   *w;
+    ngx_http_ingest_cluster_t  *cl = t->state;
 
-    w = ngx_http_ingest_worker;
+    node = ngx_http_ingest_cluster_reach(t,
+                                         cl->owner[ingest_cluster_slot(key,
+                                                                      len)]);
 
-    for (i = 0; i < w->cluster->nnodes; i++) {
-        node = &w->cluster->nodes[i];
-
-        if (node->ac == NULL) {
-            continue;
-        }
-
-        if (ev == &node->connect_timer) {
-            goto close;
-        }
-
-        if (ev != &w->ack_timer) {
-            continue;
-        }
-
-        for (j = 0; j < w->nqueues; j++) {
-            if (w->queues[j].sent_node == node->index
-                && ngx_current_msec - w->queues[j].sent_at
-                   >= w->imcf->ack_timeout)
-            {
-                goto close;
-            }
-        }
-
-        continue;
-
-    close:
-
-        ngx_log_error(NGX_LOG_WARN, w->log, 0,
-                      "ingest redis cluster node %s:%d %s timed out",
-                      node->host, node->port,
-                      ev == &w->ack_timer ? "reply" : "connect");
-
-        /* not a hiredis callback: freeing here is safe */
-        redisAsyncFree(node->ac);
-        ngx_http_ingest_cluster_lost(w, node, "timed out");
-    }
-
-    ngx_http_ingest_redis_arm_ack(w);
+    return node ? node->conn.ac : NULL;
 }
 
 
-void
-ngx_http_ingest_cluster_close(ngx_http_ingest_worker_t *w, ngx_uint_t how)
+/* an untagged list's companion goes in the list's slot: "{list}:..." */
+
+static u_char *
+ngx_http_ingest_cluster_companion(ngx_http_ingest_transport_t *t,
+    u_char *buf, size_t size, ngx_str_t *list, const char *suffix)
 {
-    ngx_uint_t  i;
-
-    for (i = 0; i < w->cluster->nnodes; i++) {
-        if (w->cluster->nodes[i].ac == NULL) {
-            continue;
-        }
-
-        if (how) {
-            redisAsyncDisconnect(w->cluster->nodes[i].ac);
-
-        } else {
-            redisAsyncFree(w->cluster->nodes[i].ac);
-        }
+    if (ingest_cluster_tagged(list->data, list->len)) {
+        return ngx_snprintf(buf, size, "%V:%s", list, suffix);
     }
+
+    return ngx_snprintf(buf, size, "{%V}:%s", list, suffix);
 }
 
 
 /*
- * The exit path's blocking connection to the master of q's list, as the
- * worker last knew it (one per node, kept in conns); NULL if it cannot
- * be had.
+ * The exit path: a blocking connection to the master of the list's slot,
+ * as the worker last knew it, one per node; a node that could not be
+ * reached is not tried again.
  */
 
-redisContext *
-ngx_http_ingest_cluster_sync(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_queue_t *q, redisContext **conns, struct timeval tv)
+static void
+ngx_http_ingest_cluster_send_sync(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_sync_t *s, ngx_http_ingest_push_t *p)
 {
-    ngx_uint_t               index;
-    redisContext            *rc;
-    ngx_http_ingest_node_t  *node;
+    ngx_uint_t                  index;
+    redisContext               *rc;
+    struct timeval              tv;
+    ngx_http_ingest_node_t     *node;
+    ngx_http_ingest_cluster_t  *cl = t->state;
 
-    index = w->cluster->owner[q->slot];
+    p->result = NGX_HTTP_INGEST_PUSH_LOST;
+    p->asking = 0;
+
+    index = cl->owner[ingest_cluster_slot(p->list.data, p->list.len)];
 
     if (index == 0) {
-        return NULL;
+        ngx_cpystrn(s->why, (u_char *) "the list's master is unknown",
+                    sizeof(s->why));
+        return;
     }
 
-    if (conns[index - 1] != NULL) {
-        return conns[index - 1];
+    node = &cl->nodes[index - 1];
+
+    if (s->failed[index - 1]) {
+        return;
     }
 
-    node = &w->cluster->nodes[index - 1];
+    rc = s->conns[index - 1];
 
-    rc = redisConnectWithTimeout((char *) node->host, node->port, tv);
+    if (rc == NULL) {
+        tv.tv_sec = s->timeout / 1000;
+        tv.tv_usec = (s->timeout % 1000) * 1000;
 
-    if (rc == NULL || rc->err || redisSetTimeout(rc, tv) != REDIS_OK) {
-        if (rc != NULL) {
-            redisFree(rc);
+        rc = redisConnectWithTimeout((char *) node->host, node->conn.port,
+                                     tv);
+
+        if (rc == NULL || rc->err || redisSetTimeout(rc, tv) != REDIS_OK) {
+            ngx_snprintf(s->why, sizeof(s->why) - 1,
+                         "the list's master %V is unreachable: %s%Z",
+                         &node->conn.name,
+                         rc == NULL ? "out of memory"
+                         : rc->err ? rc->errstr : "cannot set timeout");
+            s->failed[index - 1] = 1;
+
+            if (rc != NULL) {
+                redisFree(rc);
+            }
+
+            return;
         }
 
-        return NULL;
+        s->conns[index - 1] = rc;
     }
 
-    conns[index - 1] = rc;
+    p->replicas = ngx_min(t->imcf->replicas, node->replicas);
+    p->wait = s->timeout;
 
-    return rc;
+    ngx_http_ingest_push_sync(rc, p);
+
+    if (p->result == NGX_HTTP_INGEST_PUSH_LOST) {
+        ngx_cpystrn(s->why, (u_char *) rc->errstr, sizeof(s->why));
+        s->failed[index - 1] = 1;
+        redisFree(rc);
+        s->conns[index - 1] = NULL;
+    }
 }
 
 
-/* the replicas a batch for slot waits for, as its master stands now */
-
-ngx_uint_t
-ngx_http_ingest_cluster_wait_for(ngx_http_ingest_worker_t *w,
-    ngx_uint_t slot)
+static void
+ngx_http_ingest_cluster_sync_end(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_sync_t *s)
 {
-    ngx_uint_t  index;
+    ngx_uint_t  i;
 
-    index = w->cluster->owner[slot];
+    for (i = 0; i < NGX_HTTP_INGEST_MAX_NODES; i++) {
+        if (s->conns[i] != NULL) {
+            redisFree(s->conns[i]);
+            s->conns[i] = NULL;
+        }
+    }
+}
 
-    if (index == 0) {
-        return w->imcf->replicas;
+
+static void
+ngx_http_ingest_cluster_close(ngx_http_ingest_transport_t *t,
+    ngx_uint_t graceful)
+{
+    ngx_uint_t                  i;
+    ngx_http_ingest_node_t     *node;
+    ngx_http_ingest_cluster_t  *cl = t->state;
+
+    t->closing = 1;
+
+    if (t->retry.timer_set) {
+        ngx_del_timer(&t->retry);
     }
 
-    return ngx_min(w->imcf->replicas, w->cluster->nodes[index - 1].replicas);
+    if (cl->resume.posted) {
+        ngx_delete_posted_event(&cl->resume);
+    }
+
+    for (i = 0; i < cl->nnodes; i++) {
+        node = &cl->nodes[i];
+
+        if (graceful) {
+            ngx_http_ingest_conn_disconnect(&node->conn);
+
+        } else {
+            ngx_http_ingest_conn_close(&node->conn, NULL);
+        }
+
+        if (node->conn.changed.posted) {
+            ngx_delete_posted_event(&node->conn.changed);
+        }
+    }
+
+    ngx_http_ingest_transport_connected(t, 0);
 }

@@ -4,31 +4,53 @@
  *
  * When pending increments become batches, and what happens at exit.
  *
- * A list's table is cut into a batch
- *   - ingest_flush_interval after its first key arrived (a cancelable
+ * A list's sums (and rows) are cut into a batch
+ *   - ingest_flush_interval after the first key arrived (a cancelable
  *     timer: it never holds back an idle worker's exit), unless an older
- *     batch still waits for Redis: then the table goes on adding up, and
- *     is cut when that batch is acknowledged;
- *   - as soon as it holds ingest_flush_keys keys, whatever waits;
+ *     batch still waits for Redis: then the sums go on adding up, and are
+ *     cut when that batch is delivered;
+ *   - as soon as they hold ingest_flush_keys keys, whatever waits;
  *   - at once when a graceful shutdown begins, and in exit_process.
  * Cut batches wait in the list's backlog, oldest first, and only the
- * oldest is sent: batch n+1 never leaves before n is acknowledged, so a
- * producer's batches enter the list in seq order (DESIGN.md).
+ * oldest is handed to the transport: batch n+1 never leaves before n is
+ * in Redis, so a producer's batches enter the list in seq order, the
+ * order the consumer relies on (docs/design.md).
  *
- * Memory: the tables and the backlogs of a worker together stay under
- * ingest_max_pending; past it, the handler answers 503.
+ * The transport tells of a delivery through the channel's posted event;
+ * a graceful shutdown is learnt from an idle "watcher" connection, which
+ * nginx closes when the shutdown begins (and again, with an error, at
+ * worker_shutdown_timeout), whatever state Redis is in.
+ *
+ * Memory: the sums, rows and backlogs of a worker together stay under
+ * ingest_max_pending; past it, requests are answered 503.
  */
 
 
-#include "ngx_http_ingest_module.h"
+#include "ngx_http_ingest_flush.h"
+#include "ngx_http_ingest_spool.h"
+#include "ngx_http_ingest_metrics.h"
 
 
 #define NGX_HTTP_INGEST_EXIT_TIMEOUT   300         /* ms, per step */
+#define NGX_HTTP_INGEST_MAX_ROWS_BYTES (1024 * 1024)
 
 
+ngx_http_ingest_worker_t  *ngx_http_ingest_worker;
+
+
+static ngx_int_t ngx_http_ingest_flush_queues(ngx_http_ingest_worker_t *w,
+    ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_ingest_flush_watch(ngx_http_ingest_worker_t *w);
+static void ngx_http_ingest_flush_watcher(ngx_event_t *ev);
 static void ngx_http_ingest_flush_handler(ngx_event_t *ev);
+static void ngx_http_ingest_flush_delivered(ngx_event_t *ev);
+static void ngx_http_ingest_drain(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_drain_handler(ngx_event_t *ev);
-static void ngx_http_ingest_disconnect_handler(ngx_event_t *ev);
+static void ngx_http_ingest_drained(ngx_http_ingest_worker_t *w);
+static void ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q);
+static void ngx_http_ingest_flush_hand(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q);
 static ngx_int_t ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 static ngx_int_t ngx_http_ingest_flush_cut_counters(
@@ -38,19 +60,39 @@ static ngx_int_t ngx_http_ingest_flush_cut_records(
     ngx_http_ingest_rows_t *t);
 static void ngx_http_ingest_flush_enqueue(ngx_http_ingest_queue_t *q,
     ngx_http_ingest_batch_t *b);
-static void ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
+static ngx_http_ingest_batch_t *ngx_http_ingest_flush_oldest(
     ngx_http_ingest_queue_t *q);
 static void ngx_http_ingest_flush_free(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_http_ingest_batch_t *b);
+static void ngx_http_ingest_flush_metrics(ngx_http_ingest_worker_t *w);
 static ngx_uint_t ngx_http_ingest_flush_idle(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w);
 
 
-ngx_int_t
-ngx_http_ingest_flush_init(ngx_http_ingest_worker_t *w)
-{
-    ngx_uint_t  i;
+/*
+ * The worker's state, its lists, and the transport (ops: the standalone
+ * or the cluster one), which starts connecting.
+ */
 
+ngx_int_t
+ngx_http_ingest_flush_init(ngx_cycle_t *cycle,
+    ngx_http_ingest_main_conf_t *imcf,
+    const ngx_http_ingest_transport_ops_t *ops)
+{
+    struct timespec               ts;
+    ngx_http_ingest_worker_t     *w;
+    ngx_http_ingest_transport_t  *t;
+
+    w = ngx_pcalloc(cycle->pool, sizeof(ngx_http_ingest_worker_t));
+    t = ngx_pcalloc(cycle->pool, sizeof(ngx_http_ingest_transport_t));
+
+    if (w == NULL || t == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->imcf = imcf;
+    w->log = cycle->log;
+    w->transport = t;
     w->timer_conn.fd = (ngx_socket_t) -1;
 
     w->flush_timer.handler = ngx_http_ingest_flush_handler;
@@ -62,20 +104,179 @@ ngx_http_ingest_flush_init(ngx_http_ingest_worker_t *w)
     w->drain_timer.data = &w->timer_conn;
     w->drain_timer.log = w->log;
 
-    w->disconnect_event.handler = ngx_http_ingest_disconnect_handler;
-    w->disconnect_event.data = &w->timer_conn;
-    w->disconnect_event.log = w->log;
+    /* host/pid/start-ns: no two worker lives share it, even after reboot */
+
+    (void) clock_gettime(CLOCK_REALTIME, &ts);
+
+    ngx_snprintf((u_char *) w->producer, sizeof(w->producer) - 1,
+                 "%V/%P/%uL%Z", &cycle->hostname, ngx_pid,
+                 (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec);
+
+    t->ops = ops;
+    t->imcf = imcf;
+    t->log = w->log;
+    t->timer_data = &w->timer_conn;
+
+    ngx_http_ingest_transport_init(t);
+
+    if (ops->init(t, cycle->pool) != NGX_OK
+        || ngx_http_ingest_flush_queues(w, cycle) != NGX_OK
+        || ngx_http_ingest_flush_watch(w) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_ingest_worker = w;
+
+    ops->connect(t);
+
+    return NGX_OK;
+}
+
+
+/* each Redis list: its sums, its records tables' rows, its channel */
+
+static ngx_int_t
+ngx_http_ingest_flush_queues(ngx_http_ingest_worker_t *w, ngx_cycle_t *cycle)
+{
+    ngx_str_t                        *names;
+    ngx_uint_t                        i, n;
+    ngx_http_ingest_queue_t          *q;
+    ngx_http_ingest_records_conf_t  **rc;
+
+    w->nqueues = w->imcf->queues.nelts;
+
+    w->queues = ngx_pcalloc(cycle->pool,
+                            w->nqueues * sizeof(ngx_http_ingest_queue_t));
+    if (w->queues == NULL) {
+        return NGX_ERROR;
+    }
+
+    names = w->imcf->queues.elts;
 
     for (i = 0; i < w->nqueues; i++) {
-        ngx_queue_init(&w->queues[i].backlog);
-        ngx_queue_init(&w->queues[i].waiting);
+        q = &w->queues[i];
+
+        q->name = names[i];
+        ngx_queue_init(&q->backlog);
+        ngx_queue_init(&q->waiting);
+
+        if (ngx_http_ingest_table_init(&q->sums, w->imcf->flush_keys)
+            != NGX_HTTP_INGEST_TABLE_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        q->channel.name = q->name;
+        q->channel.data = q;
+        q->channel.delivered.handler = ngx_http_ingest_flush_delivered;
+        q->channel.delivered.data = q;
+
+        ngx_http_ingest_channel_init(w->transport, &q->channel);
+    }
+
+    rc = w->imcf->tables.elts;
+
+    for (i = 0; i < w->imcf->tables.nelts; i++) {
+        q = ngx_http_ingest_list_queue(w, rc[i]->queue);
+        q->nrow_sets = ngx_max(q->nrow_sets, rc[i]->rows_index + 1);
+    }
+
+    for (i = 0; i < w->nqueues; i++) {
+        q = &w->queues[i];
+
+        if (q->nrow_sets == 0) {
+            continue;
+        }
+
+        q->row_sets = ngx_pcalloc(cycle->pool, q->nrow_sets
+                                               * sizeof(ngx_http_ingest_rows_t));
+        if (q->row_sets == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    for (i = 0; i < w->imcf->tables.nelts; i++) {
+        n = rc[i]->rows_index;
+        ngx_http_ingest_list_queue(w, rc[i]->queue)->row_sets[n].conf = rc[i];
     }
 
     return NGX_OK;
 }
 
 
-ngx_http_ingest_batch_t *
+/*
+ * The watcher: an idle connection without a socket (as lua-nginx-module
+ * keeps for its timers), which nginx "closes" when a graceful shutdown
+ * begins and again at worker_shutdown_timeout.  It tells the worker
+ * whether or not it has a Redis connection at that moment.
+ */
+
+static ngx_int_t
+ngx_http_ingest_flush_watch(ngx_http_ingest_worker_t *w)
+{
+    ngx_connection_t  *c;
+
+    c = ngx_get_connection(0, w->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->fd = (ngx_socket_t) -2;
+    c->idle = 1;
+    c->data = w;
+    c->read->handler = ngx_http_ingest_flush_watcher;
+    c->read->log = w->log;
+    c->write->log = w->log;
+
+    w->watcher = c;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ingest_flush_watcher(ngx_event_t *ev)
+{
+    ngx_connection_t          *c;
+    ngx_http_ingest_worker_t  *w;
+
+    c = ev->data;
+    w = c->data;
+
+    if (!c->close) {
+        return;
+    }
+
+    c->close = 0;
+
+    if (!c->error) {
+        /* quit, reload: send everything, wait for Redis (bounded) */
+        c->idle = 0;
+        ngx_http_ingest_drain(w);
+        return;
+    }
+
+    /* worker_shutdown_timeout: give up; exit_process takes over */
+
+    c->error = 0;
+
+    ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                  "ingest stops draining at worker_shutdown_timeout");
+
+    w->exiting = 1;
+
+    if (w->drain_timer.timer_set) {
+        ngx_del_timer(&w->drain_timer);
+    }
+
+    w->transport->ops->close(w->transport, 0);
+}
+
+
+/* what the list holds that its oldest batch waits for */
+
+static ngx_http_ingest_batch_t *
 ngx_http_ingest_flush_oldest(ngx_http_ingest_queue_t *q)
 {
     if (ngx_queue_empty(&q->backlog)) {
@@ -87,7 +288,7 @@ ngx_http_ingest_flush_oldest(ngx_http_ingest_queue_t *q)
 }
 
 
-/* bytes a worker holds for Redis: tables and cut batches */
+/* bytes a worker holds for Redis: sums, rows and cut batches */
 
 size_t
 ngx_http_ingest_flush_pending(ngx_http_ingest_worker_t *w)
@@ -98,7 +299,7 @@ ngx_http_ingest_flush_pending(ngx_http_ingest_worker_t *w)
     n = 0;
 
     for (i = 0; i < w->nqueues; i++) {
-        n += w->queues[i].table.memory + w->queues[i].backlog_bytes
+        n += w->queues[i].sums.memory + w->queues[i].backlog_bytes
              + w->queues[i].keyed.cap + w->queues[i].rows_bytes;
     }
 
@@ -106,7 +307,30 @@ ngx_http_ingest_flush_pending(ngx_http_ingest_worker_t *w)
 }
 
 
-/* a request's increments entered q's table */
+ngx_int_t
+ngx_http_ingest_flush_admit(ngx_http_ingest_worker_t *w, size_t need,
+    ngx_log_t *log)
+{
+    if (!w->full
+        && ngx_http_ingest_flush_pending(w) + need <= w->imcf->max_pending)
+    {
+        return NGX_OK;
+    }
+
+    if (!w->full) {
+        w->full = 1;
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "ingest pending memory reached ingest_max_pending "
+                      "(%uz bytes): Redis is not taking batches as fast "
+                      "as they come; answering 503 until half of it is sent",
+                      w->imcf->max_pending);
+    }
+
+    return NGX_BUSY;
+}
+
+
+/* a request's increments or rows entered q */
 
 void
 ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
@@ -117,15 +341,15 @@ ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
      * loop at most, not per request; every cut refreshes them as well.
      */
 
-    if (w->status_msec != ngx_current_msec) {
-        w->status_msec = ngx_current_msec;
-        ngx_http_ingest_status_pending(w);
+    if (w->metrics_msec != ngx_current_msec) {
+        w->metrics_msec = ngx_current_msec;
+        ngx_http_ingest_flush_metrics(w);
     }
 
     /* rows are cut at 1 MB of JSON: Redis likes its values small */
 
     if (ngx_http_ingest_queue_pending(q) >= w->imcf->flush_keys
-        || q->rows_bytes >= 1024 * 1024 || w->draining)
+        || q->rows_bytes >= NGX_HTTP_INGEST_MAX_ROWS_BYTES || w->draining)
     {
         q->due = 1;
         ngx_http_ingest_flush_try(w, q);
@@ -138,20 +362,69 @@ ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
 }
 
 
-/* q's oldest batch is in Redis */
+void
+ngx_http_ingest_flush_wait(ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_waiter_t *wt)
+{
+    wt->seq = q->seq + 1;
+    wt->waiting = 1;
+    ngx_queue_insert_tail(&q->waiting, &wt->link);
+}
+
 
 void
-ngx_http_ingest_flush_acked(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_queue_t *q)
+ngx_http_ingest_flush_unwait(ngx_http_ingest_waiter_t *wt)
 {
-    ngx_http_ingest_batch_t  *b;
+    if (wt->waiting) {
+        wt->waiting = 0;
+        ngx_queue_remove(&wt->link);
+    }
+}
+
+
+/* the transport delivered q's oldest batch (a posted event) */
+
+static void
+ngx_http_ingest_flush_delivered(ngx_event_t *ev)
+{
+    ngx_queue_t               *link;
+    ngx_http_ingest_batch_t   *b;
+    ngx_http_ingest_queue_t   *q;
+    ngx_http_ingest_waiter_t  *wt;
+    ngx_http_ingest_worker_t  *w;
+
+    q = ev->data;
+    w = ngx_http_ingest_worker;
 
     b = ngx_http_ingest_flush_oldest(q);
 
-    if (b != NULL) {
-        /* requests waiting for this batch (ingest_ack redis) get a 204 */
-        ngx_http_ingest_wake(q, b->seq);
-        ngx_http_ingest_flush_free(w, q, b);
+    if (b == NULL) {
+        return;
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                   "ingest batch seq:%uL keys:%ui acked by \"%V\", "
+                   "%ui more cut", b->seq, b->keys, &q->name,
+                   q->nbatches - 1);
+
+    /* those waiting for this batch (ingest_ack redis) are answered */
+
+    while (!ngx_queue_empty(&q->waiting)) {
+        link = ngx_queue_head(&q->waiting);
+        wt = ngx_queue_data(link, ngx_http_ingest_waiter_t, link);
+
+        if (wt->seq > b->seq) {
+            break;
+        }
+
+        ngx_http_ingest_flush_unwait(wt);
+        wt->handler(wt);
+    }
+
+    ngx_http_ingest_flush_free(w, q, b);
+
+    if (w->exiting) {
+        return;
     }
 
     if (q->due || ngx_http_ingest_queue_pending(q) >= w->imcf->flush_keys
@@ -165,12 +438,11 @@ ngx_http_ingest_flush_acked(ngx_http_ingest_worker_t *w,
         ngx_add_timer(&w->flush_timer, w->imcf->flush_interval);
     }
 
-    ngx_http_ingest_redis_send(w, q);
-    ngx_http_ingest_status_pending(w);
+    ngx_http_ingest_flush_hand(w, q);
+    ngx_http_ingest_flush_metrics(w);
 
     if (w->draining && ngx_http_ingest_flush_idle(w)) {
-        /* all acknowledged: close cleanly, outside hiredis's callback */
-        ngx_post_event(&w->disconnect_event, &ngx_posted_events);
+        ngx_http_ingest_drained(w);
     }
 }
 
@@ -202,20 +474,20 @@ ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
     }
 
     /*
-     * While an older batch waits, a table below ingest_flush_keys goes
+     * While an older batch waits, the sums below ingest_flush_keys go
      * on adding up: Redis gets fewer, fuller batches when it is slow.
      */
 
     if (!ngx_queue_empty(&q->backlog)
         && ngx_http_ingest_queue_pending(q) < w->imcf->flush_keys
-        && q->rows_bytes < 1024 * 1024
+        && q->rows_bytes < NGX_HTTP_INGEST_MAX_ROWS_BYTES
         && !w->draining && !w->exiting)
     {
         return;
     }
 
     if (ngx_http_ingest_flush_cut(w, q) != NGX_OK) {
-        /* the table is kept whole; the timer tries again */
+        /* what is pending is kept whole; the timer tries again */
         if (!w->flush_timer.timer_set && !w->exiting) {
             ngx_add_timer(&w->flush_timer, w->imcf->flush_interval);
         }
@@ -225,8 +497,33 @@ ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
 
     q->due = 0;
 
-    ngx_http_ingest_status_pending(w);
-    ngx_http_ingest_redis_send(w, q);
+    ngx_http_ingest_flush_metrics(w);
+    ngx_http_ingest_flush_hand(w, q);
+}
+
+
+/* the oldest batch to the transport, unless it has it already */
+
+static void
+ngx_http_ingest_flush_hand(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q)
+{
+    ngx_http_ingest_batch_t  *b;
+
+    b = ngx_http_ingest_flush_oldest(q);
+
+    if (b == NULL || q->channel.handed || w->exiting) {
+        return;
+    }
+
+    q->channel.batch.data = (u_char *) b->buf.data;
+    q->channel.batch.len = b->buf.len;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                   "ingest batch seq:%uL keys:%ui of \"%V\" handed over",
+                   b->seq, b->keys, &q->name);
+
+    w->transport->ops->send(w->transport, &q->channel);
 }
 
 
@@ -238,15 +535,15 @@ ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
 {
     ngx_uint_t  i;
 
-    if ((q->table.nkeys || q->nkeyed)
+    if ((q->sums.nkeys || q->nkeyed)
         && ngx_http_ingest_flush_cut_counters(w, q) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < q->ntables; i++) {
-        if (q->tables[i].nrows
-            && ngx_http_ingest_flush_cut_records(w, q, &q->tables[i])
+    for (i = 0; i < q->nrow_sets; i++) {
+        if (q->row_sets[i].nrows
+            && ngx_http_ingest_flush_cut_records(w, q, &q->row_sets[i])
                != NGX_OK)
         {
             return NGX_ERROR;
@@ -318,7 +615,7 @@ ngx_http_ingest_flush_cut_records(ngx_http_ingest_worker_t *w,
 }
 
 
-/* the pending table becomes the newest batch, under the next seq */
+/* the pending sums become the newest batch, under the next seq */
 
 static ngx_int_t
 ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
@@ -348,8 +645,8 @@ ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
         goto nomem;
     }
 
-    for (i = 0; i <= q->table.mask; i++) {
-        e = &q->table.slots[i];
+    for (i = 0; i <= q->sums.mask; i++) {
+        e = &q->sums.slots[i];
 
         if (e->hash == 0) {
             continue;
@@ -368,14 +665,14 @@ ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
         goto nomem;
     }
 
-    b->keys = q->table.nkeys + q->nkeyed;
+    b->keys = q->sums.nkeys + q->nkeyed;
     ngx_http_ingest_flush_enqueue(q, b);
 
     q->keyed.len = 0;
     q->keyed.count = 0;
     q->nkeyed = 0;
 
-    ngx_http_ingest_table_reset(&q->table);
+    ngx_http_ingest_table_reset(&q->sums);
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
                    "ingest batch seq:%uL keys:%ui bytes:%uz cut for \"%V\"",
@@ -387,7 +684,7 @@ nomem:
 
     ngx_log_error(NGX_LOG_ALERT, w->log, 0,
                   "ingest cannot allocate a batch of %uz keys for \"%V\"",
-                  q->table.nkeys, &q->name);
+                  q->sums.nkeys, &q->name);
 
     if (b != NULL) {
         ingest_wire_buf_free(&b->buf);
@@ -405,7 +702,6 @@ ngx_http_ingest_flush_free(ngx_http_ingest_worker_t *w,
     ngx_queue_remove(&b->link);
     q->nbatches--;
     q->backlog_bytes -= b->buf.cap;
-    q->sent = 0;
 
     ingest_wire_buf_free(&b->buf);
     ngx_free(b);
@@ -418,6 +714,23 @@ ngx_http_ingest_flush_free(ngx_http_ingest_worker_t *w,
                       "ingest pending memory below half of "
                       "ingest_max_pending again: accepting requests");
     }
+}
+
+
+/* the worker's pending keys and bytes, for the status zone */
+
+static void
+ngx_http_ingest_flush_metrics(ngx_http_ingest_worker_t *w)
+{
+    ngx_uint_t  i, keys;
+
+    keys = 0;
+
+    for (i = 0; i < w->nqueues; i++) {
+        keys += ngx_http_ingest_queue_pending(&w->queues[i]);
+    }
+
+    ngx_http_ingest_metrics_pending(keys, ngx_http_ingest_flush_pending(w));
 }
 
 
@@ -445,13 +758,12 @@ ngx_http_ingest_flush_idle(ngx_http_ingest_worker_t *w)
  * exit_process.
  */
 
-void
-ngx_http_ingest_flush_drain(ngx_http_ingest_worker_t *w)
+static void
+ngx_http_ingest_drain(ngx_http_ingest_worker_t *w)
 {
     ngx_uint_t  i;
 
-    if (w->draining) {
-        /* each of a cluster's connections tells */
+    if (w->draining || w->exiting) {
         return;
     }
 
@@ -462,7 +774,7 @@ ngx_http_ingest_flush_drain(ngx_http_ingest_worker_t *w)
     }
 
     if (ngx_http_ingest_flush_idle(w)) {
-        ngx_post_event(&w->disconnect_event, &ngx_posted_events);
+        ngx_http_ingest_drained(w);
         return;
     }
 
@@ -491,21 +803,15 @@ ngx_http_ingest_drain_handler(ngx_event_t *ev)
 
     /* exit_process makes the last, blocking attempt */
     w->exiting = 1;
-    ngx_http_ingest_redis_close(w);
+    w->transport->ops->close(w->transport, 0);
 }
 
 
+/* all delivered: the connections close once their replies are in */
+
 static void
-ngx_http_ingest_disconnect_handler(ngx_event_t *ev)
+ngx_http_ingest_drained(ngx_http_ingest_worker_t *w)
 {
-    ngx_http_ingest_worker_t  *w;
-
-    w = ngx_http_ingest_worker;
-
-    if (!ngx_http_ingest_flush_idle(w)) {
-        return;
-    }
-
     if (w->drain_timer.timer_set) {
         ngx_del_timer(&w->drain_timer);
     }
@@ -513,13 +819,7 @@ ngx_http_ingest_disconnect_handler(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_INFO, w->log, 0, "ingest drained");
 
     w->exiting = 1;
-
-    if (w->cluster != NULL) {
-        ngx_http_ingest_cluster_close(w, 1);
-
-    } else if (w->ac != NULL) {
-        redisAsyncDisconnect(w->ac);
-    }
+    w->transport->ops->close(w->transport, 1);
 }
 
 
@@ -527,14 +827,21 @@ ngx_http_ingest_disconnect_handler(ngx_event_t *ev)
  * exit_process: the event loop is gone.  Whatever is not in Redis yet
  * goes there now over a blocking connection with short timeouts, oldest
  * batch first (a resend keeps its seq: a duplicate is skipped), then the
- * rest of the table as the next seq.  What Redis cannot take goes to the
- * spool, in the same order, when there is one.
+ * rest as the next seq.  What Redis cannot take goes to the spool, in
+ * the same order, when there is one.
  */
 
 void
-ngx_http_ingest_flush_exit(ngx_http_ingest_worker_t *w)
+ngx_http_ingest_flush_exit(void)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                 i, j;
+    ngx_http_ingest_worker_t  *w;
+
+    w = ngx_http_ingest_worker;
+
+    if (w == NULL) {
+        return;
+    }
 
     w->exiting = 1;
 
@@ -542,26 +849,16 @@ ngx_http_ingest_flush_exit(ngx_http_ingest_worker_t *w)
         ngx_del_timer(&w->flush_timer);
     }
 
-    if (w->retry_timer.timer_set) {
-        ngx_del_timer(&w->retry_timer);
-    }
-
     if (w->drain_timer.timer_set) {
         ngx_del_timer(&w->drain_timer);
     }
 
-    if (w->spool_timer.timer_set) {
-        ngx_del_timer(&w->spool_timer);
-    }
-
-    if (w->disconnect_event.posted) {
-        ngx_delete_posted_event(&w->disconnect_event);
-    }
-
-    ngx_http_ingest_redis_close(w);
+    w->transport->ops->close(w->transport, 0);
 
     for (i = 0; i < w->nqueues; i++) {
-        w->queues[i].sent = 0;
+        if (w->queues[i].channel.delivered.posted) {
+            ngx_delete_posted_event(&w->queues[i].channel.delivered);
+        }
     }
 
     if (!ngx_http_ingest_flush_idle(w)) {
@@ -573,63 +870,48 @@ ngx_http_ingest_flush_exit(ngx_http_ingest_worker_t *w)
             ngx_http_ingest_flush_free(w, &w->queues[i],
                                  ngx_http_ingest_flush_oldest(&w->queues[i]));
         }
+
+        ngx_http_ingest_table_free(&w->queues[i].sums);
+        ingest_wire_buf_free(&w->queues[i].keyed);
+
+        for (j = 0; j < w->queues[i].nrow_sets; j++) {
+            ingest_wire_buf_free(&w->queues[i].row_sets[j].rows);
+        }
     }
+
+    if (w->watcher != NULL) {
+        /* it never had a socket: nothing to close */
+        w->watcher->fd = 0;
+        ngx_free_connection(w->watcher);
+        w->watcher->fd = (ngx_socket_t) -1;
+        w->watcher = NULL;
+    }
+
+    ngx_http_ingest_worker = NULL;
 }
 
 
 static void
 ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 {
-    int                       ok;
-    const char               *argv[3], *why;
-    size_t                    argvlen[3];
-    ngx_uint_t                i, spooled, lost, replicas;
-    redisReply               *reply;
-    redisContext             *rc, *nodes[NGX_HTTP_INGEST_MAX_NODES];
-    struct timeval            tv;
-    ngx_http_ingest_batch_t  *b;
-    ngx_http_ingest_queue_t  *q;
+    ngx_uint_t                    i, spooled, lost, refused;
+    ngx_http_ingest_push_t        p;
+    ngx_http_ingest_sync_t        s;
+    ngx_http_ingest_batch_t      *b;
+    ngx_http_ingest_queue_t      *q;
+    ngx_http_ingest_transport_t  *t;
 
-    tv.tv_sec = 0;
-    tv.tv_usec = NGX_HTTP_INGEST_EXIT_TIMEOUT * 1000;
+    t = w->transport;
 
-    if (w->cluster != NULL) {
-        /* per list, its master's connection: see below */
-        ngx_memzero(nodes, sizeof(nodes));
-        rc = NULL;
+    ngx_memzero(&s, sizeof(ngx_http_ingest_sync_t));
+    s.timeout = NGX_HTTP_INGEST_EXIT_TIMEOUT;
 
-    } else if (w->imcf->redis_port) {
-        rc = redisConnectWithTimeout((char *) w->imcf->redis_host,
-                                     w->imcf->redis_port, tv);
-
-    } else {
-        rc = redisConnectUnixWithTimeout((char *) w->imcf->redis_host, tv);
-    }
-
-    why = NULL;
-
-    if (w->cluster != NULL) {
-        /* void */
-
-    } else if (rc == NULL) {
-        why = "out of memory";
-
-    } else if (rc->err) {
-        why = rc->errstr;
-
-    } else if (redisSetTimeout(rc, tv) != REDIS_OK) {
-        why = "cannot set timeout";
-    }
+    ngx_memzero(&p, sizeof(ngx_http_ingest_push_t));
 
     for (i = 0; i < w->nqueues; i++) {
         q = &w->queues[i];
 
-        if (w->cluster != NULL) {
-            rc = ngx_http_ingest_cluster_sync(w, q, nodes, tv);
-            why = (rc == NULL) ? "the list's master is unreachable" : NULL;
-        }
-
-        /* the table last, under the next seq */
+        /* what is still adding up last, under the next seq */
 
         if (ngx_http_ingest_queue_pending(q)) {
             (void) ngx_http_ingest_flush_cut(w, q);
@@ -637,65 +919,41 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 
         spooled = 0;
         lost = 0;
+        refused = 0;
 
         while ((b = ngx_http_ingest_flush_oldest(q)) != NULL) {
-            ok = 0;
+            p.result = NGX_HTTP_INGEST_PUSH_LOST;
+            p.list = q->name;
+            p.batch.data = (u_char *) b->buf.data;
+            p.batch.len = b->buf.len;
 
-            if (why == NULL) {
-                ngx_http_ingest_redis_rpush(&q->name, &b->buf, argv,
-                                            argvlen);
-
-                reply = redisCommandArgv(rc, 3, argv, argvlen);
-
-                if (reply != NULL && reply->type == REDIS_REPLY_INTEGER
-                    && w->cluster != NULL
-                    && (replicas = ngx_http_ingest_cluster_wait_for(w,
-                                                                 q->slot)))
-                {
-                    /* on a replica too, or a failover could lose it */
-                    freeReplyObject(reply);
-                    reply = redisCommand(rc, "WAIT %u %u",
-                                         (unsigned) replicas,
-                                         NGX_HTTP_INGEST_EXIT_TIMEOUT);
-
-                    if (reply != NULL
-                        && (reply->type != REDIS_REPLY_INTEGER
-                            || reply->integer < (long long) replicas))
-                    {
-                        reply->type = REDIS_REPLY_NIL;
-                    }
-                }
-
-                if (reply == NULL) {
-                    why = rc->errstr;
-
-                } else {
-                    ok = (reply->type == REDIS_REPLY_INTEGER);
-
-                    if (!ok) {
-                        ngx_log_error(NGX_LOG_ERR, w->log, 0,
-                                      "ingest redis RPUSH to \"%V\" failed "
-                                      "at exit: %*s", &q->name,
-                                      (size_t) (reply->type
-                                                == REDIS_REPLY_ERROR
-                                                ? reply->len : 0),
-                                      reply->str);
-
-                        /* what Redis refuses now, it refuses next too */
-                        why = "redis refused the batch";
-                    }
-
-                    freeReplyObject(reply);
-                }
+            if (!refused) {
+                t->ops->send_sync(t, &s, &p);
             }
 
-            if (ok) {
+            if (p.result == NGX_HTTP_INGEST_PUSH_REFUSED) {
+                ngx_log_error(NGX_LOG_ERR, w->log, 0,
+                              "ingest redis RPUSH to \"%V\" failed at "
+                              "exit: %*s", &q->name,
+                              ngx_http_ingest_push_error(&p));
+
+                /* what Redis refuses now, it refuses next too */
+                refused = 1;
+                ngx_cpystrn(s.why, (u_char *) "redis refused the batch",
+                            sizeof(s.why));
+            }
+
+            if (p.result == NGX_HTTP_INGEST_PUSH_DELIVERED) {
                 ngx_log_error(NGX_LOG_INFO, w->log, 0,
                               "ingest flushed %ui keys to \"%V\" at exit "
                               "(batch seq %uL)", b->keys, &q->name, b->seq);
 
             } else if (w->imcf->spool != NULL
-                       && ngx_http_ingest_spool_write(w, q, b) == NGX_OK)
+                       && ngx_http_ingest_spool_write(&w->imcf->spool->name,
+                                                      w->producer, &q->name,
+                                                      b->seq, &p.batch,
+                                                      w->log)
+                          == NGX_OK)
             {
                 spooled += b->keys;
 
@@ -710,25 +968,16 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
             ngx_log_error(NGX_LOG_WARN, w->log, 0,
                           "ingest spooled %ui keys of \"%V\" at exit "
                           "(batches up to seq %uL): %s", spooled, &q->name,
-                          q->seq, why);
+                          q->seq, s.why);
         }
 
         if (lost) {
             ngx_log_error(NGX_LOG_ERR, w->log, 0,
                           "ingest lost %ui keys of \"%V\" at exit "
                           "(batches up to seq %uL): %s", lost, &q->name,
-                          q->seq, why);
+                          q->seq, s.why);
         }
     }
 
-    if (w->cluster != NULL) {
-        for (i = 0; i < NGX_HTTP_INGEST_MAX_NODES; i++) {
-            if (nodes[i] != NULL) {
-                redisFree(nodes[i]);
-            }
-        }
-
-    } else if (rc != NULL) {
-        redisFree(rc);
-    }
+    t->ops->sync_end(t, &s);
 }

@@ -9,7 +9,10 @@
  */
 
 
-#include "ngx_http_ingest_module.h"
+#include "ngx_http_ingest_handler.h"
+#include "ngx_http_ingest_ack.h"
+#include "ngx_http_ingest_reply.h"
+#include "ngx_http_ingest_metrics.h"
 
 
 #define NGX_HTTP_INGEST_FILE_CHUNK   16384
@@ -31,6 +34,20 @@ typedef struct {
 } ngx_http_ingest_pair_t;
 
 
+/* a counters request's state */
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_ingest_parser_t    parser;
+    ngx_array_t                 pairs;       /* ngx_http_ingest_pair_t */
+    const char                 *error;       /* why the body is refused */
+    off_t                       error_at;
+    ngx_http_ingest_await_t     await;       /* ingest_ack redis */
+    unsigned                    nomem:1;
+    unsigned                    from_file:1; /* body read from its file */
+} ngx_http_ingest_ctx_t;
+
+
 static ngx_int_t ngx_http_ingest_check_type(ngx_http_request_t *r,
     ngx_http_ingest_loc_conf_t *ilcf, unsigned *kind);
 static void ngx_http_ingest_body_handler(ngx_http_request_t *r);
@@ -43,7 +60,7 @@ static ngx_int_t ngx_http_ingest_parse_body(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx);
 static int ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
     int64_t value);
-static ngx_uint_t ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx);
+static ngx_int_t ngx_http_ingest_admit(ngx_http_ingest_ctx_t *ctx);
 static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx);
 static ngx_int_t ngx_http_ingest_idempotency_key(ngx_http_request_t *r,
@@ -56,17 +73,9 @@ static void ngx_http_ingest_route(ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_list_t *list);
 static void ngx_http_ingest_added(ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_list_t *list);
-static ngx_int_t ngx_http_ingest_await(ngx_http_request_t *r,
-    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list);
-static void ngx_http_ingest_await_one(ngx_http_ingest_ctx_t *ctx,
-    ngx_http_ingest_queue_t *q);
-static void ngx_http_ingest_ack_timeout(ngx_event_t *ev);
-static void ngx_http_ingest_ack_cleanup(void *data);
-static void ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx,
-    ngx_uint_t status);
-static ngx_int_t ngx_http_ingest_send_no_content(ngx_http_request_t *r);
-static ngx_int_t ngx_http_ingest_refuse(ngx_http_request_t *r,
-    ngx_uint_t status, char *header, char *value, const char *error);
+static ngx_int_t ngx_http_ingest_await_lists(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list,
+    ngx_http_ingest_loc_conf_t *ilcf);
 
 
 ngx_int_t
@@ -105,8 +114,8 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
     }
 
     /*
-     * Not ngx_pcalloc(): the parser is set up below, and the ack timer
-     * and the queue link are zeroed only if the request waits for Redis.
+     * Not ngx_pcalloc(): the parser is set up below, and the wait for
+     * Redis is set up only if the request waits.
      */
 
     ctx = ngx_palloc(r->pool, sizeof(ngx_http_ingest_ctx_t));
@@ -115,10 +124,9 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
     }
 
     ctx->request = r;
-    ctx->nacks = 0;
     ctx->error = NULL;
     ctx->error_at = -1;
-    ctx->answer = NULL;
+    ctx->await.answer = NULL;
     ctx->nomem = 0;
     ctx->from_file = 0;
 
@@ -310,7 +318,7 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
     list = ngx_http_ingest_list(ngx_http_ingest_worker->imcf, ilcf->queue);
 
-    if (rc == NGX_OK && ngx_http_ingest_over_limit(ctx)) {
+    if (rc == NGX_OK && ngx_http_ingest_admit(ctx) != NGX_OK) {
         return ngx_http_ingest_send_full(r);
     }
 
@@ -356,12 +364,11 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_stat_add(increments, ctx->pairs.nelts);
 
     if (ilcf->ack == NGX_HTTP_INGEST_ACK_REDIS) {
-        /* each touched shard's table becomes its next batch */
-        if (ngx_http_ingest_await(r, ctx, list) != NGX_OK) {
+        /* each touched shard's sums become its next batch */
+        if (ngx_http_ingest_await_lists(r, ctx, list, ilcf) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_http_ingest_wait(r, ctx, ilcf);
         ngx_http_ingest_added(ctx, list);
         return NGX_DONE;
     }
@@ -369,223 +376,6 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_added(ctx, list);
 
     return ngx_http_ingest_send_no_content(r);
-}
-
-
-/*
- * ingest_ack redis: which batches the request waits for.  Without shards,
- * the next batch of its list; with them, the next batch of each shard its
- * keys fell in, all of which must be in Redis before it is answered.
- */
-
-static ngx_int_t
-ngx_http_ingest_await(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
-    ngx_http_ingest_list_t *list)
-{
-    ngx_uint_t                i, j;
-    ngx_http_ingest_pair_t   *pair;
-    ngx_http_ingest_queue_t  *q;
-
-    if (list->shards == 1 || ctx->pairs.nelts == 0) {
-        ngx_http_ingest_await_one(ctx,
-                              &ngx_http_ingest_worker->queues[list->first]);
-        return NGX_OK;
-    }
-
-    ctx->acks = ngx_pcalloc(r->pool,
-                            list->shards * sizeof(ngx_http_ingest_ack_t));
-    if (ctx->acks == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->nacks = 0;
-    pair = ctx->pairs.elts;
-
-    for (i = 0; i < ctx->pairs.nelts; i++) {
-        q = pair[i].q;
-
-        for (j = 0; j < ctx->nacks && ctx->acks[j].q != q; j++) {
-            /* void */
-        }
-
-        if (j == ctx->nacks) {
-            ctx->acks[j].q = q;
-            ctx->acks[j].seq = q->seq + 1;
-            ctx->nacks++;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/* the next batch of q: a records list, or a list without shards */
-
-static void
-ngx_http_ingest_await_one(ngx_http_ingest_ctx_t *ctx,
-    ngx_http_ingest_queue_t *q)
-{
-    ctx->ack.q = q;
-    ctx->ack.seq = q->seq + 1;
-    ctx->acks = &ctx->ack;
-    ctx->nacks = 1;
-}
-
-
-void
-ngx_http_ingest_wait_one(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
-    ngx_http_ingest_queue_t *q, ngx_http_ingest_loc_conf_t *ilcf)
-{
-    ngx_http_ingest_await_one(ctx, q);
-    ngx_http_ingest_wait(r, ctx, ilcf);
-}
-
-
-/*
- * The answer waits for Redis's acknowledgement of the batches awaited
- * (all requests of one flush wait for one RPUSH), or for
- * ingest_ack_timeout.  The timer is not cancelable, so a graceful
- * shutdown answers before the worker goes.
- */
-
-void
-ngx_http_ingest_wait(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
-    ngx_http_ingest_loc_conf_t *ilcf)
-{
-    ngx_uint_t           i;
-    ngx_pool_cleanup_t  *cln;
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_memzero(&ctx->ack_timer, sizeof(ngx_event_t));
-
-    cln->handler = ngx_http_ingest_ack_cleanup;
-    cln->data = ctx;
-
-    for (i = 0; i < ctx->nacks; i++) {
-        ctx->acks[i].ctx = ctx;
-        ctx->acks[i].waiting = 1;
-        ngx_queue_insert_tail(&ctx->acks[i].q->waiting, &ctx->acks[i].link);
-    }
-
-    ctx->pending = ctx->nacks;
-
-    /* data is the connection, as nginx's debug log expects of a timer */
-    ctx->ack_timer.handler = ngx_http_ingest_ack_timeout;
-    ctx->ack_timer.data = r->connection;
-    ctx->ack_timer.log = r->connection->log;
-
-    ngx_add_timer(&ctx->ack_timer, ilcf->ack_timeout);
-
-    /* a client that goes away is noticed, and its request freed */
-    r->read_event_handler = ngx_http_test_reading;
-}
-
-
-/* q's batch seq is in Redis: answer every request it completes */
-
-void
-ngx_http_ingest_wake(ngx_http_ingest_queue_t *q, uint64_t seq)
-{
-    ngx_queue_t            *link;
-    ngx_http_ingest_ack_t  *ack;
-
-    while (!ngx_queue_empty(&q->waiting)) {
-        link = ngx_queue_head(&q->waiting);
-        ack = ngx_queue_data(link, ngx_http_ingest_ack_t, link);
-
-        if (ack->seq > seq) {
-            break;
-        }
-
-        ngx_queue_remove(&ack->link);
-        ack->waiting = 0;
-
-        if (--ack->ctx->pending == 0) {
-            ngx_http_ingest_answer(ack->ctx, NGX_HTTP_NO_CONTENT);
-        }
-    }
-}
-
-
-static void
-ngx_http_ingest_ack_timeout(ngx_event_t *ev)
-{
-    ngx_uint_t              i;
-    ngx_http_ingest_ctx_t  *ctx;
-
-    ctx = (ngx_http_ingest_ctx_t *)
-              ((u_char *) ev - offsetof(ngx_http_ingest_ctx_t, ack_timer));
-
-    for (i = 0; i < ctx->nacks; i++) {
-        if (ctx->acks[i].waiting) {
-            ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                          "ingest batch seq %uL of \"%V\" not acknowledged "
-                          "by Redis within ingest_ack_timeout: answering 504",
-                          ctx->acks[i].seq, &ctx->acks[i].q->name);
-            break;
-        }
-    }
-
-    ngx_http_ingest_answer(ctx, NGX_HTTP_GATEWAY_TIME_OUT);
-}
-
-
-static void
-ngx_http_ingest_ack_cleanup(void *data)
-{
-    ngx_http_ingest_ctx_t  *ctx = data;
-
-    ngx_uint_t  i;
-
-    for (i = 0; i < ctx->nacks; i++) {
-        if (ctx->acks[i].waiting) {
-            ngx_queue_remove(&ctx->acks[i].link);
-            ctx->acks[i].waiting = 0;
-        }
-    }
-
-    if (ctx->ack_timer.timer_set) {
-        ngx_del_timer(&ctx->ack_timer);
-    }
-}
-
-
-static void
-ngx_http_ingest_answer(ngx_http_ingest_ctx_t *ctx, ngx_uint_t status)
-{
-    ngx_int_t            rc;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-    c = r->connection;
-
-    ngx_http_ingest_ack_cleanup(ctx);
-
-    r->read_event_handler = ngx_http_block_reading;
-
-    if (status == NGX_HTTP_NO_CONTENT && ctx->answer != NULL) {
-        /* records: the answer with its counts, prepared before the wait */
-        rc = ngx_http_ingest_send(r, NGX_HTTP_OK, "application/json",
-                                  ctx->answer);
-
-    } else if (status == NGX_HTTP_NO_CONTENT) {
-        rc = ngx_http_ingest_send_no_content(r);
-
-    } else {
-        rc = ngx_http_ingest_send_json(r, status,
-                                        "not acknowledged by Redis in time; "
-                                        "the increments may or may not be "
-                                        "counted", -1);
-    }
-
-    ngx_http_finalize_request(r, rc);
-    ngx_http_run_posted_requests(c);
 }
 
 
@@ -728,19 +518,17 @@ ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
 
 /*
  * Would this request take the worker past ingest_max_pending?  A new key
- * costs its bytes and at most two slots (the table is at most 3/4 full);
+ * costs its bytes and at most two slots (the sums are at most 3/4 full);
  * counting every pair as new errs on the safe side.
  */
 
-static ngx_uint_t
-ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx)
+static ngx_int_t
+ngx_http_ingest_admit(ngx_http_ingest_ctx_t *ctx)
 {
-    size_t                     need;
-    ngx_uint_t                 i;
-    ngx_http_ingest_pair_t    *pair;
-    ngx_http_ingest_worker_t  *w;
+    size_t                   need;
+    ngx_uint_t               i;
+    ngx_http_ingest_pair_t  *pair;
 
-    w = ngx_http_ingest_worker;
     pair = ctx->pairs.elts;
     need = 0;
 
@@ -748,20 +536,43 @@ ngx_http_ingest_over_limit(ngx_http_ingest_ctx_t *ctx)
         need += pair[i].len + 2 * sizeof(ngx_http_ingest_entry_t);
     }
 
-    if (ngx_http_ingest_flush_pending(w) + need <= w->imcf->max_pending) {
-        return 0;
+    return ngx_http_ingest_flush_admit(ngx_http_ingest_worker, need,
+                                       ctx->request->connection->log);
+}
+
+
+/*
+ * ingest_ack redis: the request waits for the next batch of its list,
+ * or with shards for the next batch of each shard its keys fell in.
+ */
+
+static ngx_int_t
+ngx_http_ingest_await_lists(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_list_t *list, ngx_http_ingest_loc_conf_t *ilcf)
+{
+    ngx_uint_t                i, j, n;
+    ngx_http_ingest_pair_t   *pair;
+    ngx_http_ingest_queue_t  *qs[NGX_HTTP_INGEST_MAX_SHARDS];
+
+    qs[0] = &ngx_http_ingest_worker->queues[list->first];
+    n = 1;
+
+    if (list->shards > 1 && ctx->pairs.nelts) {
+        pair = ctx->pairs.elts;
+        n = 0;
+
+        for (i = 0; i < ctx->pairs.nelts; i++) {
+            for (j = 0; j < n && qs[j] != pair[i].q; j++) {
+                /* void */
+            }
+
+            if (j == n) {
+                qs[n++] = pair[i].q;
+            }
+        }
     }
 
-    if (!w->full) {
-        w->full = 1;
-        ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
-                      "ingest pending memory reached ingest_max_pending "
-                      "(%uz bytes): Redis is not taking batches as fast "
-                      "as they come; answering 503 until half of it is sent",
-                      w->imcf->max_pending);
-    }
-
-    return 1;
+    return ngx_http_ingest_await(r, &ctx->await, qs, n, ilcf->ack_timeout);
 }
 
 
@@ -817,7 +628,7 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
     for (i = 0; i < ctx->pairs.nelts; i++) {
         q = pair[i].q;
 
-        rc = ngx_http_ingest_table_add(&q->table, pair[i].key, pair[i].len,
+        rc = ngx_http_ingest_table_add(&q->sums, pair[i].key, pair[i].len,
                                        pair[i].value, &created[i]);
 
         if (rc == NGX_HTTP_INGEST_TABLE_OK) {
@@ -825,7 +636,7 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
         }
 
         for (j = i; j-- > 0; /* void */) {
-            ngx_http_ingest_table_undo(&pair[j].q->table, pair[j].key,
+            ngx_http_ingest_table_undo(&pair[j].q->sums, pair[j].key,
                                        pair[j].len, pair[j].value,
                                        created[j]);
         }
@@ -1068,182 +879,4 @@ done:
     ngx_http_ingest_table_free(&t);
 
     return rc;
-}
-
-
-/* a refusal: the body discarded (or already read), a header, a JSON error */
-
-static ngx_int_t
-ngx_http_ingest_refuse(ngx_http_request_t *r, ngx_uint_t status,
-    char *header, char *value, const char *error)
-{
-    ngx_int_t         rc;
-    ngx_table_elt_t  *h;
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) header;
-    h->key.len = ngx_strlen(header);
-    h->value.data = (u_char *) value;
-    h->value.len = ngx_strlen(value);
-
-    return ngx_http_ingest_send_json(r, status, error, -1);
-}
-
-
-/* 405 with Allow */
-
-ngx_int_t
-ngx_http_ingest_not_allowed(ngx_http_request_t *r, char *allowed)
-{
-    return ngx_http_ingest_refuse(r, NGX_HTTP_NOT_ALLOWED, "Allow", allowed,
-                                  "method not allowed");
-}
-
-
-/* 503 with Retry-After: the worker holds all it may until Redis takes some */
-
-ngx_int_t
-ngx_http_ingest_send_full(ngx_http_request_t *r)
-{
-    return ngx_http_ingest_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                  "Retry-After", "1",
-                                  "pending limit reached, Redis is not "
-                                  "taking batches as fast as they come; "
-                                  "retry later");
-}
-
-
-/* {"error":"<what>","at":<offset>}, "at" left out when at < 0 */
-
-ngx_int_t
-ngx_http_ingest_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    const char *error, off_t at)
-{
-    size_t      len;
-    u_char     *p;
-    ngx_buf_t  *b;
-
-    len = ngx_strlen(error);
-
-    b = ngx_create_temp_buf(r->pool,
-                            sizeof("{\"error\":\"\",\"at\":}\n") - 1
-                            + NGX_OFF_T_LEN
-                            + ngx_http_ingest_json_escaped((u_char *) error,
-                                                           len));
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    p = ngx_cpymem(b->last, "{\"error\":\"", sizeof("{\"error\":\"") - 1);
-    p = ngx_http_ingest_json_escape(p, (u_char *) error, len);
-
-    if (at >= 0) {
-        p = ngx_sprintf(p, "\",\"at\":%O}\n", at);
-
-    } else {
-        p = ngx_cpymem(p, "\"}\n", 3);
-    }
-
-    b->last = p;
-
-    return ngx_http_ingest_send(r, status, "application/json", b);
-}
-
-
-/* 204, no body: a counters request accepted */
-
-static ngx_int_t
-ngx_http_ingest_send_no_content(ngx_http_request_t *r)
-{
-    r->headers_out.status = NGX_HTTP_NO_CONTENT;
-    r->headers_out.content_length_n = 0;
-    r->header_only = 1;
-
-    return ngx_http_send_header(r);
-}
-
-
-/* a status, a Content-Type and a body in one buffer: every answer's end */
-
-ngx_int_t
-ngx_http_ingest_send(ngx_http_request_t *r, ngx_uint_t status,
-    const char *type, ngx_buf_t *b)
-{
-    ngx_int_t    rc;
-    ngx_chain_t  out;
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = b->last - b->pos;
-    r->headers_out.content_type.data = (u_char *) type;
-    r->headers_out.content_type.len = ngx_strlen(type);
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-/* JSON string escaping of raw bytes: quotes, backslashes, controls */
-
-size_t
-ngx_http_ingest_json_escaped(const u_char *s, size_t len)
-{
-    size_t  i, n;
-
-    for (i = 0, n = len; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            n++;
-
-        } else if (s[i] < 0x20) {
-            n += 5;
-        }
-    }
-
-    return n;
-}
-
-
-u_char *
-ngx_http_ingest_json_escape(u_char *p, const u_char *s, size_t len)
-{
-    size_t              i;
-    static const char   hex[] = "0123456789abcdef";
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            *p++ = '\\';
-            *p++ = s[i];
-
-        } else if (s[i] < 0x20) {
-            p = ngx_cpymem(p, "\\u00", 4);
-            *p++ = hex[s[i] >> 4];
-            *p++ = hex[s[i] & 0xf];
-
-        } else {
-            *p++ = s[i];
-        }
-    }
-
-    return p;
 }

@@ -2,13 +2,22 @@
 /*
  * Copyright (C) ngx_ingest developers
  *
- * Directives, configuration and the worker's life: init_process creates
- * the pending tables and connects to Redis, exit_process hands whatever
- * is left to Redis before the worker goes.
+ * Directives, configuration and the worker's life: init_process picks
+ * the transport (one Redis server or a cluster) and starts the flush
+ * layer, the spool's replay and the status poll; exit_process hands
+ * whatever is left to Redis before the worker goes.
  */
 
 
 #include "ngx_http_ingest_module.h"
+#include "ngx_http_ingest_handler.h"
+#include "ngx_http_ingest_records.h"
+#include "ngx_http_ingest_totals.h"
+#include "ngx_http_ingest_status.h"
+#include "ngx_http_ingest_metrics.h"
+#include "ngx_http_ingest_flush.h"
+#include "ngx_http_ingest_spool.h"
+#include "ngx_http_ingest_poll.h"
 
 
 static void *ngx_http_ingest_create_main_conf(ngx_conf_t *cf);
@@ -32,9 +41,6 @@ static char *ngx_http_ingest_no_threads(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 #endif
 static void ngx_http_ingest_exit_process(ngx_cycle_t *cycle);
-
-
-ngx_http_ingest_worker_t  *ngx_http_ingest_worker;
 
 
 static ngx_conf_enum_t  ngx_http_ingest_ack[] = {
@@ -185,7 +191,7 @@ static ngx_command_t  ngx_http_ingest_commands[] = {
 
 static ngx_http_module_t  ngx_http_ingest_module_ctx = {
     NULL,                                  /* preconfiguration */
-    ngx_http_ingest_status_postconf,       /* postconfiguration */
+    ngx_http_ingest_metrics_postconf,      /* postconfiguration */
 
     ngx_http_ingest_create_main_conf,      /* create main configuration */
     ngx_http_ingest_init_main_conf,        /* init main configuration */
@@ -292,7 +298,7 @@ ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     if (imcf->endpoint_names.nelts
-        && ngx_http_ingest_status_conf(cf, imcf) != NGX_OK)
+        && ngx_http_ingest_metrics_zone(cf) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -578,7 +584,7 @@ ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ilcf->queue = i;
     imcf->endpoints++;
 
-    if (ngx_http_ingest_status_endpoint(cf, ilcf) != NGX_OK) {
+    if (ngx_http_ingest_metrics_endpoint(cf, ilcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -600,10 +606,7 @@ ngx_http_ingest_no_threads(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 #endif
 
 
-/*
- * The index of list name in imcf->lists, added if new; records: 1 for an
- * ingest_records list, 0 for ingest_counters.
- */
+/* the index of list name in imcf->lists, added if new */
 
 ngx_uint_t
 ngx_http_ingest_list_index(ngx_conf_t *cf, ngx_str_t *name,
@@ -731,11 +734,8 @@ ngx_http_ingest_shard_lists(ngx_conf_t *cf, ngx_http_ingest_main_conf_t *imcf)
 static ngx_int_t
 ngx_http_ingest_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                    i;
-    ngx_str_t                    *names;
-    struct timespec               ts;
-    ngx_http_ingest_worker_t     *w;
-    ngx_http_ingest_main_conf_t  *imcf;
+    ngx_http_ingest_main_conf_t            *imcf;
+    const ngx_http_ingest_transport_ops_t  *ops;
 
     if (ngx_process != NGX_PROCESS_WORKER
         && ngx_process != NGX_PROCESS_SINGLE)
@@ -749,55 +749,24 @@ ngx_http_ingest_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    w = ngx_pcalloc(cycle->pool, sizeof(ngx_http_ingest_worker_t));
-    if (w == NULL) {
+    ops = imcf->cluster ? &ngx_http_ingest_cluster_transport
+                        : &ngx_http_ingest_redis_transport;
+
+    ngx_http_ingest_metrics_claim(cycle->log);
+
+    if (ngx_http_ingest_flush_init(cycle, imcf, ops) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    w->imcf = imcf;
-    w->log = cycle->log;
-    w->nqueues = imcf->queues.nelts;
-
-    w->queues = ngx_pcalloc(cycle->pool,
-                            w->nqueues * sizeof(ngx_http_ingest_queue_t));
-    if (w->queues == NULL) {
-        return NGX_ERROR;
-    }
-
-    names = imcf->queues.elts;
-
-    for (i = 0; i < w->nqueues; i++) {
-        w->queues[i].name = names[i];
-
-        if (ngx_http_ingest_table_init(&w->queues[i].table,
-                                       imcf->flush_keys)
-            != NGX_HTTP_INGEST_TABLE_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    /* host/pid/start-ns: no two worker lives share it, even after reboot */
-
-    (void) clock_gettime(CLOCK_REALTIME, &ts);
-
-    ngx_snprintf((u_char *) w->producer, sizeof(w->producer) - 1,
-                 "%V/%P/%uL%Z", &cycle->hostname, ngx_pid,
-                 (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec);
-
-    ngx_http_ingest_worker = w;
-
-    if (ngx_http_ingest_flush_init(w) != NGX_OK
-        || ngx_http_ingest_records_init(w) != NGX_OK
-        || (imcf->cluster && ngx_http_ingest_cluster_init(w) != NGX_OK))
+    if ((imcf->spool != NULL
+         && ngx_http_ingest_spool_init(cycle, &imcf->spool->name,
+                                       ngx_http_ingest_worker->transport)
+            != NGX_OK)
+        || ngx_http_ingest_poll_init(cycle, ngx_http_ingest_worker->transport)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
-
-    ngx_http_ingest_status_claim(w);
-    ngx_http_ingest_redis_connect(w);
-    ngx_http_ingest_spool_init(w);
-    ngx_http_ingest_status_poll_init(w);
 
     return NGX_OK;
 }
@@ -806,30 +775,8 @@ ngx_http_ingest_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_ingest_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                 i, j;
-    ngx_http_ingest_worker_t  *w;
-
-    w = ngx_http_ingest_worker;
-
-    if (w == NULL) {
-        return;
-    }
-
-    if (w->poll_timer.timer_set) {
-        ngx_del_timer(&w->poll_timer);
-    }
-
-    ngx_http_ingest_flush_exit(w);
-    ngx_http_ingest_status_release(w);
-
-    for (i = 0; i < w->nqueues; i++) {
-        ngx_http_ingest_table_free(&w->queues[i].table);
-        ingest_wire_buf_free(&w->queues[i].keyed);
-
-        for (j = 0; j < w->queues[i].ntables; j++) {
-            ingest_wire_buf_free(&w->queues[i].tables[j].rows);
-        }
-    }
-
-    ngx_http_ingest_worker = NULL;
+    ngx_http_ingest_poll_exit();
+    ngx_http_ingest_flush_exit();
+    ngx_http_ingest_spool_exit();
+    ngx_http_ingest_metrics_release();
 }

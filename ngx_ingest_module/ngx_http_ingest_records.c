@@ -15,7 +15,10 @@
  */
 
 
-#include "ngx_http_ingest_module.h"
+#include "ngx_http_ingest_records.h"
+#include "ngx_http_ingest_ack.h"
+#include "ngx_http_ingest_reply.h"
+#include "ngx_http_ingest_metrics.h"
 
 
 #define NGX_HTTP_INGEST_MAX_ERRORS   10          /* reasons in an answer */
@@ -232,14 +235,14 @@ ngx_http_ingest_records(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 }
             }
 
-            rc->slot = other[i]->slot;
+            rc->rows_index = other[i]->rows_index;
             goto registered;
         }
 
         n++;
     }
 
-    rc->slot = n;
+    rc->rows_index = n;
 
     other = ngx_array_push(&imcf->tables);
     if (other == NULL) {
@@ -257,7 +260,7 @@ registered:
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_ingest_records_handler;
 
-    if (ngx_http_ingest_status_endpoint(cf, ilcf) != NGX_OK) {
+    if (ngx_http_ingest_metrics_endpoint(cf, ilcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -272,54 +275,10 @@ conflict:
 }
 
 
-/* each list gets the row buffers of its tables */
-
-ngx_int_t
-ngx_http_ingest_records_init(ngx_http_ingest_worker_t *w)
-{
-    ngx_uint_t                        i, n;
-    ngx_http_ingest_queue_t          *q;
-    ngx_http_ingest_records_conf_t  **rc;
-
-    rc = w->imcf->tables.elts;
-
-    for (i = 0; i < w->imcf->tables.nelts; i++) {
-        q = ngx_http_ingest_list_queue(w, rc[i]->queue);
-        n = rc[i]->slot + 1;
-
-        if (n > q->ntables) {
-            q->ntables = n;
-        }
-    }
-
-    for (i = 0; i < w->nqueues; i++) {
-        q = &w->queues[i];
-
-        if (q->ntables == 0) {
-            continue;
-        }
-
-        q->tables = ngx_pcalloc(ngx_cycle->pool,
-                                q->ntables * sizeof(ngx_http_ingest_rows_t));
-        if (q->tables == NULL) {
-            return NGX_ERROR;
-        }
-    }
-
-    for (i = 0; i < w->imcf->tables.nelts; i++) {
-        ngx_http_ingest_list_queue(w, rc[i]->queue)->tables[rc[i]->slot].conf
-            = rc[i];
-    }
-
-    return NGX_OK;
-}
-
-
 static ngx_int_t
 ngx_http_ingest_records_handler(ngx_http_request_t *r)
 {
-    ngx_int_t               rc;
-    ngx_http_ingest_ctx_t  *ctx;
+    ngx_int_t  rc;
 
     if (r->method != NGX_HTTP_POST) {
         return ngx_http_ingest_not_allowed(r, "POST");
@@ -332,14 +291,6 @@ ngx_http_ingest_records_handler(ngx_http_request_t *r)
     if (ngx_http_ingest_worker->full) {
         return ngx_http_ingest_send_full(r);
     }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ingest_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ctx->request = r;
-    ngx_http_set_ctx(r, ctx, ngx_http_ingest_module);
 
     rc = ngx_http_read_client_request_body(r, ngx_http_ingest_records_body);
 
@@ -360,18 +311,17 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
     ngx_buf_t                   *b, *answer;
     ngx_chain_t                 *cl;
     ngx_pool_cleanup_t          *cln;
-    ngx_http_ingest_ctx_t       *ctx;
+    ngx_http_ingest_await_t     *aw;
     ngx_http_ingest_rows_t      *t;
     ngx_http_ingest_queue_t     *q;
     ngx_http_ingest_lines_t     *lx;
     ngx_http_ingest_worker_t    *w;
     ngx_http_ingest_loc_conf_t  *ilcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_ingest_module);
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
     w = ngx_http_ingest_worker;
 
-    if (r->request_body == NULL || ctx == NULL) {
+    if (r->request_body == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -447,13 +397,13 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
     }
 
     q = ngx_http_ingest_list_queue(w, ilcf->queue);
-    t = &q->tables[lx->rc->slot];
+    t = &q->row_sets[lx->rc->rows_index];
 
     if (lx->valid) {
-        if (ngx_http_ingest_flush_pending(w) + lx->rows.len + 1
-            > w->imcf->max_pending)
+        if (ngx_http_ingest_flush_admit(w, lx->rows.len + 1,
+                                        r->connection->log)
+            != NGX_OK)
         {
-            w->full = 1;
             ngx_http_finalize_request(r, ngx_http_ingest_send_full(r));
             return;
         }
@@ -489,8 +439,17 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
     }
 
     if (lx->valid && ilcf->ack == NGX_HTTP_INGEST_ACK_REDIS) {
-        ctx->answer = answer;
-        ngx_http_ingest_wait_one(r, ctx, q, ilcf);
+        aw = ngx_palloc(r->pool, sizeof(ngx_http_ingest_await_t));
+
+        if (aw == NULL
+            || ngx_http_ingest_await(r, aw, &q, 1, ilcf->ack_timeout)
+               != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        aw->answer = answer;
         ngx_http_ingest_flush_added(w, q);
         return;
     }

@@ -2,688 +2,280 @@
 /*
  * Copyright (C) ngx_ingest developers
  *
- * hiredis's async API on nginx's event loop (NGINX-HIREDIS.md, design A).
+ * The standalone transport: one connection to one Redis server (a host
+ * and port, or a unix socket), on nginx's loop.
  *
- * - The fd is registered level-triggered: hiredis reads at most 16 KiB per
- *   call, and with an edge-triggered registration leftover replies would
- *   never raise another event.
- * - hiredis owns the fd and closes it: the cleanup hook only unregisters
- *   it and gives the ngx_connection_t back.
- * - Nothing here frees or reconnects from inside a hiredis callback: the
- *   callbacks record what happened and arm timers; timers and posted
- *   events do the rest.
- * - A NULL reply means "unknown": the batch is kept and sent again, with
- *   the same producer and seq, so the consumer can skip a duplicate.
- * - hiredis 0.14 has no timeouts: connect and reply deadlines are our own.
+ * - Commands are queued as soon as the connection is being opened, so a
+ *   batch handed to a worker that is reconnecting leaves with the
+ *   connection's first write.
+ * - A refused RPUSH (OOM, LOADING, READONLY, MISCONF ...) keeps its
+ *   batch, which goes again after the backoff; a lost connection is
+ *   opened again after the backoff, and what it carried goes again with
+ *   the same bytes.
  */
 
 
-#include "ngx_http_ingest_module.h"
+#include "ngx_http_ingest_transport.h"
+#include "ngx_http_ingest_metrics.h"
 
 
-#define NGX_HTTP_INGEST_BACKOFF_MIN   100
-#define NGX_HTTP_INGEST_BACKOFF_MAX   5000
+typedef struct {
+    ngx_http_ingest_conn_t    conn;
+} ngx_http_ingest_redis_t;
 
 
-static void ngx_http_ingest_redis_attach(ngx_http_ingest_worker_t *w,
-    redisAsyncContext *ac);
-static void ngx_http_ingest_redis_add_read(void *data);
-static void ngx_http_ingest_redis_del_read(void *data);
-static void ngx_http_ingest_redis_add_write(void *data);
-static void ngx_http_ingest_redis_del_write(void *data);
-static void ngx_http_ingest_redis_cleanup(void *data);
-static void ngx_http_ingest_redis_read_handler(ngx_event_t *ev);
-static void ngx_http_ingest_redis_write_handler(ngx_event_t *ev);
-static void ngx_http_ingest_redis_connected(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_ingest_redis_disconnected(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_ingest_redis_reply(redisAsyncContext *ac, void *r,
-    void *privdata);
-static void ngx_http_ingest_redis_lost(ngx_http_ingest_worker_t *w,
-    const char *why);
-static void ngx_http_ingest_redis_retry_handler(ngx_event_t *ev);
-static void ngx_http_ingest_redis_timeout_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_ingest_redis_init(ngx_http_ingest_transport_t *t,
+    ngx_pool_t *pool);
+static void ngx_http_ingest_redis_connect(ngx_http_ingest_transport_t *t);
+static void ngx_http_ingest_redis_send(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch);
+static redisAsyncContext *ngx_http_ingest_redis_route(
+    ngx_http_ingest_transport_t *t, const u_char *key, size_t len);
+static u_char *ngx_http_ingest_redis_companion(
+    ngx_http_ingest_transport_t *t, u_char *buf, size_t size,
+    ngx_str_t *list, const char *suffix);
+static void ngx_http_ingest_redis_send_sync(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_sync_t *s, ngx_http_ingest_push_t *p);
+static void ngx_http_ingest_redis_sync_end(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_sync_t *s);
+static void ngx_http_ingest_redis_close(ngx_http_ingest_transport_t *t,
+    ngx_uint_t graceful);
+static void ngx_http_ingest_redis_changed(ngx_event_t *ev);
+static void ngx_http_ingest_redis_pushed(ngx_http_ingest_push_t *p);
 
 
+const ngx_http_ingest_transport_ops_t  ngx_http_ingest_redis_transport = {
+    "redis",
+    ngx_http_ingest_redis_init,
+    ngx_http_ingest_redis_connect,
+    ngx_http_ingest_redis_send,
+    ngx_http_ingest_redis_route,
+    ngx_http_ingest_redis_companion,
+    ngx_http_ingest_redis_send_sync,
+    ngx_http_ingest_redis_sync_end,
+    ngx_http_ingest_redis_close
+};
 
-void
-ngx_http_ingest_redis_connect(ngx_http_ingest_worker_t *w)
+
+static ngx_int_t
+ngx_http_ingest_redis_init(ngx_http_ingest_transport_t *t, ngx_pool_t *pool)
 {
-    redisAsyncContext            *ac;
-    ngx_http_ingest_main_conf_t  *imcf;
+    ngx_http_ingest_redis_t  *rs;
 
-    if (w->ac != NULL || w->exiting) {
-        return;
+    rs = ngx_pcalloc(pool, sizeof(ngx_http_ingest_redis_t));
+    if (rs == NULL) {
+        return NGX_ERROR;
     }
 
-    imcf = w->imcf;
+    rs->conn.kind = "redis";
+    rs->conn.name = t->imcf->redis;
+    rs->conn.host = t->imcf->redis_host;
+    rs->conn.port = t->imcf->redis_port;
+    rs->conn.connect_timeout = t->imcf->connect_timeout;
+    rs->conn.log = t->log;
+    rs->conn.changed.handler = ngx_http_ingest_redis_changed;
+    rs->conn.changed.data = t;
 
-    if (w->retry_timer.handler == NULL) {
-        w->retry_timer.handler = ngx_http_ingest_redis_retry_handler;
-        w->retry_timer.data = &w->timer_conn;
-        w->retry_timer.log = w->log;
-        w->retry_timer.cancelable = 1;
+    ngx_http_ingest_conn_init(&rs->conn, t->timer_data);
 
-        w->connect_timer.handler = ngx_http_ingest_redis_timeout_handler;
-        w->connect_timer.data = &w->timer_conn;
-        w->connect_timer.log = w->log;
-        w->connect_timer.cancelable = 1;
+    t->state = rs;
 
-        w->ack_timer.handler = imcf->cluster
-                               ? ngx_http_ingest_cluster_timeout
-                               : ngx_http_ingest_redis_timeout_handler;
-        w->ack_timer.data = &w->timer_conn;
-        w->ack_timer.log = w->log;
-        w->ack_timer.cancelable = 1;
-    }
-
-    if (imcf->cluster) {
-        ngx_http_ingest_cluster_retry(w);
-        return;
-    }
-
-    if (imcf->redis_port) {
-        ac = redisAsyncConnect((char *) imcf->redis_host, imcf->redis_port);
-
-    } else {
-        ac = redisAsyncConnectUnix((char *) imcf->redis_host);
-    }
-
-    if (ac == NULL) {
-        ngx_http_ingest_redis_lost(w, "out of memory");
-        return;
-    }
-
-    if (ac->err) {
-        /* failed at once (e.g. no such unix socket): hiredis closed it */
-        ngx_http_ingest_redis_lost(w, ac->errstr);
-        redisAsyncFree(ac);
-        return;
-    }
-
-    ngx_http_ingest_redis_attach(w, ac);
-
-    if (w->conn == NULL) {
-        redisAsyncFree(ac);
-        ngx_http_ingest_redis_lost(w, "no free connection");
-        return;
-    }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, w->log, 0,
-                   "ingest redis connecting, fd:%d", ac->c.fd);
-
-    ngx_add_timer(&w->connect_timer, imcf->connect_timeout);
-
-    /* commands may be queued before the connection completes */
-
-    ngx_http_ingest_redis_send_all(w);
+    return NGX_OK;
 }
 
 
-/*
- * The hooks first, the connect callback last: setting it asks for a
- * write event, which must land in nginx's loop.
- */
+/* (re)open the connection if need be, and send what waits on it */
 
 static void
-ngx_http_ingest_redis_attach(ngx_http_ingest_worker_t *w,
-    redisAsyncContext *ac)
+ngx_http_ingest_redis_connect(ngx_http_ingest_transport_t *t)
 {
-    ngx_connection_t  *c;
+    ngx_http_ingest_redis_t  *rs = t->state;
 
-    c = ngx_http_ingest_redis_wrap(w, ac, w, ngx_http_ingest_redis_cleanup);
-    if (c == NULL) {
+    if (t->closing) {
         return;
     }
 
-    w->ac = ac;
-    w->conn = c;
-
-    redisAsyncSetConnectCallback(ac, ngx_http_ingest_redis_connected);
-    redisAsyncSetDisconnectCallback(ac, ngx_http_ingest_redis_disconnected);
-}
-
-
-/*
- * ac's fd as an nginx connection, with hiredis's event hooks; data is
- * what ac->data is (the worker, or a cluster node), cleanup what runs
- * when hiredis is done with the fd.  NULL if no connection is free.
- */
-
-ngx_connection_t *
-ngx_http_ingest_redis_wrap(ngx_http_ingest_worker_t *w,
-    redisAsyncContext *ac, void *data, void (*cleanup)(void *))
-{
-    ngx_connection_t  *c;
-
-    c = ngx_get_connection(ac->c.fd, w->log);
-    if (c == NULL) {
-        return NULL;
+    if (ngx_http_ingest_conn_open(&rs->conn) != NGX_OK) {
+        /* its "changed" event brings the backoff */
+        return;
     }
 
-    c->data = ac;
-    c->read->handler = ngx_http_ingest_redis_read_handler;
-    c->write->handler = ngx_http_ingest_redis_write_handler;
-    c->read->log = w->log;
-    c->write->log = w->log;
-
-    /*
-     * Idle: when a graceful shutdown begins, nginx calls the read handler
-     * with c->close set, and the worker drains instead of dropping.
-     */
-
-    c->idle = 1;
-
-    ac->data = data;
-    ac->ev.data = c;
-    ac->ev.addRead = ngx_http_ingest_redis_add_read;
-    ac->ev.delRead = ngx_http_ingest_redis_del_read;
-    ac->ev.addWrite = ngx_http_ingest_redis_add_write;
-    ac->ev.delWrite = ngx_http_ingest_redis_del_write;
-    ac->ev.cleanup = cleanup;
-
-    return c;
+    ngx_http_ingest_transport_resend(t);
 }
 
 
 static void
-ngx_http_ingest_redis_add_read(void *data)
+ngx_http_ingest_redis_send(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch)
 {
-    ngx_connection_t  *c = data;
+    ngx_http_ingest_redis_t  *rs = t->state;
 
-    if (!c->read->active) {
-        (void) ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+    ngx_http_ingest_transport_hand(t, ch);
+
+    if (ch->in_flight || t->closing || rs->conn.ac == NULL) {
+        return;
+    }
+
+    (void) ngx_http_ingest_transport_push(t, ch, &rs->conn, 0, 0,
+                                          ngx_http_ingest_redis_pushed);
+}
+
+
+/* the outcome of a push, inside hiredis */
+
+static void
+ngx_http_ingest_redis_pushed(ngx_http_ingest_push_t *p)
+{
+    ngx_http_ingest_channel_t    *ch = p->data;
+    ngx_http_ingest_transport_t  *t = ch->transport;
+
+    if (p->result == NGX_HTTP_INGEST_PUSH_DELIVERED) {
+        ngx_http_ingest_transport_delivered(t, ch);
+        return;
+    }
+
+    ngx_http_ingest_transport_returned(t, ch);
+
+    if (p->result == NGX_HTTP_INGEST_PUSH_LOST) {
+        /* the connection is going: its loss brings the retry */
+        return;
+    }
+
+    ngx_http_ingest_stat_add(batches_failed, 1);
+
+    ngx_log_error(NGX_LOG_ERR, t->log, 0,
+                  "ingest redis RPUSH to \"%V\" failed: %*s, batch kept "
+                  "for retry", &ch->name, ngx_http_ingest_push_error(p));
+
+    ngx_http_ingest_transport_schedule(t);
+}
+
+
+/* the connection came or went (a posted event) */
+
+static void
+ngx_http_ingest_redis_changed(ngx_event_t *ev)
+{
+    ngx_http_ingest_transport_t  *t = ev->data;
+    ngx_http_ingest_redis_t      *rs = t->state;
+
+    ngx_http_ingest_transport_connected(t, rs->conn.connected);
+
+    if (!rs->conn.connected) {
+        ngx_http_ingest_transport_schedule(t);
     }
 }
 
 
-static void
-ngx_http_ingest_redis_del_read(void *data)
+static redisAsyncContext *
+ngx_http_ingest_redis_route(ngx_http_ingest_transport_t *t,
+    const u_char *key, size_t len)
 {
-    ngx_connection_t  *c = data;
+    ngx_http_ingest_redis_t  *rs = t->state;
 
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
-    }
+    return rs->conn.connected ? rs->conn.ac : NULL;
+}
+
+
+static u_char *
+ngx_http_ingest_redis_companion(ngx_http_ingest_transport_t *t, u_char *buf,
+    size_t size, ngx_str_t *list, const char *suffix)
+{
+    return ngx_snprintf(buf, size, "%V:%s", list, suffix);
 }
 
 
 static void
-ngx_http_ingest_redis_add_write(void *data)
+ngx_http_ingest_redis_send_sync(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_sync_t *s, ngx_http_ingest_push_t *p)
 {
-    ngx_connection_t  *c = data;
+    redisContext             *rc;
+    struct timeval            tv;
+    ngx_http_ingest_redis_t  *rs = t->state;
 
-    if (!c->write->active) {
-        (void) ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+    p->result = NGX_HTTP_INGEST_PUSH_LOST;
+    p->asking = 0;
+    p->replicas = 0;
+
+    if (s->failed[0]) {
+        return;
     }
-}
 
+    rc = s->conns[0];
 
-static void
-ngx_http_ingest_redis_del_write(void *data)
-{
-    ngx_connection_t  *c = data;
+    if (rc == NULL) {
+        tv.tv_sec = s->timeout / 1000;
+        tv.tv_usec = (s->timeout % 1000) * 1000;
 
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
-    }
-}
+        if (rs->conn.port) {
+            rc = redisConnectWithTimeout((char *) rs->conn.host,
+                                         rs->conn.port, tv);
 
-
-/* hiredis is done with the fd and closes it right after this returns */
-
-static void
-ngx_http_ingest_redis_cleanup(void *data)
-{
-    ngx_connection_t          *c = data;
-    ngx_http_ingest_worker_t  *w;
-
-    w = ngx_http_ingest_worker;
-
-    ngx_http_ingest_redis_release(c);
-
-    if (w != NULL) {
-        w->ac = NULL;
-        w->conn = NULL;
-        w->connected = 0;
-
-        if (w->connect_timer.timer_set) {
-            ngx_del_timer(&w->connect_timer);
+        } else {
+            rc = redisConnectUnixWithTimeout((char *) rs->conn.host, tv);
         }
 
-        if (w->ack_timer.timer_set) {
-            ngx_del_timer(&w->ack_timer);
-        }
-    }
-}
-
-
-/* c out of nginx's loop and back to the free list; hiredis closes the fd */
-
-void
-ngx_http_ingest_redis_release(ngx_connection_t *c)
-{
-    if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
-    }
-
-    if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
-
-    c->read->closed = 1;
-    c->write->closed = 1;
-
-    ngx_free_connection(c);
-
-    /* stale events of this epoll_wait batch see fd -1 and are skipped */
-    c->fd = (ngx_socket_t) -1;
-}
-
-
-static void
-ngx_http_ingest_redis_read_handler(ngx_event_t *ev)
-{
-    ngx_connection_t          *c;
-    ngx_http_ingest_worker_t  *w;
-
-    c = ev->data;
-    w = ngx_http_ingest_worker;
-
-    if (c->close) {
-        c->close = 0;
-
-        if (c->error) {
-            /* worker_shutdown_timeout: give up, exit_process takes over */
-            ngx_http_ingest_redis_close(w);
-            return;
-        }
-
-        /* a graceful shutdown (quit, reload) has begun */
-        c->idle = 0;
-        ngx_http_ingest_flush_drain(w);
-        return;
-    }
-
-    /* ac and c may be freed inside: touch neither afterwards */
-    redisAsyncHandleRead(c->data);
-}
-
-
-static void
-ngx_http_ingest_redis_write_handler(ngx_event_t *ev)
-{
-    ngx_connection_t  *c;
-
-    c = ev->data;
-
-    redisAsyncHandleWrite(c->data);
-}
-
-
-static void
-ngx_http_ingest_redis_connected(const redisAsyncContext *ac, int status)
-{
-    ngx_http_ingest_worker_t  *w = ac->data;
-
-    if (status != REDIS_OK) {
-        /* hiredis frees the context after this returns */
-        ngx_http_ingest_redis_lost(w, ac->errstr);
-        return;
-    }
-
-    if (w->connect_timer.timer_set) {
-        ngx_del_timer(&w->connect_timer);
-    }
-
-    w->connected = 1;
-    w->backoff = 0;
-
-    if (w->slot != NULL) {
-        w->slot->connected = 1;
-    }
-
-    if (w->down) {
-        w->down = 0;
-        ngx_http_ingest_stat_add(reconnects, 1);
-        ngx_log_error(NGX_LOG_NOTICE, w->log, 0,
-                      "ingest redis \"%V\" connection restored",
-                      &w->imcf->redis);
-    }
-
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, w->log, 0,
-                   "ingest redis connected");
-}
-
-
-static void
-ngx_http_ingest_redis_disconnected(const redisAsyncContext *ac, int status)
-{
-    ngx_http_ingest_worker_t  *w = ac->data;
-
-    if (w->exiting) {
-        return;
-    }
-
-    ngx_http_ingest_redis_lost(w, status == REDIS_OK ? "closed"
-                                                     : ac->errstr);
-}
-
-
-/*
- * Called with the connection gone or going: log once per transition,
- * and come back later.
- */
-
-static void
-ngx_http_ingest_redis_lost(ngx_http_ingest_worker_t *w, const char *why)
-{
-    ngx_uint_t  i;
-
-    w->connected = 0;
-
-    if (w->slot != NULL) {
-        w->slot->connected = 0;
-    }
-
-    for (i = 0; i < w->nqueues; i++) {
-        w->queues[i].sent = 0;
-    }
-
-    if (!w->down && !w->exiting) {
-        w->down = 1;
-        ngx_log_error(NGX_LOG_WARN, w->log, 0,
-                      "ingest redis \"%V\" connection lost: %s",
-                      &w->imcf->redis, why);
-    }
-
-    ngx_http_ingest_redis_schedule(w);
-}
-
-
-/* reconnect, or resend what was refused, after a capped backoff */
-
-void
-ngx_http_ingest_redis_schedule(ngx_http_ingest_worker_t *w)
-{
-    ngx_msec_t  delay;
-
-    if (w->exiting || w->retry_timer.timer_set) {
-        return;
-    }
-
-    if (w->backoff == 0) {
-        w->backoff = NGX_HTTP_INGEST_BACKOFF_MIN;
-    }
-
-    /* jitter, so that workers do not knock all at once */
-    delay = w->backoff + ngx_random() % (w->backoff / 4 + 1);
-
-    w->backoff = ngx_min(w->backoff * 2, NGX_HTTP_INGEST_BACKOFF_MAX);
-
-    ngx_add_timer(&w->retry_timer, delay);
-}
-
-
-static void
-ngx_http_ingest_redis_retry_handler(ngx_event_t *ev)
-{
-    ngx_http_ingest_worker_t  *w;
-
-    w = ngx_http_ingest_worker;
-
-    if (w->cluster != NULL) {
-        ngx_http_ingest_cluster_retry(w);
-        return;
-    }
-
-    if (w->ac == NULL) {
-        ngx_http_ingest_redis_connect(w);
-        return;
-    }
-
-    ngx_http_ingest_redis_send_all(w);
-}
-
-
-/* a connect or a reply that takes too long: start over */
-
-static void
-ngx_http_ingest_redis_timeout_handler(ngx_event_t *ev)
-{
-    ngx_http_ingest_worker_t  *w;
-
-    w = ngx_http_ingest_worker;
-
-    ngx_log_error(NGX_LOG_WARN, w->log, 0, "ingest redis \"%V\" %s timed out",
-                  &w->imcf->redis,
-                  ev == &w->connect_timer ? "connect" : "reply");
-
-    /* not a hiredis callback: freeing here is safe */
-    ngx_http_ingest_redis_close(w);
-
-    ngx_http_ingest_redis_lost(w, "timed out");
-}
-
-
-void
-ngx_http_ingest_redis_close(ngx_http_ingest_worker_t *w)
-{
-    redisAsyncContext  *ac;
-
-    if (w->cluster != NULL) {
-        ngx_http_ingest_cluster_close(w, 0);
-        return;
-    }
-
-    ac = w->ac;
-
-    if (ac == NULL) {
-        return;
-    }
-
-    /* pending replies are called back with NULL: their batches stay */
-    redisAsyncFree(ac);
-}
-
-
-void
-ngx_http_ingest_redis_send_all(ngx_http_ingest_worker_t *w)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < w->nqueues; i++) {
-        ngx_http_ingest_redis_send(w, &w->queues[i]);
-    }
-}
-
-
-/* the arguments of RPUSH <list> <batch>, for every path that sends one */
-
-void
-ngx_http_ingest_redis_rpush(ngx_str_t *list, ingest_wire_buf_t *buf,
-    const char **argv, size_t *argvlen)
-{
-    argv[0] = "RPUSH";
-    argvlen[0] = 5;
-    argv[1] = (const char *) list->data;
-    argvlen[1] = list->len;
-    argv[2] = buf->data;
-    argvlen[2] = buf->len;
-}
-
-
-/* RPUSH the queue's oldest batch, unless there is none or it is on its way */
-
-void
-ngx_http_ingest_redis_send(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_queue_t *q)
-{
-    const char               *argv[3];
-    size_t                    argvlen[3];
-    ngx_http_ingest_batch_t  *b;
-
-    if (w->cluster != NULL) {
-        ngx_http_ingest_cluster_send(w, q);
-        return;
-    }
-
-    b = ngx_http_ingest_flush_oldest(q);
-
-    if (w->ac == NULL || b == NULL || q->sent) {
-        return;
-    }
-
-    ngx_http_ingest_redis_rpush(&q->name, &b->buf, argv, argvlen);
-
-    if (redisAsyncCommandArgv(w->ac, ngx_http_ingest_redis_reply, q, 3, argv,
-                              argvlen)
-        != REDIS_OK)
-    {
-        /* disconnecting: the batch goes on the next connection */
-        return;
-    }
-
-    ngx_http_ingest_redis_sent(w, q, b);
-}
-
-
-/* b, q's oldest batch, is on its way: its reply is now awaited */
-
-void
-ngx_http_ingest_redis_sent(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_queue_t *q, ngx_http_ingest_batch_t *b)
-{
-    q->sent = 1;
-    q->sent_at = ngx_current_msec;
-
-    if (b->attempts++) {
-        ngx_http_ingest_stat_add(batches_retried, 1);
-    }
-
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, w->log, 0,
-                   "ingest batch seq:%uL keys:%ui sent to \"%V\"",
-                   b->seq, b->keys, &q->name);
-
-    ngx_http_ingest_redis_arm_ack(w);
-}
-
-
-static void
-ngx_http_ingest_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply                *reply = r;
-    ngx_http_ingest_batch_t   *b;
-    ngx_http_ingest_queue_t   *q = privdata;
-    ngx_http_ingest_worker_t  *w = ac->data;
-
-    if (reply == NULL) {
-        /*
-         * The connection is going away; Redis may or may not have run
-         * the RPUSH.  The batch is sent again as it is.
-         */
-        q->sent = 0;
-        return;
-    }
-
-    b = ngx_http_ingest_flush_oldest(q);
-
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        /* OOM, LOADING, READONLY, MISCONF ...: Redis did not take it */
-        q->sent = 0;
-        ngx_http_ingest_stat_add(batches_failed, 1);
-
-        ngx_log_error(NGX_LOG_ERR, w->log, 0,
-                      "ingest redis RPUSH to \"%V\" failed: %*s, "
-                      "batch seq %uL kept for retry", &q->name,
-                      (size_t) (reply->type == REDIS_REPLY_ERROR
-                                ? reply->len : 0),
-                      reply->str, b ? b->seq : 0);
-
-        ngx_http_ingest_redis_schedule(w);
-        ngx_http_ingest_redis_arm_ack(w);
-        return;
-    }
-
-    w->backoff = 0;
-
-    ngx_http_ingest_redis_acked(w, q);
-}
-
-
-/* q's oldest batch is in Redis (and, in a cluster, on its replicas) */
-
-void
-ngx_http_ingest_redis_acked(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_queue_t *q)
-{
-    ngx_http_ingest_batch_t  *b;
-
-    b = ngx_http_ingest_flush_oldest(q);
-
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
-                   "ingest batch seq:%uL keys:%ui acked by \"%V\" in %Mms",
-                   b ? b->seq : 0, b ? b->keys : 0, &q->name,
-                   ngx_current_msec - q->sent_at);
-
-    q->sent = 0;
-
-    ngx_http_ingest_status_flushed(ngx_current_msec - q->sent_at);
-
-    ngx_http_ingest_redis_arm_ack(w);
-    ngx_http_ingest_flush_acked(w, q);
-}
-
-
-/* the reply deadline runs while any batch waits for its reply */
-
-void
-ngx_http_ingest_redis_arm_ack(ngx_http_ingest_worker_t *w)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < w->nqueues; i++) {
-        if (w->queues[i].sent) {
-            if (!w->ack_timer.timer_set) {
-                ngx_add_timer(&w->ack_timer, w->imcf->ack_timeout);
+        if (rc == NULL || rc->err || redisSetTimeout(rc, tv) != REDIS_OK) {
+            ngx_cpystrn(s->why, (u_char *) (rc == NULL ? "out of memory"
+                                            : rc->err ? rc->errstr
+                                            : "cannot set timeout"),
+                        sizeof(s->why));
+            s->failed[0] = 1;
+
+            if (rc != NULL) {
+                redisFree(rc);
             }
 
             return;
         }
+
+        s->conns[0] = rc;
     }
 
-    if (w->ack_timer.timer_set) {
-        ngx_del_timer(&w->ack_timer);
+    ngx_http_ingest_push_sync(rc, p);
+
+    if (p->result == NGX_HTTP_INGEST_PUSH_LOST) {
+        ngx_cpystrn(s->why, (u_char *) rc->errstr, sizeof(s->why));
+        s->failed[0] = 1;
+        redisFree(rc);
+        s->conns[0] = NULL;
     }
 }
 
 
-/* where a command on key goes: the one connection, or key's master */
-
-redisAsyncContext *
-ngx_http_ingest_redis_ctx(ngx_http_ingest_worker_t *w, const u_char *key,
-    size_t len)
+static void
+ngx_http_ingest_redis_sync_end(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_sync_t *s)
 {
-    if (w->cluster != NULL) {
-        return ngx_http_ingest_cluster_ctx(w, key, len);
+    if (s->conns[0] != NULL) {
+        redisFree(s->conns[0]);
+        s->conns[0] = NULL;
+    }
+}
+
+
+static void
+ngx_http_ingest_redis_close(ngx_http_ingest_transport_t *t,
+    ngx_uint_t graceful)
+{
+    ngx_http_ingest_redis_t  *rs = t->state;
+
+    t->closing = 1;
+
+    if (t->retry.timer_set) {
+        ngx_del_timer(&t->retry);
     }
 
-    return w->connected ? w->ac : NULL;
+    if (graceful) {
+        ngx_http_ingest_conn_disconnect(&rs->conn);
+
+    } else {
+        ngx_http_ingest_conn_close(&rs->conn, NULL);
+    }
+
+    if (rs->conn.changed.posted) {
+        ngx_delete_posted_event(&rs->conn.changed);
+    }
+
+    ngx_http_ingest_transport_connected(t, 0);
 }

@@ -13,14 +13,17 @@
  * Names sort by producer, list and seq, so a producer's batches of a list
  * are replayed in seq order.  A file is written under a temporary name
  * and renamed, so the replay never sees half of one.  The dead producer
- * sends nothing newer, so the replay keeps DESIGN.md's order.
+ * sends nothing newer, so the replay keeps the order the consumer
+ * relies on.
  *
- * The replay reads small local files with blocking calls, at most one
- * per Redis round trip, only in worker 0 and only while files are there.
+ * The replay hands one file at a time to the transport, as a list's
+ * batch, on a channel of its own; the file goes once Redis has it.  It
+ * reads small local files with blocking calls, one per delivery, only in
+ * worker 0 and only while files are there.
  */
 
 
-#include "ngx_http_ingest_module.h"
+#include "ngx_http_ingest_spool.h"
 
 #include <dirent.h>
 
@@ -28,57 +31,66 @@
 #define NGX_HTTP_INGEST_SPOOL_PERIOD   1000        /* ms between scans */
 
 
+typedef struct {
+    ngx_str_t                    dir;
+    ngx_http_ingest_transport_t *transport;
+    ngx_log_t                   *log;
+    ngx_event_t                  timer;
+    ngx_http_ingest_channel_t    channel;      /* the file on its way */
+    u_char                      *data;         /* its contents */
+    u_char                       name[NGX_MAX_PATH];
+    unsigned                     error:1;      /* logged once */
+} ngx_http_ingest_spool_t;
+
+
+static ngx_http_ingest_spool_t  *ngx_http_ingest_spool;
+
+
 static u_char *ngx_http_ingest_spool_sanitize(u_char *p, u_char *last,
     u_char *s, size_t len);
 static void ngx_http_ingest_spool_handler(ngx_event_t *ev);
-static ngx_int_t ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w);
-static void ngx_http_ingest_spool_pushed(redisAsyncContext *ac, void *r,
-    void *privdata);
-static void ngx_http_ingest_spool_reply(redisAsyncContext *ac, void *r,
-    void *privdata);
+static ngx_int_t ngx_http_ingest_spool_next(ngx_http_ingest_spool_t *sp);
+static void ngx_http_ingest_spool_delivered(ngx_event_t *ev);
 
 
 ngx_int_t
-ngx_http_ingest_spool_write(ngx_http_ingest_worker_t *w,
-    ngx_http_ingest_queue_t *q, ngx_http_ingest_batch_t *b)
+ngx_http_ingest_spool_write(ngx_str_t *dir, const char *producer,
+    ngx_str_t *list, uint64_t seq, ngx_str_t *batch, ngx_log_t *log)
 {
     int          fd, dfd;
     u_char       name[NGX_MAX_PATH], tmp[NGX_MAX_PATH], *p, *last;
     ssize_t      n;
-    ngx_str_t   *dir;
     struct iovec iov[3];
-
-    dir = &w->imcf->spool->name;
 
     p = ngx_snprintf(name, sizeof(name) - 1, "%V/", dir);
     last = name + sizeof(name) - 64;
-    p = ngx_http_ingest_spool_sanitize(p, last, (u_char *) w->producer,
-                                       ngx_strlen(w->producer));
+    p = ngx_http_ingest_spool_sanitize(p, last, (u_char *) producer,
+                                       ngx_strlen(producer));
     *p++ = '~';
-    p = ngx_http_ingest_spool_sanitize(p, last, q->name.data, q->name.len);
-    p = ngx_snprintf(p, 40, "~%020uL.batch%Z", b->seq);
+    p = ngx_http_ingest_spool_sanitize(p, last, list->data, list->len);
+    p = ngx_snprintf(p, 40, "~%020uL.batch%Z", seq);
 
     ngx_snprintf(tmp, sizeof(tmp) - 1, "%V/.tmp-%P-%uL%Z", dir, ngx_pid,
-                 b->seq);
+                 seq);
 
     fd = open((char *) tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd == -1) {
-        ngx_log_error(NGX_LOG_ERR, w->log, ngx_errno,
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
                       "ingest cannot create spool file \"%s\"", tmp);
         return NGX_ERROR;
     }
 
-    iov[0].iov_base = q->name.data;
-    iov[0].iov_len = q->name.len;
+    iov[0].iov_base = list->data;
+    iov[0].iov_len = list->len;
     iov[1].iov_base = "\n";
     iov[1].iov_len = 1;
-    iov[2].iov_base = b->buf.data;
-    iov[2].iov_len = b->buf.len;
+    iov[2].iov_base = batch->data;
+    iov[2].iov_len = batch->len;
 
     n = writev(fd, iov, 3);
 
-    if (n != (ssize_t) (q->name.len + 1 + b->buf.len) || fsync(fd) == -1) {
-        ngx_log_error(NGX_LOG_ERR, w->log, ngx_errno,
+    if (n != (ssize_t) (list->len + 1 + batch->len) || fsync(fd) == -1) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
                       "ingest cannot write spool file \"%s\"", tmp);
         (void) close(fd);
         (void) unlink((char *) tmp);
@@ -88,7 +100,7 @@ ngx_http_ingest_spool_write(ngx_http_ingest_worker_t *w,
     (void) close(fd);
 
     if (rename((char *) tmp, (char *) name) == -1) {
-        ngx_log_error(NGX_LOG_ERR, w->log, ngx_errno,
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
                       "ingest cannot rename spool file \"%s\"", tmp);
         (void) unlink((char *) tmp);
         return NGX_ERROR;
@@ -104,7 +116,7 @@ ngx_http_ingest_spool_write(ngx_http_ingest_worker_t *w,
         (void) close(dfd);
     }
 
-    ngx_log_error(NGX_LOG_INFO, w->log, 0, "ingest spooled \"%s\"", name);
+    ngx_log_error(NGX_LOG_INFO, log, 0, "ingest spooled \"%s\"", name);
 
     return NGX_OK;
 }
@@ -127,85 +139,119 @@ ngx_http_ingest_spool_sanitize(u_char *p, u_char *last, u_char *s,
 }
 
 
-/* worker 0 (or the single process) replays the spool */
-
-void
-ngx_http_ingest_spool_init(ngx_http_ingest_worker_t *w)
+ngx_int_t
+ngx_http_ingest_spool_init(ngx_cycle_t *cycle, ngx_str_t *dir,
+    ngx_http_ingest_transport_t *t)
 {
-    if (w->imcf->spool == NULL) {
-        return;
-    }
+    ngx_http_ingest_spool_t  *sp;
 
     if (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    sp = ngx_pcalloc(cycle->pool, sizeof(ngx_http_ingest_spool_t));
+    if (sp == NULL) {
+        return NGX_ERROR;
+    }
+
+    sp->dir = *dir;
+    sp->transport = t;
+    sp->log = cycle->log;
+
+    sp->timer.handler = ngx_http_ingest_spool_handler;
+    sp->timer.data = t->timer_data;
+    sp->timer.log = sp->log;
+    sp->timer.cancelable = 1;
+
+    sp->channel.delivered.handler = ngx_http_ingest_spool_delivered;
+    sp->channel.delivered.data = sp;
+
+    ngx_http_ingest_channel_init(t, &sp->channel);
+
+    ngx_http_ingest_spool = sp;
+
+    ngx_add_timer(&sp->timer, 100);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_ingest_spool_exit(void)
+{
+    ngx_http_ingest_spool_t  *sp;
+
+    sp = ngx_http_ingest_spool;
+
+    if (sp == NULL) {
         return;
     }
 
-    w->spool_timer.handler = ngx_http_ingest_spool_handler;
-    w->spool_timer.data = &w->timer_conn;
-    w->spool_timer.log = w->log;
-    w->spool_timer.cancelable = 1;
+    /* the transport is closed: what was on its way stays in its file */
 
-    ngx_add_timer(&w->spool_timer, 100);
+    if (sp->timer.timer_set) {
+        ngx_del_timer(&sp->timer);
+    }
+
+    if (sp->channel.delivered.posted) {
+        ngx_delete_posted_event(&sp->channel.delivered);
+    }
+
+    if (sp->data != NULL) {
+        ngx_free(sp->data);
+        sp->data = NULL;
+    }
+
+    ngx_http_ingest_spool = NULL;
 }
 
 
 static void
 ngx_http_ingest_spool_handler(ngx_event_t *ev)
 {
-    ngx_http_ingest_spool_replay(ngx_http_ingest_worker);
-}
+    ngx_http_ingest_spool_t  *sp;
 
+    sp = ngx_http_ingest_spool;
 
-void
-ngx_http_ingest_spool_replay(ngx_http_ingest_worker_t *w)
-{
-    if (w->exiting || w->draining || w->spool_busy) {
+    if (sp->channel.handed || sp->transport->closing) {
         return;
     }
 
-    if (!w->connected || ngx_http_ingest_spool_next(w) != NGX_OK) {
-        ngx_add_timer(&w->spool_timer, NGX_HTTP_INGEST_SPOOL_PERIOD);
+    if (ngx_http_ingest_spool_next(sp) != NGX_OK) {
+        ngx_add_timer(&sp->timer, NGX_HTTP_INGEST_SPOOL_PERIOD);
     }
 }
 
 
-/* send the first spooled batch; NGX_OK when one is on its way */
+/* hand the first spooled batch over; NGX_OK when one is on its way */
 
 static ngx_int_t
-ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
+ngx_http_ingest_spool_next(ngx_http_ingest_spool_t *sp)
 {
-    int                 fd;
-    DIR                *d;
-    u_char              path[NGX_MAX_PATH], *data, *nl;
-    size_t              len;
-    ssize_t             n;
-    ngx_str_t          *dir;
-    const char         *argv[3];
-    size_t              argvlen[3];
-    ngx_uint_t          replicas;
-    struct stat         st;
-    struct dirent      *de;
-    redisAsyncContext  *ac;
+    int             fd;
+    DIR            *d;
+    u_char          path[NGX_MAX_PATH], *data, *nl;
+    size_t          len;
+    ssize_t         n;
+    struct stat     st;
+    struct dirent  *de;
 
-    dir = &w->imcf->spool->name;
-
-    ngx_snprintf(path, sizeof(path) - 1, "%V%Z", dir);
+    ngx_snprintf(path, sizeof(path) - 1, "%V%Z", &sp->dir);
 
     d = opendir((char *) path);
     if (d == NULL) {
         /* once, not at every scan */
-        if (!w->spool_error) {
-            w->spool_error = 1;
-            ngx_log_error(NGX_LOG_ERR, w->log, ngx_errno,
+        if (!sp->error) {
+            sp->error = 1;
+            ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
                           "ingest cannot open spool \"%s\"", path);
         }
 
         return NGX_ERROR;
     }
 
-    w->spool_error = 0;
-
-    w->spool_name[0] = '\0';
+    sp->error = 0;
+    sp->name[0] = '\0';
 
     while ((de = readdir(d)) != NULL) {
         len = ngx_strlen(de->d_name);
@@ -216,24 +262,24 @@ ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
             continue;
         }
 
-        if (w->spool_name[0] == '\0'
-            || ngx_strcmp(de->d_name, w->spool_name) < 0)
+        if (sp->name[0] == '\0'
+            || ngx_strcmp(de->d_name, sp->name) < 0)
         {
-            ngx_cpystrn(w->spool_name, (u_char *) de->d_name, len + 1);
+            ngx_cpystrn(sp->name, (u_char *) de->d_name, len + 1);
         }
     }
 
     (void) closedir(d);
 
-    if (w->spool_name[0] == '\0') {
+    if (sp->name[0] == '\0') {
         return NGX_DECLINED;
     }
 
-    ngx_snprintf(path, sizeof(path) - 1, "%V/%s%Z", dir, w->spool_name);
+    ngx_snprintf(path, sizeof(path) - 1, "%V/%s%Z", &sp->dir, sp->name);
 
     fd = open((char *) path, O_RDONLY);
     if (fd == -1 || fstat(fd, &st) == -1) {
-        ngx_log_error(NGX_LOG_ERR, w->log, ngx_errno,
+        ngx_log_error(NGX_LOG_ERR, sp->log, ngx_errno,
                       "ingest cannot open spool file \"%s\"", path);
         if (fd != -1) {
             (void) close(fd);
@@ -241,7 +287,7 @@ ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
         return NGX_ERROR;
     }
 
-    data = ngx_alloc(st.st_size + 1, w->log);
+    data = ngx_alloc(st.st_size + 1, sp->log);
     if (data == NULL) {
         (void) close(fd);
         return NGX_ERROR;
@@ -253,106 +299,51 @@ ngx_http_ingest_spool_next(ngx_http_ingest_worker_t *w)
     nl = (n == st.st_size) ? ngx_strlchr(data, data + n, '\n') : NULL;
 
     if (nl == NULL || nl == data) {
-        ngx_log_error(NGX_LOG_ALERT, w->log, 0,
+        ngx_log_error(NGX_LOG_ALERT, sp->log, 0,
                       "ingest spool file \"%s\" is malformed; left as it is",
                       path);
         ngx_free(data);
         return NGX_ERROR;
     }
 
-    argv[0] = "RPUSH";
-    argvlen[0] = 5;
-    argv[1] = (const char *) data;
-    argvlen[1] = nl - data;
-    argv[2] = (const char *) nl + 1;
-    argvlen[2] = data + n - (nl + 1);
+    sp->data = data;
 
-    /* hiredis copies the command into its buffer */
+    sp->channel.name.data = data;
+    sp->channel.name.len = nl - data;
+    sp->channel.batch.data = nl + 1;
+    sp->channel.batch.len = data + n - (nl + 1);
 
-    ac = ngx_http_ingest_redis_ctx(w, (u_char *) argv[1], argvlen[1]);
-
-    /* in a cluster, on a replica too, as any batch (see cluster.c) */
-
-    replicas = (w->cluster != NULL)
-               ? ngx_http_ingest_cluster_wait_for(w,
-                     ingest_cluster_slot((u_char *) argv[1], argvlen[1]))
-               : 0;
-
-    if (ac == NULL
-        || redisAsyncCommandArgv(ac, replicas ? ngx_http_ingest_spool_pushed
-                                              : ngx_http_ingest_spool_reply,
-                                 w, 3, argv, argvlen)
-           != REDIS_OK
-        || (replicas
-            && redisAsyncCommand(ac, ngx_http_ingest_spool_reply, w,
-                                 "WAIT %u %u", (unsigned) replicas,
-                                 (unsigned) w->imcf->ack_timeout / 2)
-               != REDIS_OK))
-    {
-        ngx_free(data);
-        return NGX_ERROR;
-    }
-
-    w->spool_pushed = 0;
-    w->spool_replicas = replicas;
-
-    ngx_free(data);
-    w->spool_busy = 1;
+    sp->transport->ops->send(sp->transport, &sp->channel);
 
     return NGX_OK;
 }
 
 
-/* a cluster's RPUSH of a spooled batch; the WAIT after it decides */
+/* Redis has the file's batch (a posted event): the file goes */
 
 static void
-ngx_http_ingest_spool_pushed(redisAsyncContext *ac, void *r, void *privdata)
+ngx_http_ingest_spool_delivered(ngx_event_t *ev)
 {
-    redisReply                *reply = r;
-    ngx_http_ingest_worker_t  *w = privdata;
+    u_char                    path[NGX_MAX_PATH];
+    ngx_http_ingest_spool_t  *sp = ev->data;
 
-    w->spool_pushed = (reply != NULL && reply->type == REDIS_REPLY_INTEGER);
-}
+    ngx_free(sp->data);
+    sp->data = NULL;
 
-
-/* the RPUSH's reply, or in a cluster the WAIT's: the file goes, or stays */
-
-static void
-ngx_http_ingest_spool_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    u_char                     path[NGX_MAX_PATH];
-    redisReply                *reply = r;
-    ngx_http_ingest_worker_t  *w = privdata;
-
-    w->spool_busy = 0;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
-        || (w->spool_replicas
-            && (!w->spool_pushed
-                || (ngx_uint_t) reply->integer < w->spool_replicas)))
-    {
-        /* kept: the next scan sends it again */
-        if (!w->exiting && !w->spool_timer.timer_set) {
-            ngx_add_timer(&w->spool_timer, NGX_HTTP_INGEST_SPOOL_PERIOD);
-        }
-        return;
-    }
-
-    ngx_snprintf(path, sizeof(path) - 1, "%V/%s%Z", &w->imcf->spool->name,
-                 w->spool_name);
+    ngx_snprintf(path, sizeof(path) - 1, "%V/%s%Z", &sp->dir, sp->name);
 
     if (unlink((char *) path) == -1) {
-        ngx_log_error(NGX_LOG_ALERT, w->log, ngx_errno,
+        ngx_log_error(NGX_LOG_ALERT, sp->log, ngx_errno,
                       "ingest cannot remove replayed spool file \"%s\"",
                       path);
     }
 
-    ngx_log_error(NGX_LOG_NOTICE, w->log, 0,
-                  "ingest replayed spooled batch \"%s\"", w->spool_name);
+    ngx_log_error(NGX_LOG_NOTICE, sp->log, 0,
+                  "ingest replayed spooled batch \"%s\"", sp->name);
 
-    /* the next file at once: a timer, not from inside this callback */
+    /* the next file at once */
 
-    if (!w->exiting && !w->spool_timer.timer_set) {
-        ngx_add_timer(&w->spool_timer, 1);
+    if (!sp->timer.timer_set) {
+        ngx_add_timer(&sp->timer, 1);
     }
 }

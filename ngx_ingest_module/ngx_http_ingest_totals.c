@@ -12,7 +12,9 @@
  */
 
 
-#include "ngx_http_ingest_module.h"
+#include "ngx_http_ingest_totals.h"
+#include "ngx_http_ingest_reply.h"
+#include "ngx_http_ingest_metrics.h"
 
 #if (NGX_THREADS)
 
@@ -111,7 +113,7 @@ ngx_http_ingest_totals(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_ingest_totals_handler;
 
-    if (ngx_http_ingest_status_endpoint(cf, ilcf) != NGX_OK) {
+    if (ngx_http_ingest_metrics_endpoint(cf, ilcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

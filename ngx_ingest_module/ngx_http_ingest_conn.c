@@ -1,0 +1,218 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * hiredis's connect and disconnect callbacks run inside hiredis: they
+ * only note the new state, log it and post the owner's event.  A context
+ * is freed only by ngx_http_ingest_conn_close(), from a timer or a
+ * posted event.
+ */
+
+
+#include "ngx_http_ingest_conn.h"
+#include "ngx_http_ingest_metrics.h"
+
+
+static void ngx_http_ingest_conn_connected(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_ingest_conn_disconnected(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_ingest_conn_closed(ngx_http_ingest_adapter_t *a);
+static void ngx_http_ingest_conn_lost(ngx_http_ingest_conn_t *c,
+    const char *why);
+static void ngx_http_ingest_conn_timeout(ngx_event_t *ev);
+
+
+void
+ngx_http_ingest_conn_init(ngx_http_ingest_conn_t *c, void *timer_data)
+{
+    c->connect_timer.handler = ngx_http_ingest_conn_timeout;
+    c->connect_timer.data = timer_data;
+    c->connect_timer.log = c->log;
+    c->connect_timer.cancelable = 1;
+
+    c->changed.log = c->log;
+
+    c->adapter.closed = ngx_http_ingest_conn_closed;
+    c->adapter.data = c;
+}
+
+
+ngx_int_t
+ngx_http_ingest_conn_open(ngx_http_ingest_conn_t *c)
+{
+    redisAsyncContext  *ac;
+
+    if (c->ac != NULL) {
+        return NGX_OK;
+    }
+
+    c->quiet = 0;
+
+    if (c->port) {
+        ac = redisAsyncConnect((char *) c->host, c->port);
+
+    } else {
+        ac = redisAsyncConnectUnix((char *) c->host);
+    }
+
+    if (ac == NULL) {
+        ngx_http_ingest_conn_lost(c, "out of memory");
+        return NGX_ERROR;
+    }
+
+    if (ac->err) {
+        /* failed at once (e.g. no such unix socket): hiredis closed it */
+        ngx_http_ingest_conn_lost(c, ac->errstr);
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    ac->data = c;
+
+    if (ngx_http_ingest_adapter_attach(&c->adapter, ac, c->log) != NGX_OK) {
+        redisAsyncFree(ac);
+        ngx_http_ingest_conn_lost(c, "no free connection");
+        return NGX_ERROR;
+    }
+
+    c->ac = ac;
+
+    /* the hooks first, the callbacks last: this asks for a write event */
+
+    redisAsyncSetConnectCallback(ac, ngx_http_ingest_conn_connected);
+    redisAsyncSetDisconnectCallback(ac, ngx_http_ingest_conn_disconnected);
+
+    ngx_add_timer(&c->connect_timer, c->connect_timeout);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "ingest redis \"%V\" connecting, fd:%d", &c->name,
+                   ac->c.fd);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_ingest_conn_close(ngx_http_ingest_conn_t *c, const char *why)
+{
+    if (why != NULL) {
+        ngx_http_ingest_conn_lost(c, why);
+
+    } else {
+        c->quiet = 1;
+        c->connected = 0;
+    }
+
+    if (c->ac != NULL) {
+        /* pending replies are called back with NULL */
+        redisAsyncFree(c->ac);
+    }
+}
+
+
+void
+ngx_http_ingest_conn_disconnect(ngx_http_ingest_conn_t *c)
+{
+    if (c->ac == NULL) {
+        return;
+    }
+
+    c->quiet = 1;
+    redisAsyncDisconnect(c->ac);
+}
+
+
+static void
+ngx_http_ingest_conn_connected(const redisAsyncContext *ac, int status)
+{
+    ngx_http_ingest_conn_t  *c = ac->data;
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this returns */
+        ngx_http_ingest_conn_lost(c, ac->errstr);
+        return;
+    }
+
+    if (c->connect_timer.timer_set) {
+        ngx_del_timer(&c->connect_timer);
+    }
+
+    c->connected = 1;
+
+    if (c->down) {
+        c->down = 0;
+        ngx_http_ingest_stat_add(reconnects, 1);
+        ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
+                      "ingest %s \"%V\" connection restored", c->kind,
+                      &c->name);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "ingest redis \"%V\" connected", &c->name);
+
+    ngx_post_event(&c->changed, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_ingest_conn_disconnected(const redisAsyncContext *ac, int status)
+{
+    ngx_http_ingest_conn_t  *c = ac->data;
+
+    ngx_http_ingest_conn_lost(c, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+
+/* hiredis is done with the context: a new one may be opened */
+
+static void
+ngx_http_ingest_conn_closed(ngx_http_ingest_adapter_t *a)
+{
+    ngx_http_ingest_conn_t  *c = a->data;
+
+    c->ac = NULL;
+    c->connected = 0;
+
+    if (c->connect_timer.timer_set) {
+        ngx_del_timer(&c->connect_timer);
+    }
+}
+
+
+/* gone or going: log once per loss (not a close on purpose), tell */
+
+static void
+ngx_http_ingest_conn_lost(ngx_http_ingest_conn_t *c, const char *why)
+{
+    c->connected = 0;
+
+    if (c->quiet) {
+        return;
+    }
+
+    if (!c->down) {
+        c->down = 1;
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "ingest %s \"%V\" connection lost: %s", c->kind,
+                      &c->name, why);
+    }
+
+    ngx_post_event(&c->changed, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_ingest_conn_timeout(ngx_event_t *ev)
+{
+    ngx_http_ingest_conn_t  *c;
+
+    c = (ngx_http_ingest_conn_t *)
+            ((u_char *) ev - offsetof(ngx_http_ingest_conn_t, connect_timer));
+
+    ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                  "ingest %s \"%V\" connect timed out", c->kind, &c->name);
+
+    /* not a hiredis callback: freeing here is safe */
+    ngx_http_ingest_conn_close(c, "timed out");
+}

@@ -1,0 +1,235 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * The durable push, async on a worker's loop and blocking at exit.
+ * Async: the commands are pipelined; the RPUSH's reply is only noted,
+ * and the last reply (WAIT's, or RPUSH's without one) decides, so that
+ * the outcome is known exactly once whatever happens in between.
+ */
+
+
+#include "ngx_http_ingest_push.h"
+
+
+static void ngx_http_ingest_push_rpushed(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_ingest_push_waited(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_ingest_push_rpush_reply(ngx_http_ingest_push_t *p,
+    redisReply *reply);
+static void ngx_http_ingest_push_wait_reply(ngx_http_ingest_push_t *p,
+    redisReply *reply);
+static void ngx_http_ingest_push_argv(ngx_http_ingest_push_t *p,
+    const char **argv, size_t *argvlen);
+static void ngx_http_ingest_push_wait_argv(ngx_http_ingest_push_t *p,
+    u_char *buf, const char **argv, size_t *argvlen);
+
+
+ngx_int_t
+ngx_http_ingest_push(redisAsyncContext *ac, ngx_http_ingest_push_t *p)
+{
+    u_char       buf[2 * NGX_INT_T_LEN];
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    p->pushed = 0;
+    p->result = NGX_HTTP_INGEST_PUSH_LOST;
+    p->error_len = 0;
+    p->replicated = 0;
+
+    if (p->asking
+        && redisAsyncCommand(ac, NULL, NULL, "ASKING") != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p->waits = (p->replicas > 0);
+
+    ngx_http_ingest_push_argv(p, argv, argvlen);
+
+    if (redisAsyncCommandArgv(ac, ngx_http_ingest_push_rpushed, p, 3, argv,
+                              argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (!p->waits) {
+        return NGX_OK;
+    }
+
+    ngx_http_ingest_push_wait_argv(p, buf, argv, argvlen);
+
+    if (redisAsyncCommandArgv(ac, ngx_http_ingest_push_waited, p, 3, argv,
+                              argvlen)
+        != REDIS_OK)
+    {
+        /*
+         * Only a context going away refuses a command: the RPUSH's NULL
+         * reply, which comes all the same, decides (lost).
+         */
+        p->waits = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ingest_push_rpushed(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_http_ingest_push_t  *p = privdata;
+
+    ngx_http_ingest_push_rpush_reply(p, r);
+
+    if (!p->waits) {
+        p->done(p);
+    }
+}
+
+
+static void
+ngx_http_ingest_push_waited(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_http_ingest_push_t  *p = privdata;
+
+    ngx_http_ingest_push_wait_reply(p, r);
+
+    p->done(p);
+}
+
+
+static void
+ngx_http_ingest_push_rpush_reply(ngx_http_ingest_push_t *p,
+    redisReply *reply)
+{
+    if (reply == NULL) {
+        p->result = NGX_HTTP_INGEST_PUSH_LOST;
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        p->pushed = 1;
+        p->result = NGX_HTTP_INGEST_PUSH_DELIVERED;
+        return;
+    }
+
+    /* OOM, LOADING, READONLY, MISCONF, MOVED, ASK ...: not taken */
+
+    p->result = NGX_HTTP_INGEST_PUSH_REFUSED;
+
+    if (reply->type == REDIS_REPLY_ERROR || reply->type == REDIS_REPLY_STATUS)
+    {
+        p->error_len = ngx_min((size_t) reply->len, sizeof(p->error));
+        ngx_memcpy(p->error, reply->str, p->error_len);
+
+    } else {
+        p->error_len = ngx_sprintf(p->error, "reply of type %d",
+                                   reply->type)
+                       - p->error;
+    }
+}
+
+
+static void
+ngx_http_ingest_push_wait_reply(ngx_http_ingest_push_t *p,
+    redisReply *reply)
+{
+    if (reply == NULL) {
+        p->result = NGX_HTTP_INGEST_PUSH_LOST;
+        return;
+    }
+
+    if (!p->pushed) {
+        /* the RPUSH before it was refused: its outcome stands */
+        return;
+    }
+
+    p->replicated = (reply->type == REDIS_REPLY_INTEGER) ? reply->integer
+                                                         : -1;
+
+    p->result = (p->replicated >= (long long) p->replicas)
+                ? NGX_HTTP_INGEST_PUSH_DELIVERED
+                : NGX_HTTP_INGEST_PUSH_UNSAFE;
+}
+
+
+void
+ngx_http_ingest_push_sync(redisContext *rc, ngx_http_ingest_push_t *p)
+{
+    u_char       buf[2 * NGX_INT_T_LEN];
+    const char  *argv[3];
+    size_t       argvlen[3];
+    redisReply  *reply;
+
+    p->pushed = 0;
+    p->error_len = 0;
+    p->replicated = 0;
+
+    if (p->asking) {
+        reply = redisCommand(rc, "ASKING");
+
+        if (reply == NULL) {
+            p->result = NGX_HTTP_INGEST_PUSH_LOST;
+            return;
+        }
+
+        freeReplyObject(reply);
+    }
+
+    ngx_http_ingest_push_argv(p, argv, argvlen);
+
+    reply = redisCommandArgv(rc, 3, argv, argvlen);
+    ngx_http_ingest_push_rpush_reply(p, reply);
+
+    if (reply != NULL) {
+        freeReplyObject(reply);
+    }
+
+    if (p->result != NGX_HTTP_INGEST_PUSH_DELIVERED || p->replicas == 0) {
+        return;
+    }
+
+    ngx_http_ingest_push_wait_argv(p, buf, argv, argvlen);
+
+    reply = redisCommandArgv(rc, 3, argv, argvlen);
+    ngx_http_ingest_push_wait_reply(p, reply);
+
+    if (reply != NULL) {
+        freeReplyObject(reply);
+    }
+}
+
+
+static void
+ngx_http_ingest_push_argv(ngx_http_ingest_push_t *p, const char **argv,
+    size_t *argvlen)
+{
+    argv[0] = "RPUSH";
+    argvlen[0] = 5;
+    argv[1] = (const char *) p->list.data;
+    argvlen[1] = p->list.len;
+    argv[2] = (const char *) p->batch.data;
+    argvlen[2] = p->batch.len;
+}
+
+
+/* WAIT <replicas> <ms>, its numbers written into buf */
+
+static void
+ngx_http_ingest_push_wait_argv(ngx_http_ingest_push_t *p, u_char *buf,
+    const char **argv, size_t *argvlen)
+{
+    u_char  *ms;
+
+    argv[0] = "WAIT";
+    argvlen[0] = 4;
+
+    ms = ngx_sprintf(buf, "%ui", p->replicas);
+    argv[1] = (const char *) buf;
+    argvlen[1] = ms - buf;
+
+    argv[2] = (const char *) ms;
+    argvlen[2] = ngx_sprintf(ms, "%M", p->wait) - ms;
+}

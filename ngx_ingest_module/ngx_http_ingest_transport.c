@@ -1,0 +1,235 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * What the two transports share: the channels handed over and not yet
+ * delivered, one push in flight per channel with a reply deadline of its
+ * own, and the backoff before reconnecting or sending again.
+ *
+ * The push's outcome arrives inside hiredis; these functions then only
+ * record it, cancel timers and post the layer above's event.
+ */
+
+
+#include "ngx_http_ingest_transport.h"
+#include "ngx_http_ingest_metrics.h"
+
+
+#define NGX_HTTP_INGEST_BACKOFF_MIN   100
+#define NGX_HTTP_INGEST_BACKOFF_MAX   5000
+
+
+static void ngx_http_ingest_transport_retry(ngx_event_t *ev);
+static void ngx_http_ingest_transport_deadline(ngx_event_t *ev);
+
+
+void
+ngx_http_ingest_transport_init(ngx_http_ingest_transport_t *t)
+{
+    ngx_queue_init(&t->handed);
+
+    t->retry.handler = ngx_http_ingest_transport_retry;
+    t->retry.data = t->timer_data;
+    t->retry.log = t->log;
+    t->retry.cancelable = 1;
+}
+
+
+void
+ngx_http_ingest_channel_init(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch)
+{
+    ch->transport = t;
+    ch->push.data = ch;
+
+    ch->deadline.handler = ngx_http_ingest_transport_deadline;
+    ch->deadline.data = t->timer_data;
+    ch->deadline.log = t->log;
+    ch->deadline.cancelable = 1;
+
+    ch->delivered.log = t->log;
+}
+
+
+/* ch's batch is the transport's until delivered */
+
+void
+ngx_http_ingest_transport_hand(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch)
+{
+    if (!ch->handed) {
+        ch->handed = 1;
+        ch->attempts = 0;
+        ngx_queue_insert_tail(&t->handed, &ch->link);
+    }
+}
+
+
+/* the batch on its way over conn, its reply awaited for ack_timeout */
+
+ngx_int_t
+ngx_http_ingest_transport_push(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch, ngx_http_ingest_conn_t *conn,
+    ngx_uint_t asking, ngx_uint_t replicas, ngx_http_ingest_push_done_pt done)
+{
+    ngx_http_ingest_push_t  *p;
+
+    p = &ch->push;
+
+    p->list = ch->name;
+    p->batch = ch->batch;
+    p->asking = asking;
+    p->replicas = replicas;
+    p->wait = t->imcf->ack_timeout / 2;
+    p->done = done;
+
+    if (ngx_http_ingest_push(conn->ac, p) != NGX_OK) {
+        /* the context is going away: sent again on the next */
+        return NGX_ERROR;
+    }
+
+    ch->conn = conn;
+    ch->in_flight = 1;
+    ch->sent_at = ngx_current_msec;
+
+    if (ch->attempts++) {
+        ngx_http_ingest_stat_add(batches_retried, 1);
+    }
+
+    ngx_add_timer(&ch->deadline, t->imcf->ack_timeout);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, t->log, 0,
+                   "ingest batch of %uz bytes sent to \"%V\" on \"%V\"",
+                   ch->batch.len, &ch->name, &conn->name);
+
+    return NGX_OK;
+}
+
+
+/* Redis has ch's batch: the layer above learns from a posted event */
+
+void
+ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch)
+{
+    ngx_http_ingest_transport_returned(t, ch);
+
+    ch->handed = 0;
+    ngx_queue_remove(&ch->link);
+
+    t->backoff = 0;
+
+    ngx_http_ingest_metrics_flushed(ngx_current_msec - ch->sent_at);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, t->log, 0,
+                   "ingest batch of %uz bytes delivered to \"%V\" in %Mms",
+                   ch->batch.len, &ch->name, ngx_current_msec - ch->sent_at);
+
+    ngx_post_event(&ch->delivered, &ngx_posted_events);
+}
+
+
+/* no push in flight for ch: it stays handed, to be sent again */
+
+void
+ngx_http_ingest_transport_returned(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch)
+{
+    ch->in_flight = 0;
+    ch->conn = NULL;
+
+    if (ch->deadline.timer_set) {
+        ngx_del_timer(&ch->deadline);
+    }
+}
+
+
+/* every handed channel without a push in flight, pushed again */
+
+void
+ngx_http_ingest_transport_resend(ngx_http_ingest_transport_t *t)
+{
+    ngx_queue_t                *q;
+    ngx_http_ingest_channel_t  *ch;
+
+    for (q = ngx_queue_head(&t->handed);
+         q != ngx_queue_sentinel(&t->handed);
+         q = ngx_queue_next(q))
+    {
+        ch = ngx_queue_data(q, ngx_http_ingest_channel_t, link);
+
+        if (!ch->in_flight) {
+            t->ops->send(t, ch);
+        }
+    }
+}
+
+
+/* reconnect, or resend what was refused, after a capped backoff */
+
+void
+ngx_http_ingest_transport_schedule(ngx_http_ingest_transport_t *t)
+{
+    ngx_msec_t  delay;
+
+    if (t->closing || t->retry.timer_set) {
+        return;
+    }
+
+    if (t->backoff == 0) {
+        t->backoff = NGX_HTTP_INGEST_BACKOFF_MIN;
+    }
+
+    /* jitter, so that workers do not knock all at once */
+    delay = t->backoff + ngx_random() % (t->backoff / 4 + 1);
+
+    t->backoff = ngx_min(t->backoff * 2, NGX_HTTP_INGEST_BACKOFF_MAX);
+
+    ngx_add_timer(&t->retry, delay);
+}
+
+
+void
+ngx_http_ingest_transport_connected(ngx_http_ingest_transport_t *t,
+    ngx_uint_t connected)
+{
+    t->connected = connected ? 1 : 0;
+    ngx_http_ingest_metrics_connected(connected);
+}
+
+
+static void
+ngx_http_ingest_transport_retry(ngx_event_t *ev)
+{
+    ngx_http_ingest_transport_t  *t;
+
+    t = (ngx_http_ingest_transport_t *)
+            ((u_char *) ev - offsetof(ngx_http_ingest_transport_t, retry));
+
+    t->ops->connect(t);
+}
+
+
+/*
+ * A reply that takes too long: the connection it is awaited on is
+ * dropped (its other replies come back NULL) and the batch goes again.
+ */
+
+static void
+ngx_http_ingest_transport_deadline(ngx_event_t *ev)
+{
+    ngx_http_ingest_conn_t     *conn;
+    ngx_http_ingest_channel_t  *ch;
+
+    ch = (ngx_http_ingest_channel_t *)
+             ((u_char *) ev - offsetof(ngx_http_ingest_channel_t, deadline));
+
+    conn = ch->conn;
+
+    ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                  "ingest %s \"%V\" reply timed out", conn->kind,
+                  &conn->name);
+
+    /* not a hiredis callback: freeing here is safe */
+    ngx_http_ingest_conn_close(conn, "timed out");
+}

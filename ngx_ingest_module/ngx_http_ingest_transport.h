@@ -1,0 +1,148 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * How a worker hands batches to Redis: a table of operations with two
+ * implementations, one server (ngx_http_ingest_redis.c) and a Redis
+ * Cluster (ngx_http_ingest_cluster.c).  module.c picks one at start;
+ * nothing above this header knows which.
+ *
+ * A channel is one Redis list.  The layer above hands it one batch at a
+ * time (send); from then on the transport owns the delivery: it sends
+ * the batch, sends it again with the same bytes after a lost connection
+ * or a refusal, and follows redirections, until Redis has it.  Then it
+ * posts the channel's "delivered" event, whose handler the layer above
+ * set; nothing above is called from inside hiredis.
+ */
+
+#ifndef _NGX_HTTP_INGEST_TRANSPORT_H_INCLUDED_
+#define _NGX_HTTP_INGEST_TRANSPORT_H_INCLUDED_
+
+
+#include "ngx_http_ingest_module.h"
+#include "ngx_http_ingest_conn.h"
+#include "ngx_http_ingest_push.h"
+
+
+#define NGX_HTTP_INGEST_MAX_NODES   64       /* of a cluster */
+
+
+typedef struct ngx_http_ingest_transport_s  ngx_http_ingest_transport_t;
+
+
+typedef struct {
+    /* the layer above's */
+    ngx_str_t                   name;          /* the Redis list */
+    ngx_str_t                   batch;         /* handed over by send */
+    ngx_event_t                 delivered;     /* posted: Redis has it */
+    void                       *data;
+
+    /* the transport's */
+    ngx_http_ingest_transport_t *transport;
+    ngx_http_ingest_push_t      push;
+    ngx_http_ingest_conn_t     *conn;          /* the push went there */
+    ngx_event_t                 deadline;      /* for its reply */
+    ngx_queue_t                 link;          /* in t->handed */
+    ngx_msec_t                  sent_at;
+    ngx_uint_t                  attempts;
+    ngx_uint_t                  ask;           /* cluster: ASK this node */
+    unsigned                    handed:1;
+    unsigned                    in_flight:1;
+} ngx_http_ingest_channel_t;
+
+
+/*
+ * The exit path's blocking connections, as a transport keeps them:
+ * one per node (a standalone server is node 0), and the nodes that
+ * could not be reached (not tried again); why: the last failure, as a C
+ * string for the log.
+ */
+
+typedef struct {
+    redisContext               *conns[NGX_HTTP_INGEST_MAX_NODES];
+    u_char                      failed[NGX_HTTP_INGEST_MAX_NODES];
+    ngx_msec_t                  timeout;
+    u_char                      why[NGX_HTTP_INGEST_PUSH_ERROR_LEN];
+} ngx_http_ingest_sync_t;
+
+
+typedef struct {
+    const char  *name;
+
+    /* the transport's state, allocated from pool; no connection yet */
+    ngx_int_t  (*init)(ngx_http_ingest_transport_t *t, ngx_pool_t *pool);
+
+    /* connect, or reconnect, what is needed, and send what waits */
+    void       (*connect)(ngx_http_ingest_transport_t *t);
+
+    /* hand ch->batch over; it is on its way until ch->delivered */
+    void       (*send)(ngx_http_ingest_transport_t *t,
+                       ngx_http_ingest_channel_t *ch);
+
+    /* where a command on key goes: a connected context, or NULL */
+    redisAsyncContext *(*route)(ngx_http_ingest_transport_t *t,
+                                const u_char *key, size_t len);
+
+    /*
+     * "<list>:<suffix>" (the consumer's lock, its heartbeat): where the
+     * consumer keeps it, in the list's slot in a cluster.
+     */
+    u_char    *(*companion)(ngx_http_ingest_transport_t *t, u_char *buf,
+                            size_t size, ngx_str_t *list, const char *suffix);
+
+    /* the blocking twin of send, for exit_process: p->result says */
+    void       (*send_sync)(ngx_http_ingest_transport_t *t,
+                            ngx_http_ingest_sync_t *s,
+                            ngx_http_ingest_push_t *p);
+    void       (*sync_end)(ngx_http_ingest_transport_t *t,
+                           ngx_http_ingest_sync_t *s);
+
+    /* graceful: once every reply is in; else at once (replies: NULL) */
+    void       (*close)(ngx_http_ingest_transport_t *t,
+                        ngx_uint_t graceful);
+} ngx_http_ingest_transport_ops_t;
+
+
+struct ngx_http_ingest_transport_s {
+    const ngx_http_ingest_transport_ops_t  *ops;
+    void                                   *state;     /* the ops' own */
+    ngx_http_ingest_main_conf_t            *imcf;
+    ngx_log_t                              *log;
+    void                                   *timer_data;
+
+    ngx_queue_t                             handed;    /* channels */
+    ngx_event_t                             retry;     /* backoff timer */
+    ngx_msec_t                              backoff;
+
+    unsigned                                connected:1;
+    unsigned                                closing:1; /* no new sends */
+};
+
+
+extern const ngx_http_ingest_transport_ops_t  ngx_http_ingest_redis_transport;
+extern const ngx_http_ingest_transport_ops_t
+    ngx_http_ingest_cluster_transport;
+
+
+/* what both transports share (ngx_http_ingest_transport.c) */
+
+void ngx_http_ingest_transport_init(ngx_http_ingest_transport_t *t);
+void ngx_http_ingest_channel_init(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch);
+void ngx_http_ingest_transport_hand(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch);
+ngx_int_t ngx_http_ingest_transport_push(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch, ngx_http_ingest_conn_t *conn,
+    ngx_uint_t asking, ngx_uint_t replicas,
+    ngx_http_ingest_push_done_pt done);
+void ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch);
+void ngx_http_ingest_transport_returned(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch);
+void ngx_http_ingest_transport_resend(ngx_http_ingest_transport_t *t);
+void ngx_http_ingest_transport_schedule(ngx_http_ingest_transport_t *t);
+void ngx_http_ingest_transport_connected(ngx_http_ingest_transport_t *t,
+    ngx_uint_t connected);
+
+
+#endif /* _NGX_HTTP_INGEST_TRANSPORT_H_INCLUDED_ */
