@@ -189,8 +189,9 @@ ngx_http_ingest_flush_queues(ngx_http_ingest_worker_t *w, ngx_cycle_t *cycle)
             continue;
         }
 
-        q->row_sets = ngx_pcalloc(cycle->pool, q->nrow_sets
-                                               * sizeof(ngx_http_ingest_rows_t));
+        n = q->nrow_sets * sizeof(ngx_http_ingest_rows_t);
+
+        q->row_sets = ngx_pcalloc(cycle->pool, n);
         if (q->row_sets == NULL) {
             return NGX_ERROR;
         }

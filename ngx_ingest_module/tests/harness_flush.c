@@ -1,0 +1,722 @@
+
+/*
+ * Copyright (C) ngx_ingest developers
+ *
+ * Unit tests of the flush layer and its contract with the transport,
+ * driven through the table of operations by a scripted transport: what
+ * is handed over, in which order, what a delivery, a refusal or a lost
+ * connection does, the drain at a graceful shutdown, and the exit path.
+ *
+ * The flush layer lives on nginx's timers, posted events and
+ * connections, so this runs inside nginx: a dynamic module whose
+ * init_process (in a single process, master_process off) plays each
+ * scenario with nginx's own primitives, moving the clock by hand and
+ * running posted events and expired timers itself, prints TAP and
+ * exits.  No Redis is involved: the scripted transport says what Redis
+ * did.  tests/test_flush.sh runs it.
+ */
+
+
+#include "../ngx_http_ingest_flush.h"
+#include "../ngx_http_ingest_metrics.h"
+
+#include <dirent.h>
+
+#include "tap.h"
+
+
+#define HARNESS_MAX_SENDS   64
+#define HARNESS_LOG_SIZE    65536
+
+
+typedef struct {
+    u_char                    list[64];
+    uint64_t                  seq;
+    size_t                    len;
+    uint32_t                  sum;            /* of the batch's bytes */
+    ngx_uint_t                result;         /* send_sync's outcome */
+} harness_send_t;
+
+
+/* what the scripted transport was asked, and what it is to answer */
+
+typedef struct {
+    harness_send_t            sends[HARNESS_MAX_SENDS];
+    ngx_uint_t                nsends;
+    harness_send_t            syncs[HARNESS_MAX_SENDS];
+    ngx_uint_t                nsyncs;
+    ngx_uint_t                sync_results[HARNESS_MAX_SENDS];
+    ngx_uint_t                nresults;        /* scripted; then LOST */
+    ngx_uint_t                connects;
+    ngx_uint_t                closes;
+    ngx_uint_t                graceful;        /* of the last close */
+    ngx_uint_t                sync_ends;
+} harness_script_t;
+
+
+static harness_script_t             script;
+static char                         logbuf[HARNESS_LOG_SIZE];
+static size_t                       loglen;
+static ngx_log_t                    harness_log;
+static ngx_cycle_t                  harness_cycle;
+static ngx_http_ingest_main_conf_t  harness_conf;
+static ngx_path_t                   harness_spool;
+static ngx_uint_t                   woken[8];
+static ngx_uint_t                   nwoken;
+
+
+/* the metrics leaf, which the flush layer and the transport count into */
+
+ngx_http_ingest_stats_t  *ngx_http_ingest_stats;
+
+void ngx_http_ingest_metrics_pending(ngx_uint_t keys, size_t bytes) { }
+void ngx_http_ingest_metrics_connected(ngx_uint_t connected) { }
+void ngx_http_ingest_metrics_flushed(ngx_msec_t ms) { }
+
+
+/* the scripted transport */
+
+static ngx_int_t
+harness_init(ngx_http_ingest_transport_t *t, ngx_pool_t *pool)
+{
+    t->state = &script;
+    return NGX_OK;
+}
+
+
+static void
+harness_connect(ngx_http_ingest_transport_t *t)
+{
+    script.connects++;
+    ngx_http_ingest_transport_resend(t);
+}
+
+
+static void
+harness_note(harness_send_t *s, ngx_str_t *list, ngx_str_t *batch)
+{
+    u_char  *p;
+    size_t   i;
+
+    ngx_memzero(s, sizeof(harness_send_t));
+    ngx_cpystrn(s->list, list->data, ngx_min(list->len + 1, sizeof(s->list)));
+
+    p = ngx_strnstr(batch->data, "\"seq\":", batch->len);
+    s->seq = p ? (uint64_t) ngx_atoi(p + 6, ngx_strlchr(p, batch->data
+                                                       + batch->len, ',')
+                                                   - (p + 6))
+               : 0;
+    s->len = batch->len;
+
+    for (i = 0; i < batch->len; i++) {
+        s->sum = s->sum * 31 + batch->data[i];
+    }
+}
+
+
+/* the batch is "on its way" until the test says what Redis did */
+
+static void
+harness_send(ngx_http_ingest_transport_t *t, ngx_http_ingest_channel_t *ch)
+{
+    ngx_http_ingest_transport_hand(t, ch);
+
+    if (ch->in_flight || t->closing
+        || script.nsends == HARNESS_MAX_SENDS)
+    {
+        return;
+    }
+
+    harness_note(&script.sends[script.nsends++], &ch->name, &ch->batch);
+
+    ch->in_flight = 1;
+    ch->sent_at = ngx_current_msec;
+}
+
+
+static redisAsyncContext *
+harness_route(ngx_http_ingest_transport_t *t, const u_char *key, size_t len)
+{
+    return NULL;
+}
+
+
+static u_char *
+harness_companion(ngx_http_ingest_transport_t *t, u_char *buf, size_t size,
+    ngx_str_t *list, const char *suffix)
+{
+    return ngx_snprintf(buf, size, "%V:%s", list, suffix);
+}
+
+
+static void
+harness_send_sync(ngx_http_ingest_transport_t *t, ngx_http_ingest_sync_t *s,
+    ngx_http_ingest_push_t *p)
+{
+    harness_send_t  *hs;
+
+    p->result = (script.nsyncs < script.nresults)
+                ? script.sync_results[script.nsyncs]
+                : NGX_HTTP_INGEST_PUSH_LOST;
+
+    if (p->result == NGX_HTTP_INGEST_PUSH_REFUSED) {
+        p->error_len = ngx_cpymem(p->error, "OOM scripted", 12) - p->error;
+    }
+
+    if (p->result == NGX_HTTP_INGEST_PUSH_LOST) {
+        ngx_cpystrn(s->why, (u_char *) "scripted: unreachable",
+                    sizeof(s->why));
+    }
+
+    if (script.nsyncs < HARNESS_MAX_SENDS) {
+        hs = &script.syncs[script.nsyncs++];
+        harness_note(hs, &p->list, &p->batch);
+        hs->result = p->result;
+    }
+}
+
+
+static void
+harness_sync_end(ngx_http_ingest_transport_t *t, ngx_http_ingest_sync_t *s)
+{
+    script.sync_ends++;
+}
+
+
+static void
+harness_close(ngx_http_ingest_transport_t *t, ngx_uint_t graceful)
+{
+    script.closes++;
+    script.graceful = graceful;
+    t->closing = 1;
+}
+
+
+static const ngx_http_ingest_transport_ops_t  harness_ops = {
+    "scripted",
+    harness_init,
+    harness_connect,
+    harness_send,
+    harness_route,
+    harness_companion,
+    harness_send_sync,
+    harness_sync_end,
+    harness_close
+};
+
+
+/* the log, captured */
+
+static void
+harness_log_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf, size_t len)
+{
+    if (loglen + len + 1 < sizeof(logbuf)) {
+        ngx_memcpy(logbuf + loglen, buf, len);
+        loglen += len;
+        logbuf[loglen++] = '\n';
+        logbuf[loglen] = '\0';
+    }
+}
+
+
+static int
+harness_logged(const char *s)
+{
+    return strstr(logbuf, s) != NULL;
+}
+
+
+/* driving the worker */
+
+static void
+harness_run_posted(void)
+{
+    ngx_event_process_posted((ngx_cycle_t *) ngx_cycle, &ngx_posted_events);
+}
+
+
+static void
+harness_advance(ngx_msec_t ms)
+{
+    ngx_current_msec += ms;
+    ngx_event_expire_timers();
+    harness_run_posted();
+}
+
+
+static ngx_http_ingest_worker_t *
+harness_start(ngx_uint_t flush_keys, size_t max_pending, ngx_uint_t spool)
+{
+    ngx_memzero(&script, sizeof(harness_script_t));
+    loglen = 0;
+    logbuf[0] = '\0';
+    nwoken = 0;
+
+    harness_conf.flush_keys = flush_keys;
+    harness_conf.max_pending = max_pending;
+    harness_conf.spool = spool ? &harness_spool : NULL;
+
+    if (ngx_http_ingest_flush_init(&harness_cycle, &harness_conf,
+                                   &harness_ops)
+        != NGX_OK)
+    {
+        tap_diag("flush_init failed");
+        exit(2);
+    }
+
+    return ngx_http_ingest_worker;
+}
+
+
+static void
+harness_add(ngx_http_ingest_worker_t *w, ngx_http_ingest_queue_t *q,
+    const char *key, int64_t value)
+{
+    int  created;
+
+    (void) ngx_http_ingest_table_add(&q->sums, (u_char *) key,
+                                     ngx_strlen(key), value, &created);
+    ngx_http_ingest_flush_added(w, q);
+}
+
+
+/* Redis took the batch on its way */
+
+static void
+harness_deliver(ngx_http_ingest_worker_t *w, ngx_http_ingest_queue_t *q)
+{
+    ngx_http_ingest_transport_delivered(w->transport, &q->channel);
+    harness_run_posted();
+}
+
+
+static void
+harness_woken(ngx_http_ingest_waiter_t *wt)
+{
+    if (nwoken < 8) {
+        woken[nwoken++] = wt->seq;
+    }
+}
+
+
+static ngx_uint_t
+harness_spooled(void)
+{
+    DIR            *d;
+    ngx_uint_t      n;
+    struct dirent  *de;
+
+    n = 0;
+    d = opendir((char *) harness_spool.name.data);
+
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        n += (ngx_strstr(de->d_name, ".batch") != NULL);
+    }
+
+    if (d != NULL) {
+        (void) closedir(d);
+    }
+
+    return n;
+}
+
+
+/* the scenarios */
+
+static void
+test_order(void)
+{
+    ngx_http_ingest_queue_t   *q;
+    ngx_http_ingest_worker_t  *w;
+    ngx_http_ingest_waiter_t   one, two;
+
+    w = harness_start(3, 1024 * 1024, 0);
+    q = &w->queues[0];
+
+    tap_ok(script.connects == 1, "start: the transport is asked to connect");
+
+    one.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &one);
+    harness_add(w, q, "a", 1);
+
+    tap_ok(script.nsends == 0 && w->flush_timer.timer_set,
+           "a key waits for the flush interval");
+
+    harness_advance(harness_conf.flush_interval);
+
+    tap_ok(script.nsends == 1 && script.sends[0].seq == 1
+           && ngx_strcmp(script.sends[0].list, "h:a") == 0,
+           "the interval cuts batch 1 and hands it over");
+
+    two.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &two);
+    harness_add(w, q, "b", 1);
+    harness_add(w, q, "c", 1);
+
+    tap_ok(script.nsends == 1 && q->nbatches == 1,
+           "below flush_keys, the sums wait while batch 1 is on its way");
+
+    harness_add(w, q, "d", 1);
+
+    tap_ok(script.nsends == 1 && q->nbatches == 2,
+           "at flush_keys batch 2 is cut, but not handed over yet");
+
+    harness_deliver(w, q);
+
+    tap_ok(nwoken == 1 && woken[0] == 1,
+           "batch 1 delivered: its waiter, and only it, is answered");
+    tap_ok(script.nsends == 2 && script.sends[1].seq == 2,
+           "then batch 2 is handed over");
+
+    harness_deliver(w, q);
+
+    tap_ok(nwoken == 2 && woken[1] == 2 && q->nbatches == 0,
+           "batch 2 delivered: its waiter is answered, the backlog empty");
+
+    ngx_http_ingest_flush_exit();
+
+    tap_ok(script.nsyncs == 0 && script.closes == 1 && !script.graceful,
+           "exit with nothing pending: no blocking send, a hard close");
+}
+
+
+static void
+test_refused(void)
+{
+    ngx_uint_t                 sends;
+    ngx_http_ingest_queue_t   *q;
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(1, 1024 * 1024, 0);
+    q = &w->queues[1];
+
+    harness_add(w, q, "x", 5);
+
+    tap_ok(script.nsends == 1 && script.sends[0].seq == 1,
+           "flush_keys 1: the key is cut and handed over at once");
+
+    /* Redis refused it (OOM, say): the transport keeps it, retries */
+
+    ngx_http_ingest_transport_returned(w->transport, &q->channel);
+    ngx_http_ingest_transport_schedule(w->transport);
+
+    tap_ok(w->transport->retry.timer_set && q->nbatches == 1,
+           "refused: the batch stays, a retry is scheduled");
+
+    harness_add(w, q, "y", 1);
+
+    tap_ok(script.nsends == 1 && q->nbatches == 2,
+           "a new batch is cut behind it, not sent before it");
+
+    sends = script.nsends;
+    harness_advance(10000);
+
+    tap_ok(script.nsends == sends + 1
+           && script.sends[sends].seq == 1
+           && script.sends[sends].sum == script.sends[0].sum,
+           "after the backoff batch 1 goes again, byte for byte");
+
+    /* the connection is lost with the batch on its way */
+
+    ngx_http_ingest_transport_returned(w->transport, &q->channel);
+    harness_connect(w->transport);
+
+    tap_ok(script.nsends == sends + 2 && script.sends[sends + 1].seq == 1,
+           "after a lost connection batch 1 goes again, not batch 2");
+
+    harness_deliver(w, q);
+    harness_deliver(w, q);
+
+    tap_ok(script.nsends == sends + 3 && script.sends[sends + 2].seq == 2
+           && q->nbatches == 0,
+           "then batch 2, once 1 is delivered");
+
+    ngx_http_ingest_flush_exit();
+}
+
+
+static void
+test_full(void)
+{
+    size_t                     base;
+    ngx_http_ingest_queue_t   *q;
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(2, 1024 * 1024, 0);
+    q = &w->queues[0];
+
+    base = ngx_http_ingest_flush_pending(w);
+    harness_conf.max_pending = 4 * base + 65536;
+
+    tap_ok(ngx_http_ingest_flush_admit(w, 50, w->log) == NGX_OK,
+           "under ingest_max_pending a request is admitted");
+
+    harness_add(w, q, "k1", 1);
+    harness_add(w, q, "k2", 1);
+
+    tap_ok(q->nbatches == 1
+           && ngx_http_ingest_flush_admit(w, harness_conf.max_pending,
+                                          w->log)
+              == NGX_BUSY
+           && w->full
+           && ngx_http_ingest_flush_admit(w, 1, w->log) == NGX_BUSY,
+           "one that would pass it is refused, and so are the next");
+    tap_ok(harness_logged("reached ingest_max_pending"),
+           "and that is logged");
+
+    harness_deliver(w, q);
+
+    tap_ok(!w->full && ngx_http_ingest_flush_admit(w, 1, w->log) == NGX_OK,
+           "the delivery frees it: requests are admitted again");
+
+    ngx_http_ingest_flush_exit();
+}
+
+
+static void
+test_drain(void)
+{
+    ngx_connection_t          *c;
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(100, 1024 * 1024, 0);
+
+    harness_add(w, &w->queues[0], "a", 1);
+    harness_add(w, &w->queues[1], "b", 2);
+
+    tap_ok(script.nsends == 0, "before the shutdown nothing is sent");
+
+    /* nginx begins a graceful shutdown: it closes idle connections */
+
+    c = w->watcher;
+    c->close = 1;
+    c->read->handler(c->read);
+
+    tap_ok(w->draining && script.nsends == 2
+           && w->drain_timer.timer_set && !w->drain_timer.cancelable,
+           "a graceful shutdown cuts and hands over everything at once, "
+           "held by a non-cancelable timer");
+
+    harness_deliver(w, &w->queues[0]);
+
+    tap_ok(script.closes == 0, "one list delivered: still draining");
+
+    harness_deliver(w, &w->queues[1]);
+
+    tap_ok(script.closes == 1 && script.graceful
+           && !w->drain_timer.timer_set && harness_logged("ingest drained"),
+           "all delivered: the transport closes gracefully, the timer goes");
+
+    ngx_http_ingest_flush_exit();
+
+    tap_ok(script.nsyncs == 0, "and the exit path has nothing to do");
+}
+
+
+static void
+test_drain_timeout(void)
+{
+    ngx_connection_t          *c;
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(100, 1024 * 1024, 1);
+
+    harness_add(w, &w->queues[0], "a", 1);
+    harness_add(w, &w->queues[0], "b", 1);
+
+    c = w->watcher;
+    c->close = 1;
+    c->read->handler(c->read);
+
+    /* Redis is stuck: batch 1 is on its way, never delivered */
+
+    harness_add(w, &w->queues[0], "c", 1);
+
+    tap_ok(w->queues[0].nbatches == 2,
+           "while draining, what arrives is cut at once");
+
+    harness_advance(harness_conf.drain_timeout);
+
+    tap_ok(w->exiting && script.closes == 1 && !script.graceful
+           && harness_logged("ingest drain timed out"),
+           "ingest_drain_timeout: a hard close, the rest for exit_process");
+
+    script.sync_results[0] = NGX_HTTP_INGEST_PUSH_DELIVERED;
+    script.nresults = 1;
+
+    ngx_http_ingest_flush_exit();
+
+    tap_ok(script.nsyncs == 2 && script.syncs[0].seq == 1
+           && script.syncs[1].seq == 2,
+           "the exit path sends the backlog oldest first, on one "
+           "blocking path");
+    tap_ok(script.syncs[0].sum == script.sends[0].sum,
+           "the batch that was on its way goes again, byte for byte");
+    tap_ok(harness_logged("ingest flushed 2 keys to \"h:a\" at exit "
+                          "(batch seq 1)"),
+           "what Redis took is logged");
+    tap_ok(harness_spooled() == 1
+           && harness_logged("ingest spooled 1 keys of \"h:a\" at exit "
+                             "(batches up to seq 2): scripted: "
+                             "unreachable"),
+           "what it could not take is spooled, with the reason");
+    tap_ok(script.sync_ends == 1, "the blocking connections are closed");
+}
+
+
+static void
+test_exit_refused(void)
+{
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(1, 1024 * 1024, 0);
+
+    harness_add(w, &w->queues[0], "a", 1);
+    harness_add(w, &w->queues[0], "b", 1);
+    harness_add(w, &w->queues[1], "c", 1);
+
+    script.sync_results[0] = NGX_HTTP_INGEST_PUSH_REFUSED;
+    script.sync_results[1] = NGX_HTTP_INGEST_PUSH_DELIVERED;
+    script.nresults = 2;
+
+    ngx_http_ingest_flush_exit();
+
+    tap_ok(script.nsyncs == 2
+           && ngx_strcmp(script.syncs[0].list, "h:a") == 0
+           && ngx_strcmp(script.syncs[1].list, "h:b") == 0,
+           "a refusal at exit stops that list's batches, not the others'");
+    tap_ok(harness_logged("ingest redis RPUSH to \"h:a\" failed at exit: "
+                          "OOM scripted")
+           && harness_logged("ingest lost 2 keys of \"h:a\" at exit "
+                             "(batches up to seq 2): redis refused the "
+                             "batch")
+           && harness_logged("ingest flushed 1 keys to \"h:b\" at exit "
+                             "(batch seq 1)"),
+           "without a spool, what is not in Redis is logged as lost");
+}
+
+
+static void
+test_shutdown_timeout(void)
+{
+    ngx_connection_t          *c;
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(100, 1024 * 1024, 0);
+
+    harness_add(w, &w->queues[0], "a", 1);
+
+    c = w->watcher;
+    c->close = 1;
+    c->read->handler(c->read);
+
+    tap_ok(w->drain_timer.timer_set, "draining, held by the drain timer");
+
+    /* worker_shutdown_timeout: nginx closes every connection, in error */
+
+    c->close = 1;
+    c->error = 1;
+    c->read->handler(c->read);
+
+    tap_ok(!w->drain_timer.timer_set && w->exiting && script.closes == 1
+           && !script.graceful,
+           "worker_shutdown_timeout ends the drain at once");
+
+    ngx_http_ingest_flush_exit();
+
+    tap_ok(script.nsyncs == 1, "exit_process still makes its attempt");
+}
+
+
+static ngx_int_t
+harness_init_process(ngx_cycle_t *cycle)
+{
+    ngx_str_t  *list;
+    char        dir[] = "/tmp/ingest-harness-XXXXXX";
+
+    harness_log.log_level = NGX_LOG_INFO;
+    harness_log.writer = harness_log_writer;
+
+    harness_cycle = *cycle;
+    harness_cycle.log = &harness_log;
+
+    ngx_memzero(&harness_conf, sizeof(ngx_http_ingest_main_conf_t));
+
+    if (ngx_array_init(&harness_conf.queues, cycle->pool, 2,
+                       sizeof(ngx_str_t))
+        != NGX_OK
+        || ngx_array_init(&harness_conf.tables, cycle->pool, 1,
+                          sizeof(ngx_http_ingest_records_conf_t *))
+           != NGX_OK
+        || mkdtemp(dir) == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    list = ngx_array_push_n(&harness_conf.queues, 2);
+    harness_spool.name.len = ngx_strlen(dir);
+    harness_spool.name.data = ngx_pnalloc(cycle->pool, sizeof(dir));
+
+    if (list == NULL || harness_spool.name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&list[0], "h:a");
+    ngx_str_set(&list[1], "h:b");
+    ngx_memcpy(harness_spool.name.data, dir, sizeof(dir));
+
+    harness_conf.flush_interval = 100;
+    harness_conf.drain_timeout = 3000;
+    harness_conf.ack_timeout = 5000;
+    harness_conf.connect_timeout = 1000;
+
+    test_order();
+    test_refused();
+    test_full();
+    test_drain();
+    test_drain_timeout();
+    test_exit_refused();
+    test_shutdown_timeout();
+
+    exit(tap_done());
+}
+
+
+static ngx_core_module_t  harness_module_ctx = {
+    ngx_string("ingest_flush_harness"),
+    NULL,
+    NULL
+};
+
+
+ngx_module_t  ngx_ingest_flush_harness_module = {
+    NGX_MODULE_V1,
+    &harness_module_ctx,                   /* module context */
+    NULL,                                  /* module directives */
+    NGX_CORE_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    harness_init_process,                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+ngx_module_t  *ngx_modules[] = {
+    &ngx_ingest_flush_harness_module,
+    NULL
+};
+
+
+char  *ngx_module_names[] = {
+    "ngx_ingest_flush_harness_module",
+    NULL
+};
+
+
+char  *ngx_module_order[] = {
+    NULL
+};
