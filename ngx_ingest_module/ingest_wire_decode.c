@@ -28,6 +28,7 @@ static int ingest_wire_fail(ingest_wire_reader_t *r, const char *what);
 static void ingest_wire_space(ingest_wire_reader_t *r);
 static int ingest_wire_expect(ingest_wire_reader_t *r, char ch);
 static int ingest_wire_closes(ingest_wire_reader_t *r, char close);
+static int ingest_wire_next(ingest_wire_reader_t *r, char close);
 static void *ingest_wire_bounded(ingest_wire_reader_t *r, size_t min_len,
     size_t size, size_t *cap);
 static int ingest_wire_string(ingest_wire_reader_t *r, char *out,
@@ -141,6 +142,7 @@ static int
 ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
     int version_only)
 {
+    int          rc;
     char         name[16], kind[16];
     size_t       len;
     int64_t      v;
@@ -295,14 +297,13 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
             return INGEST_WIRE_ERROR;
         }
 
-        ingest_wire_space(r);
+        rc = ingest_wire_next(r, '}');
 
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
+        if (rc == 1) {
             continue;
         }
 
-        if (ingest_wire_expect(r, '}') != INGEST_WIRE_OK) {
+        if (rc != INGEST_WIRE_OK) {
             return INGEST_WIRE_ERROR;
         }
 
@@ -352,6 +353,7 @@ done:
 static int
 ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 {
+    int                   rc;
     char                 *out;
     size_t                len;
     ingest_wire_count_t  *c, *counts;
@@ -415,14 +417,11 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 
         batch->ntotal++;
 
-        ingest_wire_space(r);
+        rc = ingest_wire_next(r, '}');
 
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
-            continue;
+        if (rc != 1) {
+            return rc;
         }
-
-        return ingest_wire_expect(r, '}');
     }
 }
 
@@ -433,7 +432,7 @@ static int
 ingest_wire_names(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
     int columns)
 {
-    int      t;
+    int      t, rc;
     char     name[INGEST_WIRE_MAX_NAME + 1];
     size_t   len, n;
 
@@ -490,14 +489,13 @@ ingest_wire_names(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
 
         n++;
 
-        ingest_wire_space(r);
+        rc = ingest_wire_next(r, ']');
 
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
+        if (rc == 1) {
             continue;
         }
 
-        if (ingest_wire_expect(r, ']') != INGEST_WIRE_OK) {
+        if (rc != INGEST_WIRE_OK) {
             return INGEST_WIRE_ERROR;
         }
 
@@ -520,6 +518,7 @@ ingest_wire_names(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
 static int
 ingest_wire_rows(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 {
+    int                   rc;
     char                 *out;
     size_t                cap, col, len;
     const char           *start;
@@ -633,14 +632,11 @@ ingest_wire_rows(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 
         batch->nrows++;
 
-        ingest_wire_space(r);
+        rc = ingest_wire_next(r, ']');
 
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
-            continue;
+        if (rc != 1) {
+            return rc;
         }
-
-        return ingest_wire_expect(r, ']');
     }
 }
 
@@ -680,6 +676,7 @@ ingest_wire_member(ingest_wire_reader_t *r, char *name, size_t size)
 static int
 ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 {
+    int                    rc;
     char                   name[16];
     size_t                 cap;
     unsigned               have;
@@ -752,14 +749,13 @@ ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
                 return INGEST_WIRE_ERROR;
             }
 
-            ingest_wire_space(r);
+            rc = ingest_wire_next(r, '}');
 
-            if (r->p < r->end && *r->p == ',') {
-                r->p++;
+            if (rc == 1) {
                 continue;
             }
 
-            if (ingest_wire_expect(r, '}') != INGEST_WIRE_OK) {
+            if (rc != INGEST_WIRE_OK) {
                 return INGEST_WIRE_ERROR;
             }
 
@@ -772,14 +768,11 @@ ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 
         batch->nrequests++;
 
-        ingest_wire_space(r);
+        rc = ingest_wire_next(r, ']');
 
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
-            continue;
+        if (rc != 1) {
+            return rc;
         }
-
-        return ingest_wire_expect(r, ']');
     }
 }
 
@@ -825,6 +818,26 @@ ingest_wire_expect(ingest_wire_reader_t *r, char ch)
 
 
 /* after an opening bracket: 1 if the closing one follows (and is read) */
+
+/*
+ * After a member or an element: a ',' (1: another one follows) or the
+ * container's close (INGEST_WIRE_OK: it ends here), spaces around;
+ * INGEST_WIRE_ERROR for anything else.
+ */
+
+static int
+ingest_wire_next(ingest_wire_reader_t *r, char close)
+{
+    ingest_wire_space(r);
+
+    if (r->p < r->end && *r->p == ',') {
+        r->p++;
+        return 1;
+    }
+
+    return ingest_wire_expect(r, close);
+}
+
 
 static int
 ingest_wire_closes(ingest_wire_reader_t *r, char close)
@@ -1087,6 +1100,7 @@ ingest_wire_int(ingest_wire_reader_t *r, int64_t *v)
 static int
 ingest_wire_skip(ingest_wire_reader_t *r, int depth)
 {
+    int          rc;
     char         close;
     size_t       len;
     const char  *lit;
@@ -1136,14 +1150,11 @@ ingest_wire_skip(ingest_wire_reader_t *r, int depth)
                 return INGEST_WIRE_ERROR;
             }
 
-            ingest_wire_space(r);
+            rc = ingest_wire_next(r, close);
 
-            if (r->p < r->end && *r->p == ',') {
-                r->p++;
-                continue;
+            if (rc != 1) {
+                return rc;
             }
-
-            return ingest_wire_expect(r, close);
         }
 
     case 't':

@@ -55,24 +55,6 @@ typedef struct {
 } ngx_http_ingest_cluster_t;
 
 
-static ngx_int_t ngx_http_ingest_cluster_init(ngx_http_ingest_transport_t *t,
-    ngx_pool_t *pool);
-static void ngx_http_ingest_cluster_connect(ngx_http_ingest_transport_t *t);
-static void ngx_http_ingest_cluster_send(ngx_http_ingest_transport_t *t,
-    ngx_http_ingest_channel_t *ch);
-static redisAsyncContext *ngx_http_ingest_cluster_route(
-    ngx_http_ingest_transport_t *t, const u_char *key, size_t len);
-static u_char *ngx_http_ingest_cluster_companion(
-    ngx_http_ingest_transport_t *t, u_char *buf, size_t size,
-    ngx_str_t *list, const char *suffix);
-static void ngx_http_ingest_cluster_send_sync(
-    ngx_http_ingest_transport_t *t, ngx_http_ingest_sync_t *s,
-    ngx_http_ingest_push_t *p);
-static void ngx_http_ingest_cluster_sync_end(ngx_http_ingest_transport_t *t,
-    ngx_http_ingest_sync_t *s);
-static void ngx_http_ingest_cluster_close(ngx_http_ingest_transport_t *t,
-    ngx_uint_t graceful);
-
 static ngx_http_ingest_node_t *ngx_http_ingest_cluster_node(
     ngx_http_ingest_transport_t *t, u_char *host, size_t len, int port);
 static ngx_http_ingest_node_t *ngx_http_ingest_cluster_reach(
@@ -86,19 +68,6 @@ static ngx_int_t ngx_http_ingest_cluster_redirect(
     ngx_http_ingest_transport_t *t, ngx_http_ingest_channel_t *ch,
     u_char *err, size_t len);
 static void ngx_http_ingest_cluster_resume(ngx_event_t *ev);
-
-
-const ngx_http_ingest_transport_ops_t  ngx_http_ingest_cluster_transport = {
-    "cluster",
-    ngx_http_ingest_cluster_init,
-    ngx_http_ingest_cluster_connect,
-    ngx_http_ingest_cluster_send,
-    ngx_http_ingest_cluster_route,
-    ngx_http_ingest_cluster_companion,
-    ngx_http_ingest_cluster_send_sync,
-    ngx_http_ingest_cluster_sync_end,
-    ngx_http_ingest_cluster_close
-};
 
 
 static ngx_int_t
@@ -760,3 +729,18 @@ ngx_http_ingest_cluster_close(ngx_http_ingest_transport_t *t,
 
     ngx_http_ingest_transport_connected(t, 0);
 }
+
+
+/* the operations; each is defined above */
+
+const ngx_http_ingest_transport_ops_t  ngx_http_ingest_cluster_transport = {
+    "cluster",
+    ngx_http_ingest_cluster_init,
+    ngx_http_ingest_cluster_connect,
+    ngx_http_ingest_cluster_send,
+    ngx_http_ingest_cluster_route,
+    ngx_http_ingest_cluster_companion,
+    ngx_http_ingest_cluster_send_sync,
+    ngx_http_ingest_cluster_sync_end,
+    ngx_http_ingest_cluster_close
+};

@@ -24,37 +24,8 @@ typedef struct {
 } ngx_http_ingest_redis_t;
 
 
-static ngx_int_t ngx_http_ingest_redis_init(ngx_http_ingest_transport_t *t,
-    ngx_pool_t *pool);
-static void ngx_http_ingest_redis_connect(ngx_http_ingest_transport_t *t);
-static void ngx_http_ingest_redis_send(ngx_http_ingest_transport_t *t,
-    ngx_http_ingest_channel_t *ch);
-static redisAsyncContext *ngx_http_ingest_redis_route(
-    ngx_http_ingest_transport_t *t, const u_char *key, size_t len);
-static u_char *ngx_http_ingest_redis_companion(
-    ngx_http_ingest_transport_t *t, u_char *buf, size_t size,
-    ngx_str_t *list, const char *suffix);
-static void ngx_http_ingest_redis_send_sync(ngx_http_ingest_transport_t *t,
-    ngx_http_ingest_sync_t *s, ngx_http_ingest_push_t *p);
-static void ngx_http_ingest_redis_sync_end(ngx_http_ingest_transport_t *t,
-    ngx_http_ingest_sync_t *s);
-static void ngx_http_ingest_redis_close(ngx_http_ingest_transport_t *t,
-    ngx_uint_t graceful);
 static void ngx_http_ingest_redis_changed(ngx_event_t *ev);
 static void ngx_http_ingest_redis_pushed(ngx_http_ingest_push_t *p);
-
-
-const ngx_http_ingest_transport_ops_t  ngx_http_ingest_redis_transport = {
-    "redis",
-    ngx_http_ingest_redis_init,
-    ngx_http_ingest_redis_connect,
-    ngx_http_ingest_redis_send,
-    ngx_http_ingest_redis_route,
-    ngx_http_ingest_redis_companion,
-    ngx_http_ingest_redis_send_sync,
-    ngx_http_ingest_redis_sync_end,
-    ngx_http_ingest_redis_close
-};
 
 
 static ngx_int_t
@@ -279,3 +250,18 @@ ngx_http_ingest_redis_close(ngx_http_ingest_transport_t *t,
 
     ngx_http_ingest_transport_connected(t, 0);
 }
+
+
+/* the operations; each is defined above */
+
+const ngx_http_ingest_transport_ops_t  ngx_http_ingest_redis_transport = {
+    "redis",
+    ngx_http_ingest_redis_init,
+    ngx_http_ingest_redis_connect,
+    ngx_http_ingest_redis_send,
+    ngx_http_ingest_redis_route,
+    ngx_http_ingest_redis_companion,
+    ngx_http_ingest_redis_send_sync,
+    ngx_http_ingest_redis_sync_end,
+    ngx_http_ingest_redis_close
+};

@@ -290,6 +290,23 @@ harness_deliver(ngx_http_ingest_worker_t *w, ngx_http_ingest_queue_t *q)
 }
 
 
+/*
+ * nginx closes idle connections: a graceful shutdown begins (or, with an
+ * error, worker_shutdown_timeout has come)
+ */
+
+static void
+harness_shutdown(ngx_http_ingest_worker_t *w, ngx_uint_t error)
+{
+    ngx_connection_t  *c;
+
+    c = w->watcher;
+    c->close = 1;
+    c->error = error;
+    c->read->handler(c->read);
+}
+
+
 static void
 harness_woken(ngx_http_ingest_waiter_t *wt)
 {
@@ -476,7 +493,6 @@ test_full(void)
 static void
 test_drain(void)
 {
-    ngx_connection_t          *c;
     ngx_http_ingest_worker_t  *w;
 
     w = harness_start(100, 1024 * 1024, 0);
@@ -486,11 +502,7 @@ test_drain(void)
 
     tap_ok(script.nsends == 0, "before the shutdown nothing is sent");
 
-    /* nginx begins a graceful shutdown: it closes idle connections */
-
-    c = w->watcher;
-    c->close = 1;
-    c->read->handler(c->read);
+    harness_shutdown(w, 0);
 
     tap_ok(w->draining && script.nsends == 2
            && w->drain_timer.timer_set && !w->drain_timer.cancelable,
@@ -516,7 +528,6 @@ test_drain(void)
 static void
 test_drain_timeout(void)
 {
-    ngx_connection_t          *c;
     ngx_http_ingest_worker_t  *w;
 
     w = harness_start(100, 1024 * 1024, 1);
@@ -524,9 +535,7 @@ test_drain_timeout(void)
     harness_add(w, &w->queues[0], "a", 1);
     harness_add(w, &w->queues[0], "b", 1);
 
-    c = w->watcher;
-    c->close = 1;
-    c->read->handler(c->read);
+    harness_shutdown(w, 0);
 
     /* Redis is stuck: batch 1 is on its way, never delivered */
 
@@ -599,24 +608,17 @@ test_exit_refused(void)
 static void
 test_shutdown_timeout(void)
 {
-    ngx_connection_t          *c;
     ngx_http_ingest_worker_t  *w;
 
     w = harness_start(100, 1024 * 1024, 0);
 
     harness_add(w, &w->queues[0], "a", 1);
 
-    c = w->watcher;
-    c->close = 1;
-    c->read->handler(c->read);
+    harness_shutdown(w, 0);
 
     tap_ok(w->drain_timer.timer_set, "draining, held by the drain timer");
 
-    /* worker_shutdown_timeout: nginx closes every connection, in error */
-
-    c->close = 1;
-    c->error = 1;
-    c->read->handler(c->read);
+    harness_shutdown(w, 1);
 
     tap_ok(!w->drain_timer.timer_set && w->exiting && script.closes == 1
            && !script.graceful,
