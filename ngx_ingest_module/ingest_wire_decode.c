@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ingest_wire_decode.h"
+#include "ingest_json.h"
 
 
 typedef struct {
@@ -927,6 +928,7 @@ static int
 ingest_wire_string(ingest_wire_reader_t *r, char *out, size_t cap,
     size_t *len)
 {
+    int            esc;
     unsigned char  ch;
     unsigned       cp, lo;
     size_t         n;
@@ -964,81 +966,64 @@ ingest_wire_string(ingest_wire_reader_t *r, char *out, size_t cap,
 
         ch = (unsigned char) *r->p++;
 
-        switch (ch) {
-        case '"': case '\\': case '/':
-            break;
-        case 'b':
-            ch = '\b';
-            break;
-        case 'f':
-            ch = '\f';
-            break;
-        case 'n':
-            ch = '\n';
-            break;
-        case 'r':
-            ch = '\r';
-            break;
-        case 't':
-            ch = '\t';
-            break;
+        if (ch != 'u') {
+            esc = ingest_json_unescape(ch);
 
-        case 'u':
-            if (ingest_wire_hex4(r, &cp) != INGEST_WIRE_OK) {
-                return INGEST_WIRE_ERROR;
+            if (esc < 0) {
+                r->p -= 2;
+                return ingest_wire_fail(r, "invalid escape");
             }
 
-            if (cp >= 0xdc00 && cp <= 0xdfff) {
+            ingest_wire_put(esc);
+            continue;
+        }
+
+        if (ingest_wire_hex4(r, &cp) != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        if (cp >= 0xdc00 && cp <= 0xdfff) {
+            return ingest_wire_fail(r, "lone surrogate");
+        }
+
+        if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (r->end - r->p < 2 || r->p[0] != '\\' || r->p[1] != 'u') {
                 return ingest_wire_fail(r, "lone surrogate");
             }
 
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (r->end - r->p < 2 || r->p[0] != '\\' || r->p[1] != 'u') {
-                    return ingest_wire_fail(r, "lone surrogate");
-                }
+            r->p += 2;
 
-                r->p += 2;
-
-                if (ingest_wire_hex4(r, &lo) != INGEST_WIRE_OK) {
-                    return INGEST_WIRE_ERROR;
-                }
-
-                if (lo < 0xdc00 || lo > 0xdfff) {
-                    return ingest_wire_fail(r, "lone surrogate");
-                }
-
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            if (ingest_wire_hex4(r, &lo) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
             }
 
-            /* the escape is at least as long as its UTF-8 form */
-
-            if (cp < 0x80) {
-                ingest_wire_put(cp);
-
-            } else if (cp < 0x800) {
-                ingest_wire_put(0xc0 | (cp >> 6));
-                ingest_wire_put(0x80 | (cp & 0x3f));
-
-            } else if (cp < 0x10000) {
-                ingest_wire_put(0xe0 | (cp >> 12));
-                ingest_wire_put(0x80 | ((cp >> 6) & 0x3f));
-                ingest_wire_put(0x80 | (cp & 0x3f));
-
-            } else {
-                ingest_wire_put(0xf0 | (cp >> 18));
-                ingest_wire_put(0x80 | ((cp >> 12) & 0x3f));
-                ingest_wire_put(0x80 | ((cp >> 6) & 0x3f));
-                ingest_wire_put(0x80 | (cp & 0x3f));
+            if (lo < 0xdc00 || lo > 0xdfff) {
+                return ingest_wire_fail(r, "lone surrogate");
             }
 
-            continue;
-
-        default:
-            r->p -= 2;
-            return ingest_wire_fail(r, "invalid escape");
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
         }
 
-        ingest_wire_put(ch);
+        /* the escape is at least as long as its UTF-8 form */
+
+        if (cp < 0x80) {
+            ingest_wire_put(cp);
+
+        } else if (cp < 0x800) {
+            ingest_wire_put(0xc0 | (cp >> 6));
+            ingest_wire_put(0x80 | (cp & 0x3f));
+
+        } else if (cp < 0x10000) {
+            ingest_wire_put(0xe0 | (cp >> 12));
+            ingest_wire_put(0x80 | ((cp >> 6) & 0x3f));
+            ingest_wire_put(0x80 | (cp & 0x3f));
+
+        } else {
+            ingest_wire_put(0xf0 | (cp >> 18));
+            ingest_wire_put(0x80 | ((cp >> 12) & 0x3f));
+            ingest_wire_put(0x80 | ((cp >> 6) & 0x3f));
+            ingest_wire_put(0x80 | (cp & 0x3f));
+        }
     }
 
     *len = n;

@@ -12,6 +12,7 @@
 
 #include "ngx_http_ingest_parse.h"
 #include "ingest_span.h"
+#include "ingest_json.h"
 
 
 enum {
@@ -126,36 +127,20 @@ ngx_http_ingest_json_parse(ngx_http_ingest_parser_t *p, u_char *pos,
             break;
 
         case sw_escape:
-            switch (ch) {
-            case '"':
-            case '\\':
-            case '/':
-                break;
-            case 'b':
-                ch = '\b';
-                break;
-            case 'f':
-                ch = '\f';
-                break;
-            case 'n':
-                ch = '\n';
-                break;
-            case 'r':
-                ch = '\r';
-                break;
-            case 't':
-                ch = '\t';
-                break;
-            case 'u':
+            if (ch == 'u') {
                 p->hex_count = 0;
                 p->code_point = 0;
                 p->state = sw_unicode;
                 continue;
-            default:
+            }
+
+            v = ingest_json_unescape(ch);
+
+            if (v < 0) {
                 return ngx_http_ingest_parse_fail(p, "invalid escape", at - 1);
             }
 
-            if (ngx_http_ingest_key_byte(p, ch, at - 1)
+            if (ngx_http_ingest_key_byte(p, v, at - 1)
                 != NGX_HTTP_INGEST_PARSE_OK)
             {
                 return NGX_HTTP_INGEST_PARSE_ERROR;
