@@ -45,6 +45,7 @@ typedef struct {
     size_t                          max_line;
     unsigned                        too_long:1;
     unsigned                        started:1;    /* past a BOM */
+    unsigned                        bom:2;        /* its bytes seen yet */
     unsigned                        nomem:1;
     ngx_http_ingest_line_error_t    errors[NGX_HTTP_INGEST_MAX_ERRORS];
     ngx_uint_t                      nerrors;
@@ -53,6 +54,9 @@ typedef struct {
 
 static ngx_int_t ngx_http_ingest_records_handler(ngx_http_request_t *r);
 static void ngx_http_ingest_records_body(ngx_http_request_t *r);
+static u_char *ngx_http_ingest_records_bom(ngx_http_ingest_lines_t *lx,
+    u_char *p, u_char *last);
+static void ngx_http_ingest_records_not_bom(ngx_http_ingest_lines_t *lx);
 static void ngx_http_ingest_records_chunk(ngx_http_ingest_lines_t *lx,
     u_char *p, u_char *last);
 static void ngx_http_ingest_records_line(ngx_http_ingest_lines_t *lx,
@@ -384,7 +388,11 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
         }
     }
 
-    /* a last line without '\n' */
+    /* a last line without '\n' (or only the first bytes of a BOM) */
+
+    if (!lx->started) {
+        ngx_http_ingest_records_not_bom(lx);
+    }
 
     if (lx->carry_len || lx->too_long) {
         ngx_http_ingest_records_line(lx, lx->carry,
@@ -464,6 +472,53 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
 }
 
 
+/*
+ * A UTF-8 byte order mark at the very start is not data, even split
+ * over the body's buffers; the first bytes of one that turn out to be
+ * followed by something else are data, and go to the first line.
+ */
+
+static u_char *
+ngx_http_ingest_records_bom(ngx_http_ingest_lines_t *lx, u_char *p,
+    u_char *last)
+{
+    static u_char  bom[] = { 0xef, 0xbb, 0xbf };
+
+    while (p < last && lx->bom < 3 && *p == bom[lx->bom]) {
+        p++;
+        lx->bom++;
+    }
+
+    if (lx->bom < 3 && p == last) {
+        /* undecided until more comes, or the body ends */
+        return p;
+    }
+
+    lx->started = 1;
+
+    if (lx->bom < 3) {
+        ngx_http_ingest_records_not_bom(lx);
+    }
+
+    return p;
+}
+
+
+/* the first bytes of a BOM were data after all: the first line's start */
+
+static void
+ngx_http_ingest_records_not_bom(ngx_http_ingest_lines_t *lx)
+{
+    if (lx->bom > lx->max_line) {
+        lx->too_long = 1;
+        return;
+    }
+
+    ngx_memcpy(lx->carry, "\xef\xbb\xbf", lx->bom);
+    lx->carry_len = lx->bom;
+}
+
+
 /* a piece of the body: whole lines now, the rest carried over */
 
 static void
@@ -475,13 +530,8 @@ ngx_http_ingest_records_chunk(ngx_http_ingest_lines_t *lx, u_char *p,
 
     lx->bytes += last - p;
 
-    if (!lx->started && p < last) {
-        lx->started = 1;
-
-        /* a UTF-8 byte order mark at the very start is not data */
-        if (last - p >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) {
-            p += 3;
-        }
+    if (!lx->started) {
+        p = ngx_http_ingest_records_bom(lx, p, last);
     }
 
     while (p < last) {

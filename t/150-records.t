@@ -231,3 +231,36 @@ table "t11" has other columns in another "ingest_records"
 {"error":"not acknowledged by Redis in time; the increments may or may not be counted"}
 --- no_error_log
 [error]
+
+
+
+=== TEST 14: a BOM split across the body's reads is still a BOM
+--- config
+    location = /r { ingest_records rec14 queue=ingest:counters id:int!; }
+--- raw_request eval
+["POST /r HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+ . "Content-Length: 21\r\n\r\n\xef",
+ "\xbb",
+ "\xbf{\"id\":1}\n{\"id\":2}\n"]
+--- raw_request_middle_delay: 0.1
+--- error_code: 200
+--- response_body
+{"result":{"status":"ok","stats":{"bytes":21,"records":{"valid":2,"invalid":0,"total":2}},"errors":[]}}
+--- sql eval
+["SELECT id FROM rec14 ORDER BY rowid", [[1], [2]]]
+
+
+
+=== TEST 15: the first bytes of a BOM, then other bytes, are data
+--- config
+    location = /r { ingest_records rec15 queue=ingest:counters id:int!; }
+--- raw_request eval
+["POST /r HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+ . "Content-Length: 20\r\n\r\n\xef\xbb",
+ "{\"id\":1}\n{\"id\":2}\n"]
+--- raw_request_middle_delay: 0.1
+--- error_code: 200
+--- response_body
+{"result":{"status":"ok","stats":{"bytes":20,"records":{"valid":1,"invalid":1,"total":2}},"errors":[{"line":1,"error":"invalid JSON"}]}}
+--- sql eval
+["SELECT id FROM rec15 ORDER BY rowid", [[2]]]

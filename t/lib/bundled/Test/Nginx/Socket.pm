@@ -15,7 +15,9 @@ package Test::Nginx::Socket;
 # Sections: main_config http_config config request(eval) more_headers
 # error_code(eval) response_body(eval) response_body_like(eval)
 # response_headers error_log no_error_log shutdown_error_log timeout
-# raw_request must_die; functions: run_tests repeat_each no_shuffle
+# raw_request (an array: one request sent in those packets, as the real
+# runner does) raw_request_middle_delay must_die; functions: run_tests
+# repeat_each no_shuffle
 # no_long_string add_block_preprocessor add_response_body_check
 # add_cleanup_handler.
 
@@ -305,7 +307,7 @@ sub build_request {
 }
 
 sub send_request {
-    my ($raw, $timeout) = @_;
+    my ($raw, $timeout, $delay) = @_;
 
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
                                   PeerPort => $ServerPort,
@@ -313,7 +315,12 @@ sub send_request {
         or return (undef, "connect failed: $!");
 
     $s->autoflush(1);
-    print $s $raw;
+
+    my @packets = ref $raw eq 'ARRAY' ? @$raw : ($raw);
+    for my $i (0 .. $#packets) {
+        sleep($delay) if $i && $delay;
+        print $s $packets[$i];
+    }
 
     my $sel = IO::Select->new($s);
     my $resp = '';
@@ -375,7 +382,8 @@ sub run_block {
 
         my $reqs = sec($block, 'raw_request') // sec($block, 'request');
         my $raw = defined sec($block, 'raw_request');
-        $reqs = [ $reqs ] unless ref $reqs eq 'ARRAY';
+        # a raw request given as an array is one request in packets
+        $reqs = [ $reqs ] unless ref $reqs eq 'ARRAY' && !$raw;
         my $n = @$reqs;
 
         my $codes = as_list(sec($block, 'error_code'), $n);
@@ -388,7 +396,8 @@ sub run_block {
 
         for my $i (0 .. $n - 1) {
             my $req = $raw ? $reqs->[$i] : build_request($block, $reqs->[$i]);
-            my ($resp, $err) = send_request($req, $timeout);
+            my ($resp, $err) = send_request($req, $timeout,
+                                   sec($block, 'raw_request_middle_delay'));
             my $tag = "$name (req $i)";
 
             if ($err && !length $resp) {
