@@ -4,7 +4,10 @@
  */
 
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ngx_http_ingest_ndjson.h"
@@ -12,7 +15,15 @@
 #include "ingest_span.h"
 
 
-#define NGX_HTTP_INGEST_SEEN_NULL   ((size_t) -5)
+/*
+ * A field's value with data NULL: len 0 not seen yet, SEEN_NULL a null,
+ * one of the others why the line is invalid (BAD_TYPE: not of the
+ * field's type).
+ */
+#define NGX_HTTP_INGEST_SEEN_NULL   ((size_t) -1)
+#define NGX_HTTP_INGEST_BAD_TYPE    ((size_t) -2)
+#define NGX_HTTP_INGEST_BAD_RANGE   ((size_t) -3)
+#define NGX_HTTP_INGEST_BAD_NUL     ((size_t) -4)
 
 
 #define ngx_http_ingest_space(ch)                                             \
@@ -23,6 +34,7 @@ typedef struct {
     u_char                   *p;
     u_char                   *last;
     const char               *error;
+    unsigned                  nul:1;       /* a string held "\u0000" */
 } ngx_http_ingest_scan_t;
 
 
@@ -35,6 +47,7 @@ static int ngx_http_ingest_scan_number(ngx_http_ingest_scan_t *s,
     int *integer);
 static int ngx_http_ingest_scan_hex4(ngx_http_ingest_scan_t *s,
     unsigned *cp);
+static int ngx_http_ingest_real_in_range(u_char *p, u_char *last);
 static int ngx_http_ingest_name_is(const ngx_http_ingest_field_t *f,
     u_char *name, size_t len, int escaped, int ignore_case);
 
@@ -69,8 +82,6 @@ ngx_http_ingest_ndjson_line(const ngx_http_ingest_record_conf_t *conf,
     ngx_http_ingest_scan_t    s;
     const ngx_http_ingest_field_t  *f;
     static char               msg[160];
-
-    /* data NULL: len 0 not seen, SEEN_NULL a null, above a type error */
 
     for (i = 0; i < conf->nfields; i++) {
         values[i].data = NULL;
@@ -151,6 +162,7 @@ ngx_http_ingest_ndjson_line(const ngx_http_ingest_record_conf_t *conf,
         }
 
         value = s.p;
+        s.nul = 0;
 
         if (ngx_http_ingest_scan_value(&s, 1, &kind, &integer) != 0) {
             *error = s.error ? s.error : "invalid JSON";
@@ -196,8 +208,25 @@ ngx_http_ingest_ndjson_line(const ngx_http_ingest_record_conf_t *conf,
 
             if (!ok) {
                 /* the line is checked to its end first: bad JSON wins */
-                values[i].data = NULL;
-                values[i].len = (size_t) -1 - f->type;
+                values[i].len = NGX_HTTP_INGEST_BAD_TYPE;
+                break;
+            }
+
+            /*
+             * Valid only what every store keeps exactly: SQLite would
+             * keep an infinity and cut a text at a NUL, PostgreSQL
+             * refuses both.
+             */
+
+            if (f->type == NGX_HTTP_INGEST_REAL
+                && !ngx_http_ingest_real_in_range(value, s.p))
+            {
+                values[i].len = NGX_HTTP_INGEST_BAD_RANGE;
+                break;
+            }
+
+            if (f->type == NGX_HTTP_INGEST_TEXT && s.nul) {
+                values[i].len = NGX_HTTP_INGEST_BAD_NUL;
                 break;
             }
 
@@ -245,10 +274,17 @@ end:
     for (i = 0; i < conf->nfields; i++) {
         f = &conf->fields[i];
 
-        if (values[i].data == NULL && values[i].len >= (size_t) -4) {
+        if (values[i].data == NULL
+            && values[i].len >= NGX_HTTP_INGEST_BAD_NUL
+            && values[i].len != NGX_HTTP_INGEST_SEEN_NULL)
+        {
             (void) snprintf(msg, sizeof(msg), "field \"%.*s\" %s",
                             (int) (f->len < 64 ? f->len : 64), f->name,
-                            ngx_http_ingest_type_errors[f->type]);
+                            values[i].len == NGX_HTTP_INGEST_BAD_RANGE
+                            ? "is out of range"
+                            : values[i].len == NGX_HTTP_INGEST_BAD_NUL
+                            ? "holds a NUL character"
+                            : ngx_http_ingest_type_errors[f->type]);
             *error = msg;
             return -1;
         }
@@ -267,6 +303,44 @@ end:
     }
 
     return 0;
+}
+
+
+/*
+ * Does the number (JSON's grammar, checked already) fit a double without
+ * turning into an infinity or, from a non-zero text, into zero?  The
+ * rule PostgreSQL's double precision input applies; a subnormal number
+ * is kept.
+ */
+
+static int
+ngx_http_ingest_real_in_range(u_char *p, u_char *last)
+{
+    char    buf[64], *text;
+    int     ok;
+    double  d;
+    size_t  len;
+
+    len = last - p;
+    text = (len < sizeof(buf)) ? buf : malloc(len + 1);
+
+    if (text == NULL) {
+        return 0;
+    }
+
+    memcpy(text, p, len);
+    text[len] = '\0';
+
+    errno = 0;
+    d = strtod(text, NULL);
+
+    ok = !(errno == ERANGE && (d == 0.0 || isinf(d)));
+
+    if (text != buf) {
+        free(text);
+    }
+
+    return ok;
 }
 
 
@@ -491,6 +565,10 @@ ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s, int *escaped)
             case 'u':
                 if (ngx_http_ingest_scan_hex4(s, &cp) != 0) {
                     return -1;
+                }
+
+                if (cp == 0) {
+                    s->nul = 1;
                 }
 
                 /* a lone surrogate is not a character */

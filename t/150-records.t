@@ -264,3 +264,16 @@ table "t11" has other columns in another "ingest_records"
 {"result":{"status":"ok","stats":{"bytes":20,"records":{"valid":1,"invalid":1,"total":2}},"errors":[{"line":1,"error":"invalid JSON"}]}}
 --- sql eval
 ["SELECT id FROM rec15 ORDER BY rowid", [[2]]]
+
+
+
+=== TEST 16: values no store keeps exactly are invalid lines: an infinite real, a NUL in text
+--- config
+    location = /r { ingest_records rec16 queue=ingest:counters id:int! x:real t:text; }
+--- request eval
+"POST /r\n{\"id\":1,\"x\":1e999}\n{\"id\":2,\"x\":-1e-999}\n{\"id\":3,\"t\":\"a\\u0000b\"}\n{\"id\":4,\"x\":1e308,\"t\":\"a\\u0001b\"}\n"
+--- error_code: 200
+--- response_body
+{"result":{"status":"ok","stats":{"bytes":97,"records":{"valid":1,"invalid":3,"total":4}},"errors":[{"line":1,"error":"field \"x\" is out of range"},{"line":2,"error":"field \"x\" is out of range"},{"line":3,"error":"field \"t\" holds a NUL character"}]}}
+--- sql eval
+["SELECT id, x, t FROM rec16 ORDER BY rowid", [[4, 1e308, "a\x01b"]]]

@@ -120,6 +120,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             }
 
+            /* a real the stores could not keep is refused */
+
+            if (fields[i].type == NGX_HTTP_INGEST_REAL
+                && isinf(strtod(quoted, NULL)))
+            {
+                abort();
+            }
+
             free(quoted);
             break;
 

@@ -74,6 +74,26 @@ static const ndjson_case_t  cases[] = {
     { "{\"vendorid\":1,\"pickup\":\"\\x\"}", "ERR:invalid JSON", 0 },
     { "{\"vendorid\":1,\"z\":tru}", "ERR:invalid JSON", 0 },
     { "{\"vendorid\":1.5,\"z\":[}", "ERR:invalid JSON", 0 },
+
+    /* only what every store keeps exactly: no infinity, no NUL */
+    { "{\"vendorid\":1,\"distance\":1e999}",
+      "ERR:field \"distance\" is out of range", 0 },
+    { "{\"vendorid\":1,\"distance\":-1e309}",
+      "ERR:field \"distance\" is out of range", 0 },
+    { "{\"vendorid\":1,\"distance\":1e-999}",
+      "ERR:field \"distance\" is out of range", 0 },
+    { "{\"vendorid\":1,\"distance\":1.7976931348623157e308}",
+      "1|-|1.7976931348623157e308|-", 0 },
+    { "{\"vendorid\":1,\"distance\":1.7976931348623159e308}",
+      "ERR:field \"distance\" is out of range", 0 },
+    { "{\"vendorid\":1,\"distance\":5e-324}", "1|-|5e-324|-", 0 },
+    { "{\"vendorid\":1,\"distance\":0e-999}", "1|-|0e-999|-", 0 },
+    { "{\"vendorid\":1,\"distance\":123456789012345678901234567890}",
+      "1|-|123456789012345678901234567890|-", 0 },
+    { "{\"vendorid\":1,\"pickup\":\"a\\u0000b\"}",
+      "ERR:field \"pickup\" holds a NUL character", 0 },
+    { "{\"vendorid\":1,\"pickup\":\"a\\u0001b\"}", "1|a\\u0001b|-|-", 0 },
+    { "{\"vendorid\":1,\"z\":\"\\u0000\",\"zz\":1e999}", "1|-|-|-", 0 },
 };
 
 
