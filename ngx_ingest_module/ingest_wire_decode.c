@@ -8,12 +8,20 @@
  */
 
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ingest_wire_decode.h"
 #include "ingest_json.h"
+
+
+#define ingest_wire_digits(p, end)                                            \
+    while ((p) < (end) && *(p) >= '0' && *(p) <= '9') {                       \
+        (p)++;                                                                \
+    }
 
 
 typedef struct {
@@ -36,10 +44,13 @@ static int ingest_wire_string(ingest_wire_reader_t *r, char *out,
     size_t cap, size_t *len);
 static int ingest_wire_int(ingest_wire_reader_t *r, int64_t *v);
 static int ingest_wire_skip(ingest_wire_reader_t *r, int depth);
+static int ingest_wire_number(ingest_wire_reader_t *r, int *integer);
+static int ingest_wire_convert(ingest_wire_value_t *v, int integer);
 static int ingest_wire_member(ingest_wire_reader_t *r, char *name,
     size_t size);
 static int ingest_wire_members(ingest_wire_reader_t *r,
     ingest_wire_batch_t *batch, int version_only);
+static unsigned ingest_wire_member_bit(const char *name, int version);
 static int ingest_wire_counts(ingest_wire_reader_t *r,
     ingest_wire_batch_t *batch);
 static int ingest_wire_requests(ingest_wire_reader_t *r,
@@ -137,6 +148,7 @@ ingest_wire_batch_free(ingest_wire_batch_t *batch)
 #define INGEST_WIRE_HAVE_TYPES     0x100
 #define INGEST_WIRE_HAVE_ROWS      0x200
 #define INGEST_WIRE_HAVE_RECORDS   (0x1f | 0x3c0)
+#define INGEST_WIRE_HAVE_REQUESTS  0x400
 
 
 static int
@@ -147,11 +159,13 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
     char         name[16], kind[16];
     size_t       len;
     int64_t      v;
-    unsigned     have;
-    const char  *rows_at;
+    unsigned     have, bit;
+    const char  *rows_at, *counts_at, *requests_at;
 
     have = 0;
     rows_at = NULL;
+    counts_at = NULL;
+    requests_at = NULL;
 
     ingest_wire_space(r);
 
@@ -168,13 +182,20 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
             return INGEST_WIRE_ERROR;
         }
 
+        bit = ingest_wire_member_bit(name, batch->version);
+
+        if (have & bit) {
+            return ingest_wire_fail(r, "a member given twice");
+        }
+
+        have |= bit;
+
         if (strcmp(name, "v") == 0) {
             if (ingest_wire_int(r, &v) != INGEST_WIRE_OK) {
                 return INGEST_WIRE_ERROR;
             }
 
             batch->version = (v > 0 && v < 1000000) ? (int) v : -1;
-            have |= INGEST_WIRE_HAVE_V;
 
         } else if (version_only) {
             if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
@@ -200,8 +221,6 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
                 return ingest_wire_fail(r, "unknown batch kind");
             }
 
-            have |= INGEST_WIRE_HAVE_KIND;
-
         } else if (strcmp(name, "producer") == 0) {
             if (ingest_wire_string(r, batch->producer,
                                    INGEST_WIRE_MAX_PRODUCER - 1, &len)
@@ -217,7 +236,6 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
             }
 
             batch->producer[len] = '\0';
-            have |= INGEST_WIRE_HAVE_PRODUCER;
 
         } else if (strcmp(name, "seq") == 0) {
             if (ingest_wire_int(r, &v) != INGEST_WIRE_OK) {
@@ -229,26 +247,19 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
             }
 
             batch->seq = (uint64_t) v;
-            have |= INGEST_WIRE_HAVE_SEQ;
 
         } else if (strcmp(name, "ts") == 0) {
             if (ingest_wire_int(r, &batch->ts) != INGEST_WIRE_OK) {
                 return INGEST_WIRE_ERROR;
             }
 
-            have |= INGEST_WIRE_HAVE_TS;
-
         } else if (strcmp(name, "counts") == 0) {
-            if (batch->counts != NULL && (have & INGEST_WIRE_HAVE_COUNTS)) {
-                return ingest_wire_fail(r, "duplicate \"counts\"");
-            }
+            /* read after the loop, before the requests' counts */
+            counts_at = r->p;
 
-            if (ingest_wire_counts(r, batch) != INGEST_WIRE_OK) {
+            if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
                 return INGEST_WIRE_ERROR;
             }
-
-            batch->ncounts = batch->ntotal;
-            have |= INGEST_WIRE_HAVE_COUNTS;
 
         } else if (strcmp(name, "table") == 0) {
             if (ingest_wire_string(r, batch->table, INGEST_WIRE_MAX_NAME,
@@ -263,7 +274,6 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
             }
 
             batch->table[len] = '\0';
-            have |= INGEST_WIRE_HAVE_TABLE;
 
         } else if (strcmp(name, "columns") == 0 || strcmp(name, "types") == 0)
         {
@@ -271,9 +281,6 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
             {
                 return INGEST_WIRE_ERROR;
             }
-
-            have |= (name[0] == 'c') ? INGEST_WIRE_HAVE_COLUMNS
-                                     : INGEST_WIRE_HAVE_TYPES;
 
         } else if (strcmp(name, "rows") == 0) {
             rows_at = r->p;
@@ -283,14 +290,10 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
                 return INGEST_WIRE_ERROR;
             }
 
-            have |= INGEST_WIRE_HAVE_ROWS;
+        } else if (bit == INGEST_WIRE_HAVE_REQUESTS) {
+            requests_at = r->p;
 
-        } else if (strcmp(name, "requests") == 0 && batch->version >= 2) {
-            if (batch->requests != NULL) {
-                return ingest_wire_fail(r, "duplicate \"requests\"");
-            }
-
-            if (ingest_wire_requests(r, batch) != INGEST_WIRE_OK) {
+            if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
                 return INGEST_WIRE_ERROR;
             }
 
@@ -341,11 +344,70 @@ done:
         return ingest_wire_rows(r, batch);
     }
 
-    if (have != INGEST_WIRE_HAVE_ALL) {
+    if ((have & ~INGEST_WIRE_HAVE_REQUESTS) != INGEST_WIRE_HAVE_ALL) {
         return ingest_wire_fail(r, "batch lacks a required member");
     }
 
+    /*
+     * In this order whatever the members' order: the summed counts,
+     * then each request's own, after them in batch->counts.
+     */
+
+    r->p = counts_at;
+
+    if (ingest_wire_counts(r, batch) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    batch->ncounts = batch->ntotal;
+
+    if (requests_at != NULL) {
+        r->p = requests_at;
+        return ingest_wire_requests(r, batch);
+    }
+
     return INGEST_WIRE_OK;
+}
+
+
+/*
+ * The bit of a known member, 0 for one to skip: "requests" is known
+ * from version 2 on.
+ */
+
+static unsigned
+ingest_wire_member_bit(const char *name, int version)
+{
+    static const struct {
+        const char  *name;
+        unsigned     bit;
+    } members[] = {
+        { "v", INGEST_WIRE_HAVE_V },
+        { "kind", INGEST_WIRE_HAVE_KIND },
+        { "producer", INGEST_WIRE_HAVE_PRODUCER },
+        { "seq", INGEST_WIRE_HAVE_SEQ },
+        { "ts", INGEST_WIRE_HAVE_TS },
+        { "counts", INGEST_WIRE_HAVE_COUNTS },
+        { "table", INGEST_WIRE_HAVE_TABLE },
+        { "columns", INGEST_WIRE_HAVE_COLUMNS },
+        { "types", INGEST_WIRE_HAVE_TYPES },
+        { "rows", INGEST_WIRE_HAVE_ROWS },
+        { "requests", INGEST_WIRE_HAVE_REQUESTS }
+    };
+
+    size_t  i;
+
+    for (i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+        if (strcmp(name, members[i].name) == 0) {
+            if (members[i].bit == INGEST_WIRE_HAVE_REQUESTS && version < 2) {
+                return 0;
+            }
+
+            return members[i].bit;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -397,6 +459,10 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 
         if (len == 0) {
             return ingest_wire_fail(r, "empty key in counts");
+        }
+
+        if (memchr(out, '\0', len) != NULL) {
+            return ingest_wire_fail(r, "a NUL character in a key");
         }
 
         c->key = out;
@@ -519,7 +585,7 @@ ingest_wire_names(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
 static int
 ingest_wire_rows(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 {
-    int                   rc;
+    int                   rc, integer;
     char                 *out;
     size_t                cap, col, len;
     const char           *start;
@@ -570,6 +636,10 @@ ingest_wire_rows(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
                     return INGEST_WIRE_ERROR;
                 }
 
+                if (memchr(out, '\0', len) != NULL) {
+                    return ingest_wire_fail(r, "a NUL character in text");
+                }
+
                 v->type = INGEST_WIRE_TEXT;
                 v->s = out;
                 v->len = len;
@@ -590,26 +660,23 @@ ingest_wire_rows(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
             } else if (*r->p == '-' || (*r->p >= '0' && *r->p <= '9')) {
                 start = r->p;
 
-                if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
+                if (ingest_wire_number(r, &integer) != INGEST_WIRE_OK) {
                     return INGEST_WIRE_ERROR;
                 }
 
-                /* the number's text, NUL-terminated for strtod */
+                /* the number's text, NUL-terminated for the conversion */
                 out = batch->strings + batch->strings_used;
                 len = r->p - start;
                 memcpy(out, start, len);
                 out[len] = '\0';
                 batch->strings_used += len + 1;
 
-                v->type = INGEST_WIRE_REAL;
                 v->s = out;
                 v->len = len;
 
-                if (memchr(out, '.', len) == NULL
-                    && memchr(out, 'e', len) == NULL
-                    && memchr(out, 'E', len) == NULL)
-                {
-                    v->type = INGEST_WIRE_INT;
+                if (ingest_wire_convert(v, integer) != INGEST_WIRE_OK) {
+                    r->p = start;
+                    return ingest_wire_fail(r, "a number out of range");
                 }
 
             } else {
@@ -639,6 +706,44 @@ ingest_wire_rows(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
             return rc;
         }
     }
+}
+
+
+/*
+ * A row's number, converted once, here, with its end and errno checked:
+ * an integer within int64 (INGEST_WIRE_INT), or a real (an integer too
+ * big for int64 is one) that is neither an infinity nor a zero from a
+ * non-zero text, the range every store keeps.
+ */
+
+static int
+ingest_wire_convert(ingest_wire_value_t *v, int integer)
+{
+    char  *end;
+
+    if (integer) {
+        errno = 0;
+        v->i = strtoll(v->s, &end, 10);
+
+        if (errno == 0 && end == v->s + v->len) {
+            v->type = INGEST_WIRE_INT;
+            v->d = (double) v->i;
+            return INGEST_WIRE_OK;
+        }
+    }
+
+    errno = 0;
+    v->d = strtod(v->s, &end);
+
+    if (end != v->s + v->len
+        || (errno == ERANGE && (v->d == 0.0 || isinf(v->d))))
+    {
+        return INGEST_WIRE_ERROR;
+    }
+
+    v->type = INGEST_WIRE_REAL;
+
+    return INGEST_WIRE_OK;
 }
 
 
@@ -718,7 +823,13 @@ ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
                 return INGEST_WIRE_ERROR;
             }
 
-            if (strcmp(name, "id") == 0 && !(have & 1)) {
+            if ((strcmp(name, "id") == 0 && (have & 1))
+                || (strcmp(name, "counts") == 0 && (have & 2)))
+            {
+                return ingest_wire_fail(r, "a member given twice");
+            }
+
+            if (strcmp(name, "id") == 0) {
                 q->id = batch->strings + batch->strings_used;
 
                 if (ingest_wire_string(r, batch->strings
@@ -736,7 +847,7 @@ ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
                 batch->strings_used += q->id_len;
                 have |= 1;
 
-            } else if (strcmp(name, "counts") == 0 && !(have & 2)) {
+            } else if (strcmp(name, "counts") == 0) {
                 q->first = batch->ntotal;
 
                 if (ingest_wire_counts(r, batch) != INGEST_WIRE_OK) {
@@ -1080,12 +1191,80 @@ ingest_wire_int(ingest_wire_reader_t *r, int64_t *v)
 }
 
 
+/*
+ * A number in JSON's grammar (no "007", "1-2", "+1", "1."), stepped
+ * over; *integer: it has no fraction and no exponent.
+ */
+
+static int
+ingest_wire_number(ingest_wire_reader_t *r, int *integer)
+{
+    const char  *p;
+
+    p = r->p;
+    *integer = 1;
+
+    if (p < r->end && *p == '-') {
+        p++;
+    }
+
+    if (p == r->end || *p < '0' || *p > '9') {
+        return ingest_wire_fail(r, "expected a value");
+    }
+
+    if (*p == '0') {
+        p++;
+
+    } else {
+        ingest_wire_digits(p, r->end);
+    }
+
+    if (p < r->end && *p == '.') {
+        *integer = 0;
+
+        if (++p == r->end || *p < '0' || *p > '9') {
+            r->p = p;
+            return ingest_wire_fail(r, "invalid number");
+        }
+
+        ingest_wire_digits(p, r->end);
+    }
+
+    if (p < r->end && (*p == 'e' || *p == 'E')) {
+        *integer = 0;
+        p++;
+
+        if (p < r->end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == r->end || *p < '0' || *p > '9') {
+            r->p = p;
+            return ingest_wire_fail(r, "invalid number");
+        }
+
+        ingest_wire_digits(p, r->end);
+    }
+
+    if (p < r->end && ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+'
+                       || *p == '.' || *p == 'e' || *p == 'E'))
+    {
+        r->p = p;
+        return ingest_wire_fail(r, "invalid number");
+    }
+
+    r->p = p;
+
+    return INGEST_WIRE_OK;
+}
+
+
 /* any JSON value, validated and passed over */
 
 static int
 ingest_wire_skip(ingest_wire_reader_t *r, int depth)
 {
-    int          rc;
+    int          rc, integer;
     char         close;
     size_t       len;
     const char  *lit;
@@ -1155,25 +1334,7 @@ ingest_wire_skip(ingest_wire_reader_t *r, int depth)
         break;
 
     default:
-        /* a number: validated loosely, its value is not needed */
-
-        if (*r->p == '-') {
-            r->p++;
-        }
-
-        if (r->p == r->end || *r->p < '0' || *r->p > '9') {
-            return ingest_wire_fail(r, "expected a value");
-        }
-
-        while (r->p < r->end
-               && ((*r->p >= '0' && *r->p <= '9') || *r->p == '.'
-                   || *r->p == 'e' || *r->p == 'E' || *r->p == '+'
-                   || *r->p == '-'))
-        {
-            r->p++;
-        }
-
-        return INGEST_WIRE_OK;
+        return ingest_wire_number(r, &integer);
     }
 
     len = strlen(lit);

@@ -30,12 +30,17 @@ typedef struct {
 } ingest_wire_request_t;
 
 
-/* a value of a row: numbers as their JSON text, strings unescaped */
+/*
+ * A value of a row: strings unescaped; numbers as their JSON text and
+ * converted (an INT's value in i, and in d as well; a REAL's in d).
+ */
 
 typedef struct {
     int                       type;        /* INGEST_WIRE_INT ... NULL */
     const char               *s;
     size_t                    len;
+    int64_t                   i;
+    double                    d;
 } ingest_wire_value_t;
 
 

@@ -412,13 +412,13 @@ ingest_sqlite_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
             } else if (t->types[col] == INGEST_WIRE_INT
                        && v->type == INGEST_WIRE_INT)
             {
-                rc = sqlite3_bind_int64(s, col + 2, strtoll(v->s, NULL, 10));
+                rc = sqlite3_bind_int64(s, col + 2, v->i);
 
             } else if (t->types[col] == INGEST_WIRE_REAL
                        && (v->type == INGEST_WIRE_INT
                            || v->type == INGEST_WIRE_REAL))
             {
-                rc = sqlite3_bind_double(s, col + 2, strtod(v->s, NULL));
+                rc = sqlite3_bind_double(s, col + 2, v->d);
 
             } else if (t->types[col] == INGEST_WIRE_TEXT
                        && v->type == INGEST_WIRE_TEXT)

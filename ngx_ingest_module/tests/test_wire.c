@@ -269,6 +269,33 @@ fixtures(const char *dir)
             ingest_wire_batch_free(&batch);
         }
 
+        if (strcmp(de->d_name, "ok-requests-before-counts.json") == 0
+            && rc == 0)
+        {
+            ingest_wire_decode(data, len, &batch, err, sizeof(err));
+            tap_ok(batch.ncounts == 1 && batch.counts[0].key[0] == 'y'
+                   && batch.nrequests == 1 && batch.requests[0].n == 1
+                   && batch.requests[0].first == 1
+                   && batch.counts[1].key[0] == 'x'
+                   && batch.counts[1].value == 5,
+                   "requests before counts: no request counted as a sum");
+            ingest_wire_batch_free(&batch);
+        }
+
+        if (strcmp(de->d_name, "ok-row-number-edges.json") == 0 && rc == 0) {
+            ingest_wire_decode(data, len, &batch, err, sizeof(err));
+            tap_ok(batch.nrows == 2
+                   && batch.values[0].type == INGEST_WIRE_INT
+                   && batch.values[0].i == INT64_MIN
+                   && batch.values[1].type == INGEST_WIRE_REAL
+                   && batch.values[1].d == 1e308
+                   && batch.values[2].d > 0
+                   && batch.values[3].i == INT64_MAX
+                   && batch.values[4].d == 0 && batch.values[5].d == 0,
+                   "row numbers are converted exactly");
+            ingest_wire_batch_free(&batch);
+        }
+
         free(data);
     }
 
