@@ -63,6 +63,8 @@ static __thread ngx_http_ingest_totals_conn_t
 static ngx_int_t ngx_http_ingest_totals_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ingest_totals_parse(ngx_http_request_t *r,
     ngx_http_ingest_totals_ctx_t *tc);
+static ngx_int_t ngx_http_ingest_totals_decode(ngx_http_request_t *r,
+    u_char *src, size_t len, u_char **out, size_t *out_len);
 static void ngx_http_ingest_totals_thread(void *data, ngx_log_t *log);
 static void ngx_http_ingest_totals_done(ngx_event_t *ev);
 static ngx_http_ingest_totals_conn_t *ngx_http_ingest_totals_open(
@@ -151,6 +153,13 @@ ngx_http_ingest_totals_handler(ngx_http_request_t *r)
     tc->request = r;
 
     rc = ngx_http_ingest_totals_parse(r, tc);
+
+    if (rc == NGX_HTTP_BAD_REQUEST) {
+        /* answered here, once: nothing is queried */
+        return ngx_http_ingest_send_json(r, NGX_HTTP_BAD_REQUEST, tc->error,
+                                         -1);
+    }
+
     if (rc != NGX_OK) {
         return rc;
     }
@@ -176,17 +185,21 @@ ngx_http_ingest_totals_handler(ngx_http_request_t *r)
 
 
 /*
- * The key comes from the raw URI, percent-decoded here: nginx's decoded
- * r->uri merges slashes and resolves dot segments, which are legitimate
- * in a key.  The list mode reads prefix, after and limit from the args.
+ * The key comes from the raw URI, percent-decoded whole here: nginx's
+ * decoded r->uri merges slashes and resolves dot segments, which are
+ * legitimate in a key.  It is what follows the location's prefix in the
+ * decoded path, however the path was encoded; a regex location takes the
+ * last path segment.  The list mode reads prefix, after and limit from
+ * the args, decoded whole too ("?" may be in a key).  NGX_OK, 500, or
+ * 400 with tc->error saying why.
  */
 
 static ngx_int_t
 ngx_http_ingest_totals_parse(ngx_http_request_t *r,
     ngx_http_ingest_totals_ctx_t *tc)
 {
-    u_char                    *p, *last, *dst, *src;
-    size_t                     skip;
+    u_char                    *p, *last, *path;
+    size_t                     len;
     ngx_str_t                  arg;
     ngx_int_t                  n;
     ngx_http_core_loc_conf_t  *clcf;
@@ -194,40 +207,34 @@ ngx_http_ingest_totals_parse(ngx_http_request_t *r,
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     p = r->unparsed_uri.data;
-    last = p + r->unparsed_uri.len;
+    last = ngx_strlchr(p, p + r->unparsed_uri.len, '?');
 
-    for (src = p; src < last && *src != '?'; src++) { /* void */ }
-    last = src;
-
-    skip = (clcf->name.len && !clcf->regex
-            && (size_t) (last - p) >= clcf->name.len
-            && ngx_strncmp(p, clcf->name.data, clcf->name.len) == 0)
-           ? clcf->name.len : 0;
-
-    if (skip == 0) {
-        /* no prefix to strip: the last path segment is the key */
-        for (src = last; src > p && src[-1] != '/'; src--) { /* void */ }
-        skip = src - p;
+    if (last == NULL) {
+        last = p + r->unparsed_uri.len;
     }
 
-    p += skip;
+    if (ngx_http_ingest_totals_decode(r, p, last - p, &path, &len) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    if (p < last) {
-        tc->key = ngx_pnalloc(r->pool, last - p);
-        if (tc->key == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (clcf->regex == NULL) {
+        if (len < clcf->name.len
+            || ngx_strncmp(path, clcf->name.data, clcf->name.len) != 0)
+        {
+            tc->error = "invalid key";
+            return NGX_HTTP_BAD_REQUEST;
         }
 
-        dst = tc->key;
-        src = p;
-        ngx_unescape_uri(&dst, &src, last - p, 0);
-        tc->key_len = dst - tc->key;
+        p = path + clcf->name.len;
 
-        if (src != last) {
-            return ngx_http_ingest_send_json(r, NGX_HTTP_BAD_REQUEST,
-                                             "invalid key", -1);
-        }
+    } else {
+        for (p = path + len; p > path && p[-1] != '/'; p--) { /* void */ }
+    }
 
+    if (p < path + len) {
+        tc->key = p;
+        tc->key_len = path + len - p;
         return NGX_OK;
     }
 
@@ -237,36 +244,49 @@ ngx_http_ingest_totals_parse(ngx_http_request_t *r,
         n = ngx_atoi(arg.data, arg.len);
 
         if (n <= 0 || n > NGX_HTTP_INGEST_TOTALS_MAX) {
-            return ngx_http_ingest_send_json(r, NGX_HTTP_BAD_REQUEST,
-                                             "limit must be 1 to 1000", -1);
+            tc->error = "limit must be 1 to 1000";
+            return NGX_HTTP_BAD_REQUEST;
         }
 
         tc->limit = n;
     }
 
-    if (ngx_http_arg(r, (u_char *) "prefix", 6, &arg) == NGX_OK) {
-        tc->prefix = ngx_pnalloc(r->pool, arg.len + 1);
-        if (tc->prefix == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        dst = tc->prefix;
-        src = arg.data;
-        ngx_unescape_uri(&dst, &src, arg.len, NGX_UNESCAPE_URI);
-        tc->prefix_len = dst - tc->prefix;
+    if (ngx_http_arg(r, (u_char *) "prefix", 6, &arg) == NGX_OK
+        && ngx_http_ingest_totals_decode(r, arg.data, arg.len, &tc->prefix,
+                                         &tc->prefix_len)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_arg(r, (u_char *) "after", 5, &arg) == NGX_OK) {
-        tc->after = ngx_pnalloc(r->pool, arg.len + 1);
-        if (tc->after == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        dst = tc->after;
-        src = arg.data;
-        ngx_unescape_uri(&dst, &src, arg.len, NGX_UNESCAPE_URI);
-        tc->after_len = dst - tc->after;
+    if (ngx_http_arg(r, (u_char *) "after", 5, &arg) == NGX_OK
+        && ngx_http_ingest_totals_decode(r, arg.data, arg.len, &tc->after,
+                                         &tc->after_len)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/* every %XX of src decoded, "?" and "%3F" included, into the pool */
+
+static ngx_int_t
+ngx_http_ingest_totals_decode(ngx_http_request_t *r, u_char *src, size_t len,
+    u_char **out, size_t *out_len)
+{
+    u_char  *dst;
+
+    *out = ngx_pnalloc(r->pool, len + 1);
+    if (*out == NULL) {
+        return NGX_ERROR;
+    }
+
+    dst = *out;
+    ngx_unescape_uri(&dst, &src, len, 0);
+    *out_len = dst - *out;
 
     return NGX_OK;
 }

@@ -133,3 +133,51 @@ GET /totals/tot:a
 {"error":"database not available"}
 --- error_log
 database not available
+
+
+
+=== TEST 11: seed keys holding "?"
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request eval
+"POST /c\ntot:w%3F1=1&tot:w%3F2=2&tot:w%3F3=3"
+--- error_code: 204
+--- totals eval
+{ "tot:w?1" => 1, "tot:w?2" => 2, "tot:w?3" => 3 }
+
+
+
+=== TEST 12: prefix and after are decoded whole: paging over keys holding "?" ends
+--- request eval
+["GET /totals/?prefix=tot:w%3F&limit=2",
+ "GET /totals/?prefix=tot:w%3F&limit=2&after=tot:w%3F2"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/^\{"totals":\[\{"key":"tot:w\?1","value":1,"updated_at":\d+\},\{"key":"tot:w\?2","value":2,"updated_at":\d+\}\],"next":"tot:w\?2"\}$/,
+ qr/^\{"totals":\[\{"key":"tot:w\?3","value":3,"updated_at":\d+\}\],"next":null\}$/]
+
+
+
+=== TEST 13: a refused request is answered once, and nothing runs after
+--- request eval
+["GET /totals/?limit=0", "GET /totals/?limit=x"]
+--- error_code eval
+[400, 400]
+--- response_body eval
+["{\"error\":\"limit must be 1 to 1000\"}\n",
+ "{\"error\":\"limit must be 1 to 1000\"}\n"]
+--- no_error_log
+[alert]
+[error]
+
+
+
+=== TEST 14: the key follows the location's prefix however the path is encoded
+--- request eval
+["GET /%74otals/tot:x/y", "GET /totals/tot:x/y"]
+--- error_code eval
+[200, 200]
+--- response_body_like eval
+[qr/^\{"key":"tot:x\/y","value":1,"updated_at":\d+\}$/,
+ qr/^\{"key":"tot:x\/y","value":1,"updated_at":\d+\}$/]
