@@ -105,6 +105,10 @@ typedef struct {
 } ngx_http_ingest_records_conf_t;
 
 
+/* ingest_totals: its database and what a worker knows of it */
+typedef struct ngx_http_ingest_totals_conf_s  ngx_http_ingest_totals_conf_t;
+
+
 #define NGX_HTTP_INGEST_ACK_MEMORY   0   /* 204 once in the worker's table */
 #define NGX_HTTP_INGEST_ACK_REDIS    1   /* 204 once Redis has the batch */
 
@@ -115,14 +119,11 @@ typedef struct {
     size_t                    max_key_length;
     ngx_uint_t                ack;
     ngx_msec_t                ack_timeout;
-    ngx_str_t                 totals_db;       /* ingest_totals, C string */
+    ngx_http_ingest_totals_conf_t  *totals;    /* ingest_totals */
     ngx_http_ingest_records_conf_t  *records;  /* ingest_records */
     size_t                    max_line;        /* longest NDJSON line */
     ngx_uint_t                endpoint;        /* 1-based; 0: not counted */
     ngx_uint_t                status;          /* ingest_status here */
-#if (NGX_THREADS)
-    ngx_thread_pool_t        *thread_pool;
-#endif
 } ngx_http_ingest_loc_conf_t;
 
 

@@ -24,6 +24,17 @@
 #define NGX_HTTP_INGEST_TOTALS_LIMIT     100     /* keys per page */
 #define NGX_HTTP_INGEST_TOTALS_MAX       1000
 #define NGX_HTTP_INGEST_TOTALS_DBS       8       /* per thread */
+#define NGX_HTTP_INGEST_TOTALS_CAUSE     256
+
+
+struct ngx_http_ingest_totals_conf_s {
+    u_char                     *db;          /* NUL-terminated path */
+    ngx_thread_pool_t          *thread_pool;
+
+    /* a worker's own: why its database was last not available */
+    u_char                      cause[NGX_HTTP_INGEST_TOTALS_CAUSE];
+    unsigned                    down:1;
+};
 
 
 typedef struct {
@@ -43,6 +54,7 @@ typedef struct {
     u_char                     *body;        /* malloc()ed by the thread */
     size_t                      body_len;
     const char                 *error;
+    u_char                      cause[NGX_HTTP_INGEST_TOTALS_CAUSE];
 } ngx_http_ingest_totals_ctx_t;
 
 
@@ -68,7 +80,11 @@ static ngx_int_t ngx_http_ingest_totals_decode(ngx_http_request_t *r,
 static void ngx_http_ingest_totals_thread(void *data, ngx_log_t *log);
 static void ngx_http_ingest_totals_done(ngx_event_t *ev);
 static ngx_http_ingest_totals_conn_t *ngx_http_ingest_totals_open(
-    const char *path, const char **error);
+    ngx_http_ingest_totals_ctx_t *tc);
+static void ngx_http_ingest_totals_cause(ngx_http_ingest_totals_ctx_t *tc,
+    sqlite3 *db);
+static void ngx_http_ingest_totals_state(ngx_http_request_t *r,
+    ngx_http_ingest_totals_ctx_t *tc);
 static void ngx_http_ingest_totals_query(ngx_http_ingest_totals_ctx_t *tc,
     ngx_http_ingest_totals_conn_t *tconn);
 
@@ -80,10 +96,11 @@ ngx_http_ingest_totals(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ingest_loc_conf_t  *ilcf = conf;
 
-    ngx_str_t                 *value, path;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_str_t                      *value, path;
+    ngx_http_core_loc_conf_t       *clcf;
+    ngx_http_ingest_totals_conf_t  *tcf;
 
-    if (ilcf->totals_db.data != NULL) {
+    if (ilcf->totals != NULL) {
         return "is duplicate";
     }
 
@@ -94,23 +111,28 @@ ngx_http_ingest_totals(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* sqlite3_open_v2() wants a C string */
-
-    ilcf->totals_db.data = ngx_pnalloc(cf->pool, path.len + 1);
-    if (ilcf->totals_db.data == NULL) {
+    tcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ingest_totals_conf_t));
+    if (tcf == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    ngx_memcpy(ilcf->totals_db.data, path.data, path.len);
-    ilcf->totals_db.data[path.len] = '\0';
-    ilcf->totals_db.len = path.len;
+    /* sqlite3_open_v2() wants a C string */
+
+    tcf->db = ngx_pnalloc(cf->pool, path.len + 1);
+    if (tcf->db == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_cpystrn(tcf->db, path.data, path.len + 1);
 
     /* the "default" pool: created by nginx when no thread_pool names it */
 
-    ilcf->thread_pool = ngx_thread_pool_add(cf, NULL);
-    if (ilcf->thread_pool == NULL) {
+    tcf->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (tcf->thread_pool == NULL) {
         return NGX_CONF_ERROR;
     }
+
+    ilcf->totals = tcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_ingest_totals_handler;
@@ -149,7 +171,7 @@ ngx_http_ingest_totals_handler(ngx_http_request_t *r)
     }
 
     tc = task->ctx;
-    tc->db = (const char *) ilcf->totals_db.data;
+    tc->db = (const char *) ilcf->totals->db;
     tc->request = r;
 
     rc = ngx_http_ingest_totals_parse(r, tc);
@@ -169,7 +191,7 @@ ngx_http_ingest_totals_handler(ngx_http_request_t *r)
     task->event.data = task;
     task->event.log = r->connection->log;
 
-    if (ngx_thread_task_post(ilcf->thread_pool, task) != NGX_OK) {
+    if (ngx_thread_task_post(ilcf->totals->thread_pool, task) != NGX_OK) {
         /* the queue is full: say so rather than wait */
         return ngx_http_ingest_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                          "too many reads queued", -1);
@@ -301,7 +323,7 @@ ngx_http_ingest_totals_thread(void *data, ngx_log_t *log)
 
     ngx_http_ingest_totals_conn_t  *tconn;
 
-    tconn = ngx_http_ingest_totals_open(tc->db, &tc->error);
+    tconn = ngx_http_ingest_totals_open(tc);
 
     if (tconn == NULL) {
         tc->status = NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -313,11 +335,14 @@ ngx_http_ingest_totals_thread(void *data, ngx_log_t *log)
 
 
 static ngx_http_ingest_totals_conn_t *
-ngx_http_ingest_totals_open(const char *path, const char **error)
+ngx_http_ingest_totals_open(ngx_http_ingest_totals_ctx_t *tc)
 {
     int                             rc;
+    const char                     *path;
     ngx_uint_t                      i, tries;
     ngx_http_ingest_totals_conn_t  *tconn;
+
+    path = tc->db;
 
     for (i = 0; i < NGX_HTTP_INGEST_TOTALS_DBS; i++) {
         tconn = &ngx_http_ingest_totals_conns[i];
@@ -332,7 +357,7 @@ ngx_http_ingest_totals_open(const char *path, const char **error)
     }
 
     if (i == NGX_HTTP_INGEST_TOTALS_DBS) {
-        *error = "too many databases";
+        tc->error = "too many databases";
         return NULL;
     }
 
@@ -342,9 +367,10 @@ ngx_http_ingest_totals_open(const char *path, const char **error)
                         SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL)
         != SQLITE_OK)
     {
+        ngx_http_ingest_totals_cause(tc, tconn->db);
         sqlite3_close(tconn->db);
         tconn->db = NULL;
-        *error = "database not available";
+        tc->error = "database not available";
         return NULL;
     }
 
@@ -392,10 +418,12 @@ ngx_http_ingest_totals_open(const char *path, const char **error)
 
     if (rc != SQLITE_OK) {
         /* no table yet (the consumer has not run), or still locked */
+        ngx_http_ingest_totals_cause(tc, tconn->db);
         sqlite3_close(tconn->db);
         tconn->db = NULL;
-        *error = ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-                 ? "database busy" : "database not available";
+        tc->error = ((rc & 0xff) == SQLITE_BUSY
+                     || (rc & 0xff) == SQLITE_LOCKED)
+                    ? "database busy" : "database not available";
         return NULL;
     }
 
@@ -405,7 +433,7 @@ ngx_http_ingest_totals_open(const char *path, const char **error)
         sqlite3_finalize(tconn->page);
         sqlite3_close(tconn->db);
         tconn->db = NULL;
-        *error = "out of memory";
+        tc->error = "out of memory";
         return NULL;
     }
 
@@ -622,6 +650,76 @@ failed:
 }
 
 
+/*
+ * In the thread: SQLite's words for why the database could not be had,
+ * and the system's, for the log ("unable to open database file (2: No
+ * such file or directory)").
+ */
+
+static void
+ngx_http_ingest_totals_cause(ngx_http_ingest_totals_ctx_t *tc, sqlite3 *db)
+{
+    int      err;
+    u_char  *p, *last;
+
+    p = tc->cause;
+    last = tc->cause + sizeof(tc->cause) - 1;
+
+    p = ngx_slprintf(p, last, "%s",
+                     db ? sqlite3_errmsg(db) : "out of memory");
+
+    err = db ? sqlite3_system_errno(db) : 0;
+
+    if (err) {
+        p = ngx_slprintf(p, last, " (%d: ", err);
+        p = ngx_strerror(err, p, last - p);
+        p = ngx_slprintf(p, last, ")");
+    }
+
+    *p = '\0';
+}
+
+
+/*
+ * Back in the event loop: a database that is not available is logged
+ * with its cause once, until it is available again or the cause changes.
+ */
+
+static void
+ngx_http_ingest_totals_state(ngx_http_request_t *r,
+    ngx_http_ingest_totals_ctx_t *tc)
+{
+    ngx_http_ingest_loc_conf_t     *ilcf;
+    ngx_http_ingest_totals_conf_t  *tcf;
+
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
+    tcf = ilcf->totals;
+
+    if (tc->status != NGX_HTTP_SERVICE_UNAVAILABLE) {
+        if (tcf->down && tc->status != NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            tcf->down = 0;
+            tcf->cause[0] = '\0';
+            ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                          "ingest totals \"%s\": database available again",
+                          tc->db);
+        }
+
+        return;
+    }
+
+    if (tcf->down && ngx_strcmp(tcf->cause, tc->cause) == 0) {
+        return;
+    }
+
+    tcf->down = 1;
+    ngx_cpystrn(tcf->cause, tc->cause, sizeof(tcf->cause));
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "ingest totals \"%s\": %s%s%s", tc->db, tc->error,
+                  tc->cause[0] ? ": " : "", tc->cause);
+}
+
+
 /* back in the event loop: answer with what the thread found */
 
 static void
@@ -642,12 +740,9 @@ ngx_http_ingest_totals_done(ngx_event_t *ev)
     r->main->blocked--;
     r->aio = 0;
 
-    if (tc->status != NGX_HTTP_OK) {
-        if (tc->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-            ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                          "ingest totals \"%s\": %s", tc->db, tc->error);
-        }
+    ngx_http_ingest_totals_state(r, tc);
 
+    if (tc->status != NGX_HTTP_OK) {
         rc = ngx_http_ingest_send_json(r, tc->status,
                                        tc->error ? tc->error
                                                  : "internal error", -1);

@@ -181,3 +181,23 @@ Content-Type: application/x-www-form-urlencoded
 --- response_body_like eval
 [qr/^\{"key":"tot:x\/y","value":1,"updated_at":\d+\}$/,
  qr/^\{"key":"tot:x\/y","value":1,"updated_at":\d+\}$/]
+
+
+
+=== TEST 15: a database that cannot be opened: why, logged once
+--- config
+    location /totals/ { ingest_totals $TEST_NGINX_INGEST_DIR/nodir/none.db; }
+--- request eval
+["GET /totals/tot:a", "GET /totals/tot:a", "GET /totals/tot:b"]
+--- error_code eval
+[503, 503, 503]
+--- response_body eval
+["{\"error\":\"database not available\"}\n",
+ "{\"error\":\"database not available\"}\n",
+ "{\"error\":\"database not available\"}\n"]
+--- grep_error_log eval
+qr/ingest totals "[^"]+": database not available[^,]*/
+--- grep_error_log_out eval
+[qr/^ingest totals "[^"]+\/nodir\/none\.db": database not available: unable to open database file \(2: No such file or directory\)\n$/,
+ qr/^ingest totals "[^"]+\/nodir\/none\.db": database not available: unable to open database file \(2: No such file or directory\)\n$/,
+ qr/^ingest totals "[^"]+\/nodir\/none\.db": database not available: unable to open database file \(2: No such file or directory\)\n$/]

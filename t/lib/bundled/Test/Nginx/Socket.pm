@@ -16,8 +16,9 @@ package Test::Nginx::Socket;
 # error_code(eval) response_body(eval) response_body_like(eval)
 # response_headers error_log no_error_log shutdown_error_log timeout
 # raw_request (an array: one request sent in those packets, as the real
-# runner does) raw_request_middle_delay must_die; functions: run_tests
-# repeat_each no_shuffle
+# runner does) raw_request_middle_delay grep_error_log grep_error_log_out
+# (checked after each request, as the real runner does) must_die;
+# functions: run_tests repeat_each no_shuffle
 # no_long_string add_block_preprocessor add_response_body_check
 # add_cleanup_handler.
 
@@ -339,6 +340,34 @@ sub send_request {
     return ($resp, undef);
 }
 
+# the substrings of the block's log lines that match grep_error_log, one
+# per line, against grep_error_log_out (an array: one per request)
+sub check_grep {
+    my ($block, $tag, $i) = @_;
+    my $pat = sec($block, 'grep_error_log');
+    return unless defined $pat;
+
+    $pat = $pat->[$i] if ref $pat eq 'ARRAY';
+    $pat =~ s/\n\z// unless ref $pat;
+
+    my $expected = sec($block, 'grep_error_log_out');
+    $expected = $expected->[$i] if ref $expected eq 'ARRAY';
+
+    sleep 0.05;     # the log phase writes after the response
+    my $got = '';
+    for my $line (@{ log_lines_since(0) }) {
+        if (ref $pat ? $line =~ $pat : $line =~ /\Q$pat\E/) {
+            $got .= "$&\n" unless $& =~ /\n/;
+        }
+    }
+
+    if (ref $expected eq 'Regexp') {
+        Test::More::like($got, $expected, "$tag - grep_error_log_out");
+    } else {
+        Test::More::is($got, $expected, "$tag - grep_error_log_out");
+    }
+}
+
 sub check_log {
     my ($name, $lines, $section, $pats, $must) = @_;
     return unless defined $pats;
@@ -443,6 +472,8 @@ sub run_block {
             for my $check (@ResponseBodyChecks) {
                 $check->($block, $content, $i, $i + $rep * $n, 0);
             }
+
+            check_grep($block, $tag, $i);
         }
 
         sleep 0.05;     # the log phase writes after the response
