@@ -47,6 +47,8 @@ start_redis() {
     exit 1
 }
 
+# FLUSH_KEYS: ingest_flush_keys (a small one cuts batches by count, many
+# a second, as a busy list does)
 start_nginx() {
     local workers=${1:-2}
     mkdir -p "$run/logs"
@@ -61,6 +63,7 @@ http {
     client_body_temp_path $run/body;
     ingest_redis 127.0.0.1:$redis_port;
     ingest_flush_interval 100ms;
+    ingest_flush_keys ${FLUSH_KEYS:-10000};
     server {
         listen 127.0.0.1:$http_port;
         location = /counters  { ingest_counters; }

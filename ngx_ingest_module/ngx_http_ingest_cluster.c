@@ -384,9 +384,7 @@ ngx_http_ingest_cluster_send(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_node_t     *node;
     ngx_http_ingest_cluster_t  *cl = t->state;
 
-    ngx_http_ingest_transport_hand(t, ch);
-
-    if (ch->in_flight || t->closing) {
+    if (ngx_http_ingest_transport_hand(t, ch) != NGX_OK) {
         return;
     }
 

@@ -43,7 +43,7 @@ static ngx_int_t ngx_http_ingest_flush_queues(ngx_http_ingest_worker_t *w,
 static ngx_int_t ngx_http_ingest_flush_watch(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_flush_watcher(ngx_event_t *ev);
 static void ngx_http_ingest_flush_handler(ngx_event_t *ev);
-static void ngx_http_ingest_flush_delivered(ngx_event_t *ev);
+static void ngx_http_ingest_flush_delivered(ngx_http_ingest_channel_t *ch);
 static void ngx_http_ingest_drain(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_drain_handler(ngx_event_t *ev);
 static void ngx_http_ingest_drained(ngx_http_ingest_worker_t *w);
@@ -169,8 +169,7 @@ ngx_http_ingest_flush_queues(ngx_http_ingest_worker_t *w, ngx_cycle_t *cycle)
 
         q->channel.name = q->name;
         q->channel.data = q;
-        q->channel.delivered.handler = ngx_http_ingest_flush_delivered;
-        q->channel.delivered.data = q;
+        q->channel.delivered = ngx_http_ingest_flush_delivered;
 
         ngx_http_ingest_channel_init(w->transport, &q->channel);
     }
@@ -383,10 +382,10 @@ ngx_http_ingest_flush_unwait(ngx_http_ingest_waiter_t *wt)
 }
 
 
-/* the transport delivered q's oldest batch (a posted event) */
+/* the transport delivered q's oldest batch (from a posted event) */
 
 static void
-ngx_http_ingest_flush_delivered(ngx_event_t *ev)
+ngx_http_ingest_flush_delivered(ngx_http_ingest_channel_t *ch)
 {
     ngx_queue_t               *link;
     ngx_http_ingest_batch_t   *b;
@@ -394,12 +393,16 @@ ngx_http_ingest_flush_delivered(ngx_event_t *ev)
     ngx_http_ingest_waiter_t  *wt;
     ngx_http_ingest_worker_t  *w;
 
-    q = ev->data;
+    q = ch->data;
     w = ngx_http_ingest_worker;
 
     b = ngx_http_ingest_flush_oldest(q);
 
-    if (b == NULL) {
+    if (b == NULL || (u_char *) b->buf.data != ch->batch.data) {
+        /* only the oldest is ever handed over: this cannot happen */
+        ngx_log_error(NGX_LOG_ALERT, w->log, 0,
+                      "ingest delivery of a batch of \"%V\" that is not "
+                      "its oldest, ignored", &q->name);
         return;
     }
 
@@ -774,6 +777,9 @@ ngx_http_ingest_drain(ngx_http_ingest_worker_t *w)
         ngx_del_timer(&w->flush_timer);
     }
 
+    /* the next nginx's worker 0 replays the spool from now on */
+    ngx_http_ingest_spool_stop();
+
     if (ngx_http_ingest_flush_idle(w)) {
         ngx_http_ingest_drained(w);
         return;
@@ -857,8 +863,10 @@ ngx_http_ingest_flush_exit(void)
     w->transport->ops->close(w->transport, 0);
 
     for (i = 0; i < w->nqueues; i++) {
-        if (w->queues[i].channel.delivered.posted) {
-            ngx_delete_posted_event(&w->queues[i].channel.delivered);
+        if (ngx_http_ingest_channel_cancel(&w->queues[i].channel)) {
+            /* in Redis: its delivery was not handled yet, but it is */
+            ngx_http_ingest_flush_free(w, &w->queues[i],
+                                 ngx_http_ingest_flush_oldest(&w->queues[i]));
         }
     }
 

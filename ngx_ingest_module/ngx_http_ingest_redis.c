@@ -81,9 +81,9 @@ ngx_http_ingest_redis_send(ngx_http_ingest_transport_t *t,
 {
     ngx_http_ingest_redis_t  *rs = t->state;
 
-    ngx_http_ingest_transport_hand(t, ch);
-
-    if (ch->in_flight || t->closing || rs->conn.ac == NULL) {
+    if (ngx_http_ingest_transport_hand(t, ch) != NGX_OK
+        || rs->conn.ac == NULL)
+    {
         return;
     }
 

@@ -40,6 +40,7 @@ typedef struct {
     u_char                      *data;         /* its contents */
     u_char                       name[NGX_MAX_PATH];
     unsigned                     error:1;      /* logged once */
+    unsigned                     stopped:1;
 } ngx_http_ingest_spool_t;
 
 
@@ -50,7 +51,7 @@ static u_char *ngx_http_ingest_spool_sanitize(u_char *p, u_char *last,
     u_char *s, size_t len);
 static void ngx_http_ingest_spool_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_ingest_spool_next(ngx_http_ingest_spool_t *sp);
-static void ngx_http_ingest_spool_delivered(ngx_event_t *ev);
+static void ngx_http_ingest_spool_delivered(ngx_http_ingest_channel_t *ch);
 
 
 ngx_int_t
@@ -163,8 +164,8 @@ ngx_http_ingest_spool_init(ngx_cycle_t *cycle, ngx_str_t *dir,
     sp->timer.log = sp->log;
     sp->timer.cancelable = 1;
 
-    sp->channel.delivered.handler = ngx_http_ingest_spool_delivered;
-    sp->channel.delivered.data = sp;
+    sp->channel.delivered = ngx_http_ingest_spool_delivered;
+    sp->channel.data = sp;
 
     ngx_http_ingest_channel_init(t, &sp->channel);
 
@@ -193,9 +194,8 @@ ngx_http_ingest_spool_exit(void)
         ngx_del_timer(&sp->timer);
     }
 
-    if (sp->channel.delivered.posted) {
-        ngx_delete_posted_event(&sp->channel.delivered);
-    }
+    /* delivered but not handled: the file goes again, a copy skipped */
+    (void) ngx_http_ingest_channel_cancel(&sp->channel);
 
     if (sp->data != NULL) {
         ngx_free(sp->data);
@@ -206,6 +206,25 @@ ngx_http_ingest_spool_exit(void)
 }
 
 
+void
+ngx_http_ingest_spool_stop(void)
+{
+    ngx_http_ingest_spool_t  *sp;
+
+    sp = ngx_http_ingest_spool;
+
+    if (sp == NULL) {
+        return;
+    }
+
+    sp->stopped = 1;
+
+    if (sp->timer.timer_set) {
+        ngx_del_timer(&sp->timer);
+    }
+}
+
+
 static void
 ngx_http_ingest_spool_handler(ngx_event_t *ev)
 {
@@ -213,7 +232,7 @@ ngx_http_ingest_spool_handler(ngx_event_t *ev)
 
     sp = ngx_http_ingest_spool;
 
-    if (sp->channel.handed || sp->transport->closing) {
+    if (sp->channel.handed || sp->stopped || sp->transport->closing) {
         return;
     }
 
@@ -319,31 +338,36 @@ ngx_http_ingest_spool_next(ngx_http_ingest_spool_t *sp)
 }
 
 
-/* Redis has the file's batch (a posted event): the file goes */
+/* Redis has the file's batch (from a posted event): the file goes */
 
 static void
-ngx_http_ingest_spool_delivered(ngx_event_t *ev)
+ngx_http_ingest_spool_delivered(ngx_http_ingest_channel_t *ch)
 {
     u_char                    path[NGX_MAX_PATH];
-    ngx_http_ingest_spool_t  *sp = ev->data;
+    ngx_http_ingest_spool_t  *sp = ch->data;
 
     ngx_free(sp->data);
     sp->data = NULL;
 
     ngx_snprintf(path, sizeof(path) - 1, "%V/%s%Z", &sp->dir, sp->name);
 
-    if (unlink((char *) path) == -1) {
+    if (unlink((char *) path) == -1 && ngx_errno != NGX_ENOENT) {
         ngx_log_error(NGX_LOG_ALERT, sp->log, ngx_errno,
                       "ingest cannot remove replayed spool file \"%s\"",
                       path);
     }
+
+    /*
+     * ENOENT: the worker 0 of an nginx reloading beside this one replayed
+     * it too; the consumer skips the copy.
+     */
 
     ngx_log_error(NGX_LOG_NOTICE, sp->log, 0,
                   "ingest replayed spooled batch \"%s\"", sp->name);
 
     /* the next file at once */
 
-    if (!sp->timer.timer_set) {
+    if (!sp->timer.timer_set && !sp->stopped) {
         ngx_add_timer(&sp->timer, 1);
     }
 }

@@ -23,5 +23,8 @@ ngx_int_t ngx_http_ingest_spool_init(ngx_cycle_t *cycle, ngx_str_t *dir,
     ngx_http_ingest_transport_t *t);
 void ngx_http_ingest_spool_exit(void);
 
+/* a graceful shutdown: no new file is replayed (the next nginx's is) */
+void ngx_http_ingest_spool_stop(void);
+
 
 #endif /* _NGX_HTTP_INGEST_SPOOL_H_INCLUDED_ */

@@ -19,6 +19,7 @@
 #define NGX_HTTP_INGEST_BACKOFF_MAX   5000
 
 
+static void ngx_http_ingest_transport_done(ngx_event_t *ev);
 static void ngx_http_ingest_transport_retry(ngx_event_t *ev);
 static void ngx_http_ingest_transport_deadline(ngx_event_t *ev);
 
@@ -47,13 +48,19 @@ ngx_http_ingest_channel_init(ngx_http_ingest_transport_t *t,
     ch->deadline.log = t->log;
     ch->deadline.cancelable = 1;
 
-    ch->delivered.log = t->log;
+    ch->done.handler = ngx_http_ingest_transport_done;
+    ch->done.data = ch;
+    ch->done.log = t->log;
 }
 
 
-/* ch's batch is the transport's until delivered */
+/*
+ * ch's batch is the transport's until its delivery has been handled.
+ * NGX_OK: push it now; NGX_DECLINED: it is on its way, or delivered and
+ * not handled yet, or the transport is closing.
+ */
 
-void
+ngx_int_t
 ngx_http_ingest_transport_hand(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch)
 {
@@ -62,6 +69,35 @@ ngx_http_ingest_transport_hand(ngx_http_ingest_transport_t *t,
         ch->attempts = 0;
         ngx_queue_insert_tail(&t->handed, &ch->link);
     }
+
+    if (ch->in_flight || ch->done.posted || t->closing) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Exit: forget a delivery not handled yet.  1 if there was one (Redis
+ * has the batch).
+ */
+
+ngx_uint_t
+ngx_http_ingest_channel_cancel(ngx_http_ingest_channel_t *ch)
+{
+    if (!ch->done.posted) {
+        return 0;
+    }
+
+    ngx_delete_posted_event(&ch->done);
+
+    if (ch->handed) {
+        ch->handed = 0;
+        ngx_queue_remove(&ch->link);
+    }
+
+    return 1;
 }
 
 
@@ -106,16 +142,16 @@ ngx_http_ingest_transport_push(ngx_http_ingest_transport_t *t,
 }
 
 
-/* Redis has ch's batch: the layer above learns from a posted event */
+/*
+ * Redis has ch's batch (inside hiredis): the layer above learns from a
+ * posted event, and until then the batch stays handed over.
+ */
 
 void
 ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch)
 {
     ngx_http_ingest_transport_returned(t, ch);
-
-    ch->handed = 0;
-    ngx_queue_remove(&ch->link);
 
     t->backoff = 0;
 
@@ -125,7 +161,23 @@ ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
                    "ingest batch of %uz bytes delivered to \"%V\" in %Mms",
                    ch->batch.len, &ch->name, ngx_current_msec - ch->sent_at);
 
-    ngx_post_event(&ch->delivered, &ngx_posted_events);
+    ngx_post_event(&ch->done, &ngx_posted_events);
+}
+
+
+/* the delivery handled, outside hiredis: the channel takes a new batch */
+
+static void
+ngx_http_ingest_transport_done(ngx_event_t *ev)
+{
+    ngx_http_ingest_channel_t  *ch = ev->data;
+
+    if (ch->handed) {
+        ch->handed = 0;
+        ngx_queue_remove(&ch->link);
+    }
+
+    ch->delivered(ch);
 }
 
 
@@ -158,7 +210,7 @@ ngx_http_ingest_transport_resend(ngx_http_ingest_transport_t *t)
     {
         ch = ngx_queue_data(q, ngx_http_ingest_channel_t, link);
 
-        if (!ch->in_flight) {
+        if (!ch->in_flight && !ch->done.posted) {
             t->ops->send(t, ch);
         }
     }

@@ -11,8 +11,9 @@
  * time (send); from then on the transport owns the delivery: it sends
  * the batch, sends it again with the same bytes after a lost connection
  * or a refusal, and follows redirections, until Redis has it.  Then it
- * posts the channel's "delivered" event, whose handler the layer above
- * set; nothing above is called from inside hiredis.
+ * calls the channel's "delivered" from a posted event; nothing above is
+ * called from inside hiredis.  The batch stays handed over (and is not
+ * sent again) until "delivered" has run.
  */
 
 #ifndef _NGX_HTTP_INGEST_TRANSPORT_H_INCLUDED_
@@ -30,15 +31,22 @@
 typedef struct ngx_http_ingest_transport_s  ngx_http_ingest_transport_t;
 
 
-typedef struct {
+typedef struct ngx_http_ingest_channel_s  ngx_http_ingest_channel_t;
+
+/* Redis has the channel's batch: run from a posted event, never earlier */
+typedef void (*ngx_http_ingest_delivered_pt)(ngx_http_ingest_channel_t *ch);
+
+
+struct ngx_http_ingest_channel_s {
     /* the layer above's */
     ngx_str_t                   name;          /* the Redis list */
     ngx_str_t                   batch;         /* handed over by send */
-    ngx_event_t                 delivered;     /* posted: Redis has it */
+    ngx_http_ingest_delivered_pt  delivered;
     void                       *data;
 
     /* the transport's */
     ngx_http_ingest_transport_t *transport;
+    ngx_event_t                 done;          /* posted: delivered */
     ngx_http_ingest_push_t      push;
     ngx_http_ingest_conn_t     *conn;          /* the push went there */
     ngx_event_t                 deadline;      /* for its reply */
@@ -48,7 +56,7 @@ typedef struct {
     ngx_uint_t                  ask;           /* cluster: ASK this node */
     unsigned                    handed:1;
     unsigned                    in_flight:1;
-} ngx_http_ingest_channel_t;
+};
 
 
 /*
@@ -129,8 +137,9 @@ extern const ngx_http_ingest_transport_ops_t
 void ngx_http_ingest_transport_init(ngx_http_ingest_transport_t *t);
 void ngx_http_ingest_channel_init(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch);
-void ngx_http_ingest_transport_hand(ngx_http_ingest_transport_t *t,
+ngx_int_t ngx_http_ingest_transport_hand(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch);
+ngx_uint_t ngx_http_ingest_channel_cancel(ngx_http_ingest_channel_t *ch);
 ngx_int_t ngx_http_ingest_transport_push(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch, ngx_http_ingest_conn_t *conn,
     ngx_uint_t asking, ngx_uint_t replicas,

@@ -119,9 +119,7 @@ harness_note(harness_send_t *s, ngx_str_t *list, ngx_str_t *batch)
 static void
 harness_send(ngx_http_ingest_transport_t *t, ngx_http_ingest_channel_t *ch)
 {
-    ngx_http_ingest_transport_hand(t, ch);
-
-    if (ch->in_flight || t->closing
+    if (ngx_http_ingest_transport_hand(t, ch) != NGX_OK
         || script.nsends == HARNESS_MAX_SENDS)
     {
         return;
@@ -394,6 +392,58 @@ test_order(void)
 
     tap_ok(script.nsyncs == 0 && script.closes == 1 && !script.graceful,
            "exit with nothing pending: no blocking send, a hard close");
+}
+
+
+/*
+ * Redis has the batch, and until the "delivered" event runs (after the
+ * rest of the event loop's batch) a request may make the list due: the
+ * delivered batch must not be handed over again, nor the next freed.
+ */
+
+static void
+test_delivered_window(void)
+{
+    ngx_http_ingest_queue_t   *q;
+    ngx_http_ingest_worker_t  *w;
+    ngx_http_ingest_waiter_t   one, two;
+
+    w = harness_start(2, 1024 * 1024, 0);
+    q = &w->queues[0];
+
+    one.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &one);
+    harness_add(w, q, "a", 1);
+    harness_add(w, q, "b", 1);
+
+    tap_ok(script.nsends == 1 && script.sends[0].seq == 1,
+           "batch 1 is on its way");
+
+    /* its reply is in: the event is posted, not run yet */
+    ngx_http_ingest_transport_delivered(w->transport, &q->channel);
+
+    two.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &two);
+    harness_add(w, q, "c", 1);
+    harness_add(w, q, "d", 1);
+
+    tap_ok(script.nsends == 1 && q->nbatches == 2,
+           "before the delivery is handled, nothing is handed over again");
+
+    harness_run_posted();
+
+    tap_ok(nwoken == 1 && woken[0] == 1 && q->nbatches == 1
+           && script.nsends == 2 && script.sends[1].seq == 2,
+           "then batch 1 goes, its waiter is answered, batch 2 leaves");
+
+    harness_deliver(w, q);
+
+    tap_ok(nwoken == 2 && woken[1] == 2 && q->nbatches == 0,
+           "and batch 2, delivered, answers its own waiter");
+
+    ngx_http_ingest_flush_exit();
+
+    tap_ok(script.nsyncs == 0, "nothing was lost or left at exit");
 }
 
 
@@ -673,6 +723,7 @@ harness_init_process(ngx_cycle_t *cycle)
     harness_conf.connect_timeout = 1000;
 
     test_order();
+    test_delivered_window();
     test_refused();
     test_full();
     test_drain();
