@@ -618,6 +618,27 @@ ngx_http_ingest_list_index(ngx_conf_t *cf, ngx_str_t *name,
 
     imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ingest_module);
 
+    /*
+     * It names a Redis key, a spool file, a log line, a JSON member and
+     * a Prometheus label: visible ASCII only.
+     */
+
+    for (i = 0; i < name->len; i++) {
+        if (name->data[i] < 0x21 || name->data[i] > 0x7e) {
+            break;
+        }
+    }
+
+    if (name->len == 0 || name->len > NGX_HTTP_INGEST_MAX_LIST
+        || i < name->len)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid list name \"%V\": visible ASCII only "
+                           "(no space, no control character), 1 to %d "
+                           "bytes", name, NGX_HTTP_INGEST_MAX_LIST);
+        return NGX_CONF_UNSET_UINT;
+    }
+
     list = imcf->lists.elts;
     n = imcf->lists.nelts;
 

@@ -68,6 +68,7 @@ typedef struct {
 
 
 #define NGX_HTTP_INGEST_MAX_SHARDS   64
+#define NGX_HTTP_INGEST_MAX_LIST     200      /* bytes of a list's name */
 
 
 /*

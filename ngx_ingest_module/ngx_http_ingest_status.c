@@ -47,6 +47,8 @@ static ngx_int_t ngx_http_ingest_status_send(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ingest_status_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_ingest_status_spool(ngx_http_ingest_main_conf_t
     *imcf);
+static ngx_str_t *ngx_http_ingest_status_names(ngx_http_request_t *r,
+    ngx_array_t *names, ngx_uint_t prometheus);
 static ngx_buf_t *ngx_http_ingest_status_json(ngx_http_request_t *r,
     ngx_http_ingest_main_conf_t *imcf);
 static ngx_buf_t *ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
@@ -325,6 +327,69 @@ ngx_http_ingest_status_spool(ngx_http_ingest_main_conf_t *imcf)
 }
 
 
+/*
+ * Locations' and lists' names as the output quotes them: JSON string
+ * escapes, or a Prometheus label value's (backslash, quote, newline).
+ */
+
+static ngx_str_t *
+ngx_http_ingest_status_names(ngx_http_request_t *r, ngx_array_t *names,
+    ngx_uint_t prometheus)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t  *in, *out;
+    ngx_uint_t  i, j;
+
+    in = names->elts;
+
+    out = ngx_palloc(r->pool, (names->nelts + 1) * sizeof(ngx_str_t));
+    if (out == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < names->nelts; i++) {
+        len = prometheus ? 2 * in[i].len
+                         : ngx_http_ingest_json_escaped(in[i].data,
+                                                        in[i].len);
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        out[i].data = p;
+
+        if (!prometheus) {
+            out[i].len = ngx_http_ingest_json_escape(p, in[i].data,
+                                                     in[i].len)
+                         - p;
+            continue;
+        }
+
+        for (j = 0; j < in[i].len; j++) {
+            switch (in[i].data[j]) {
+            case '\\':
+            case '"':
+                *p++ = '\\';
+                *p++ = in[i].data[j];
+                break;
+            case '\n':
+                *p++ = '\\';
+                *p++ = 'n';
+                break;
+            default:
+                *p++ = in[i].data[j];
+            }
+        }
+
+        out[i].len = p - out[i].data;
+    }
+
+    return out;
+}
+
+
 /* what every worker's numbers add up to */
 
 typedef struct {
@@ -381,17 +446,21 @@ ngx_http_ingest_status_json(ngx_http_request_t *r,
     ngx_http_ingest_status_sum(&sum);
     now = (ngx_msec_t) (ngx_time() * 1000);
 
-    name = imcf->endpoint_names.elts;
-    queue = imcf->queues.elts;
+    name = ngx_http_ingest_status_names(r, &imcf->endpoint_names, 0);
+    queue = ngx_http_ingest_status_names(r, &imcf->queues, 0);
+
+    if (name == NULL || queue == NULL) {
+        return NULL;
+    }
 
     size = 1024 + NGX_HTTP_INGEST_BUCKETS * 32;
 
     for (i = 0; i < imcf->endpoint_names.nelts; i++) {
-        size += 2 * name[i].len + NGX_HTTP_INGEST_CODES * 32 + 16;
+        size += name[i].len + NGX_HTTP_INGEST_CODES * 32 + 16;
     }
 
     for (i = 0; i < imcf->queues.nelts; i++) {
-        size += 2 * queue[i].len + 6 * NGX_HTTP_INGEST_LINE;
+        size += queue[i].len + 6 * NGX_HTTP_INGEST_LINE;
     }
 
     b = ngx_create_temp_buf(r->pool, size);
@@ -501,18 +570,21 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
     ngx_http_ingest_status_sum(&sum);
     now = (ngx_msec_t) (ngx_time() * 1000);
 
-    name = imcf->endpoint_names.elts;
-    queue = imcf->queues.elts;
+    name = ngx_http_ingest_status_names(r, &imcf->endpoint_names, 1);
+    queue = ngx_http_ingest_status_names(r, &imcf->queues, 1);
+
+    if (name == NULL || queue == NULL) {
+        return NULL;
+    }
 
     size = 40 * NGX_HTTP_INGEST_LINE;
 
     for (i = 0; i < imcf->endpoint_names.nelts; i++) {
-        size += NGX_HTTP_INGEST_CODES * (2 * name[i].len
-                                         + NGX_HTTP_INGEST_LINE);
+        size += NGX_HTTP_INGEST_CODES * (name[i].len + NGX_HTTP_INGEST_LINE);
     }
 
     for (i = 0; i < imcf->queues.nelts; i++) {
-        size += 8 * (2 * queue[i].len + NGX_HTTP_INGEST_LINE);
+        size += 8 * (queue[i].len + NGX_HTTP_INGEST_LINE);
     }
 
     b = ngx_create_temp_buf(r->pool, size);

@@ -159,3 +159,25 @@ GET /c
 --- must_die
 --- error_log
 invalid port in "ingest_redis" "127.0.0.1:99999"
+
+
+
+=== TEST 13: a list name must be visible ASCII: no space, no control character
+--- http_config
+    ingest_redis 127.0.0.1:6379;
+--- config
+    location = /c { ingest_counters "queue=a b"; }
+--- must_die
+--- error_log
+invalid list name "a b": visible ASCII only (no space, no control character), 1 to 200 bytes
+
+
+
+=== TEST 14: ... nor a newline, in records' lists too
+--- http_config
+    ingest_redis 127.0.0.1:6379;
+--- config
+    location = /r { ingest_records t "queue=a\nb" id:int; }
+--- must_die
+--- error_log
+invalid list name

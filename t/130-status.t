@@ -4,6 +4,7 @@
 use lib 't/lib';
 use Ingest::Test;
 use Test::Nginx::Socket 'no_plan';
+use JSON::PP ();
 
 no_shuffle();
 
@@ -26,6 +27,16 @@ _EOC_
         Ingest::Test::redis_cli('SET', 'ingest:counters:heartbeat',
             '{"ts":1000,"batches":7,"rows":9,"last_commit":1000,"lag_ms":0}');
     }
+});
+
+add_response_body_check(sub {
+    my ($block, $body, $req_idx) = @_;
+    return unless defined $block->json_valid;
+    my $reqs = $block->request;
+    return unless $req_idx == (ref $reqs eq 'ARRAY' ? @$reqs : 1) - 1;
+
+    my $doc = eval { JSON::PP->new->decode($body) };
+    ok(defined $doc, $block->name . " - the body is valid JSON") or diag $@;
 });
 
 add_response_body_check(sub {
@@ -118,3 +129,35 @@ Allow: GET, HEAD
 GET /ingest/status
 --- response_body_like
 "queues":\{"ingest:counters":\{"depth":0,"consumer":\{"up":false,"heartbeat_age_seconds":\d+\.\d+,"lag_seconds":0\.000,"batches_applied":7,"rows_applied":9,"last_commit":1000\}\}\}\}$
+
+
+
+=== TEST 7: names with quotes and backslashes are escaped in the JSON
+--- config
+    location = "/c\"x\\y" { ingest_counters "queue=st7\"q\\r"; }
+    location = /ingest/status { ingest_status; }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request eval
+["POST /c%22x%5Cy\nst7:a=1", "GET /ingest/status"]
+--- error_code eval
+[204, 200]
+--- response_body_like eval
+["", qr/^\{"workers":1,"requests":\{"\/c\\"x\\\\y":\{"204":1\}\},.*"queues":\{"st7\\"q\\\\r":\{"depth":\d+,"consumer":null\}\}\}$/]
+--- json_valid
+
+
+
+=== TEST 8: ... and in the Prometheus labels
+--- config
+    location = "/c\"x\\y" { ingest_counters "queue=st8\"q\\r"; }
+    location = /ingest/status { ingest_status; }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request eval
+["POST /c%22x%5Cy\nst8:a=1", "GET /ingest/status?format=prometheus"]
+--- error_code eval
+[204, 200]
+--- response_body_like eval
+["", qr/\ningest_requests_total\{endpoint="\/c\\"x\\\\y",code="204"\} 1\n.*\ningest_queue_depth\{queue="st8\\"q\\\\r"\} \d+\n/s]
+--- promtool
