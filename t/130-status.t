@@ -79,11 +79,19 @@ Content-Type: application/x-www-form-urlencoded
 --- more_headers
 Content-Type: application/x-www-form-urlencoded
 --- request eval
-["POST /c\nst2:a=1", "GET /ingest/status"]
---- error_code eval
-[204, 200]
+"POST /c\nst2:a=1"
+--- error_code: 204
+--- totals eval
+{ "st2:a" => 1 }
+
+
+
+=== TEST 2b: ... once the consumer has applied it
+--- request
+GET /ingest/status
+--- error_code: 200
 --- response_body_like eval
-["", qr/"queues":\{"ingest:counters":\{"depth":0,"consumer":\{"up":true,"heartbeat_age_seconds":[\d.]+,"lag_seconds":[\d.]+,"batches_applied":\d+,"rows_applied":\d+,"last_commit":\d+\}\}\}\}$/]
+qr/"queues":\{"ingest:counters":\{"depth":0,"consumer":\{"up":true,"heartbeat_age_seconds":[\d.]+,"lag_seconds":[\d.]+,"batches_applied":\d+,"rows_applied":\d+,"last_commit":\d+\}\}\}\}$/
 
 
 
