@@ -363,6 +363,16 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
 
     ngx_http_ingest_stat_add(increments, ctx->pairs.nelts);
 
+    /*
+     * Nothing was added ({}; with an Idempotency-Key, an entry is kept
+     * for an empty body only without shards): there is no batch to wait
+     * for, and none will be cut.
+     */
+
+    if (ctx->pairs.nelts == 0 && !(id.len && list->shards == 1)) {
+        return ngx_http_ingest_send_no_content(r);
+    }
+
     if (ilcf->ack == NGX_HTTP_INGEST_ACK_REDIS) {
         /* each touched shard's sums become its next batch */
         if (ngx_http_ingest_await_lists(r, ctx, list, ilcf) != NGX_OK) {

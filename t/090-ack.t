@@ -79,3 +79,43 @@ GET /c
 --- must_die
 --- error_log
 invalid value "disk"
+
+
+
+=== TEST 5: ingest_ack redis, nothing to add ({}): 204 at once, nothing waits
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 5ms;
+    ingest_shards 2;
+--- config
+    location = /c { ingest_counters; ingest_ack redis; ingest_ack_timeout 5s; }
+--- more_headers
+Content-Type: application/json
+--- request eval
+["POST /c\n{}", "POST /c\n{ }"]
+--- error_code eval
+[204, 204]
+--- timeout: 2
+--- no_error_log
+[warn]
+[error]
+
+
+
+=== TEST 6: ... with an Idempotency-Key and shards too
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 5ms;
+    ingest_shards 2;
+--- config
+    location = /c { ingest_counters; ingest_ack redis; ingest_ack_timeout 5s; }
+--- more_headers
+Content-Type: application/json
+Idempotency-Key: empty-6
+--- request eval
+"POST /c\n{}"
+--- error_code: 204
+--- timeout: 2
+--- no_error_log
+[warn]
+[error]
