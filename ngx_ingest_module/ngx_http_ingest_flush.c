@@ -66,6 +66,7 @@ static void ngx_http_ingest_flush_free(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_http_ingest_batch_t *b);
 static void ngx_http_ingest_flush_metrics(ngx_http_ingest_worker_t *w);
 static ngx_uint_t ngx_http_ingest_flush_idle(ngx_http_ingest_worker_t *w);
+static void ngx_http_ingest_flush_unfull(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w);
 
 
@@ -288,32 +289,61 @@ ngx_http_ingest_flush_oldest(ngx_http_ingest_queue_t *q)
 }
 
 
-/* bytes a worker holds for Redis: sums, rows and cut batches */
+/*
+ * Bytes that wait for Redis: the keys and entries of the sums, the
+ * Idempotency-Key requests and rows not cut yet, and the cut batches.
+ * Not the capacity kept for the next ones (the tables are sized up
+ * front, and keep their arenas): that never falls, and refusing on it
+ * would refuse for good.
+ */
 
 size_t
 ngx_http_ingest_flush_pending(ngx_http_ingest_worker_t *w)
 {
-    size_t      n;
-    ngx_uint_t  i;
+    size_t                    n;
+    ngx_uint_t                i;
+    ngx_http_ingest_queue_t  *q;
 
     n = 0;
 
     for (i = 0; i < w->nqueues; i++) {
-        n += w->queues[i].sums.memory + w->queues[i].backlog_bytes
-             + w->queues[i].keyed.cap + w->queues[i].rows_bytes;
+        q = &w->queues[i];
+        n += ngx_http_ingest_table_data(&q->sums) + q->backlog_bytes
+             + q->keyed.len + q->rows_bytes;
     }
 
     return n;
 }
 
 
+/*
+ * Past ingest_max_pending requests are refused (503) until what waits
+ * falls under half of it, whatever makes it fall; one request that needs
+ * more than all of it is refused alone (413), and changes nothing.
+ */
+
 ngx_int_t
 ngx_http_ingest_flush_admit(ngx_http_ingest_worker_t *w, size_t need,
     ngx_log_t *log)
 {
-    if (!w->full
-        && ngx_http_ingest_flush_pending(w) + need <= w->imcf->max_pending)
-    {
+    size_t  pending, max;
+
+    max = w->imcf->max_pending;
+
+    if (need > max) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "ingest request needs %uz bytes, more than "
+                      "ingest_max_pending (%uz): answering 413", need, max);
+        return NGX_DECLINED;
+    }
+
+    pending = ngx_http_ingest_flush_pending(w);
+
+    if (w->full && pending < max / 2) {
+        ngx_http_ingest_flush_unfull(w);
+    }
+
+    if (!w->full && pending + need <= max) {
         return NGX_OK;
     }
 
@@ -323,10 +353,20 @@ ngx_http_ingest_flush_admit(ngx_http_ingest_worker_t *w, size_t need,
                       "ingest pending memory reached ingest_max_pending "
                       "(%uz bytes): Redis is not taking batches as fast "
                       "as they come; answering 503 until half of it is sent",
-                      w->imcf->max_pending);
+                      max);
     }
 
     return NGX_BUSY;
+}
+
+
+static void
+ngx_http_ingest_flush_unfull(ngx_http_ingest_worker_t *w)
+{
+    w->full = 0;
+    ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                  "ingest pending memory below half of ingest_max_pending "
+                  "again: accepting requests");
 }
 
 
@@ -566,7 +606,7 @@ ngx_http_ingest_flush_enqueue(ngx_http_ingest_queue_t *q,
 
     ngx_queue_insert_tail(&q->backlog, &b->link);
     q->nbatches++;
-    q->backlog_bytes += b->buf.cap;
+    q->backlog_bytes += b->buf.len;
 }
 
 
@@ -705,7 +745,7 @@ ngx_http_ingest_flush_free(ngx_http_ingest_worker_t *w,
 {
     ngx_queue_remove(&b->link);
     q->nbatches--;
-    q->backlog_bytes -= b->buf.cap;
+    q->backlog_bytes -= b->buf.len;
 
     ingest_wire_buf_free(&b->buf);
     ngx_free(b);
@@ -713,10 +753,7 @@ ngx_http_ingest_flush_free(ngx_http_ingest_worker_t *w,
     if (w->full
         && ngx_http_ingest_flush_pending(w) < w->imcf->max_pending / 2)
     {
-        w->full = 0;
-        ngx_log_error(NGX_LOG_WARN, w->log, 0,
-                      "ingest pending memory below half of "
-                      "ingest_max_pending again: accepting requests");
+        ngx_http_ingest_flush_unfull(w);
     }
 }
 

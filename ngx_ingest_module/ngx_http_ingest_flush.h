@@ -65,7 +65,7 @@ typedef struct {
     ngx_http_ingest_table_t   sums;            /* pending increments */
     ngx_queue_t               backlog;         /* ngx_http_ingest_batch_t */
     ngx_uint_t                nbatches;
-    size_t                    backlog_bytes;
+    size_t                    backlog_bytes;   /* of the batches' data */
     uint64_t                  seq;             /* of the last batch cut */
     ngx_queue_t               waiting;         /* waiters, by seq */
     ingest_wire_buf_t         keyed;           /* Idempotency-Key requests */
@@ -129,8 +129,9 @@ void ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 
 /*
- * May a request that needs this many more bytes be taken?  NGX_OK, or
- * NGX_BUSY (logged once per episode): answer 503.
+ * May a request that needs this many more bytes be taken?  NGX_OK;
+ * NGX_BUSY (logged once per episode): answer 503; NGX_DECLINED: it needs
+ * more than ingest_max_pending itself, answer 413.
  */
 ngx_int_t ngx_http_ingest_flush_admit(ngx_http_ingest_worker_t *w,
     size_t need, ngx_log_t *log);

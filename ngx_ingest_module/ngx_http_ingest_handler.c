@@ -109,7 +109,11 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_ingest_worker->full) {
+    if (ngx_http_ingest_worker->full
+        && ngx_http_ingest_flush_admit(ngx_http_ingest_worker, 0,
+                                       r->connection->log)
+           != NGX_OK)
+    {
         return ngx_http_ingest_send_full(r);
     }
 
@@ -318,8 +322,16 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
     list = ngx_http_ingest_list(ngx_http_ingest_worker->imcf, ilcf->queue);
 
-    if (rc == NGX_OK && ngx_http_ingest_admit(ctx) != NGX_OK) {
-        return ngx_http_ingest_send_full(r);
+    if (rc == NGX_OK) {
+        rc = ngx_http_ingest_admit(ctx);
+
+        if (rc == NGX_BUSY) {
+            return ngx_http_ingest_send_full(r);
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_ingest_send_too_large(r);
+        }
     }
 
     if (rc == NGX_OK) {
@@ -528,8 +540,8 @@ ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
 
 /*
  * Would this request take the worker past ingest_max_pending?  A new key
- * costs its bytes and at most two slots (the sums are at most 3/4 full);
- * counting every pair as new errs on the safe side.
+ * costs its bytes and an entry; counting every pair as new errs on the
+ * safe side.
  */
 
 static ngx_int_t
@@ -543,7 +555,7 @@ ngx_http_ingest_admit(ngx_http_ingest_ctx_t *ctx)
     need = 0;
 
     for (i = 0; i < ctx->pairs.nelts; i++) {
-        need += pair[i].len + 2 * sizeof(ngx_http_ingest_entry_t);
+        need += pair[i].len + sizeof(ngx_http_ingest_entry_t);
     }
 
     return ngx_http_ingest_flush_admit(ngx_http_ingest_worker, need,

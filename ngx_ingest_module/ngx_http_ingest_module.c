@@ -18,6 +18,7 @@
 #include "ngx_http_ingest_flush.h"
 #include "ngx_http_ingest_spool.h"
 #include "ngx_http_ingest_poll.h"
+#include "ngx_http_ingest_table.h"
 
 
 static void *ngx_http_ingest_create_main_conf(ngx_conf_t *cf);
@@ -273,6 +274,8 @@ ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_ingest_main_conf_t  *imcf = conf;
 
+    size_t  table;
+
     ngx_conf_init_msec_value(imcf->flush_interval, 100);
     ngx_conf_init_uint_value(imcf->flush_keys, 10000);
     ngx_conf_init_msec_value(imcf->connect_timeout, 1000);
@@ -307,6 +310,27 @@ ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ingest_counters\" or \"ingest_records\" "
                            "is used but \"ingest_redis\" is not set");
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * Each Redis list's sums are sized for ingest_flush_keys up front: a
+     * worker holds that whatever it takes, and a limit below it could not
+     * be kept.
+     */
+
+    table = ngx_http_ingest_table_size(imcf->flush_keys);
+
+    if (imcf->endpoints && imcf->max_pending < imcf->queues.nelts * table) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ingest_max_pending\" %uzk is below the %uzk "
+                           "that the sums of %ui Redis lists take up front "
+                           "(%uzk each at \"ingest_flush_keys\" %ui): raise "
+                           "it, or lower \"ingest_flush_keys\"",
+                           imcf->max_pending / 1024,
+                           imcf->queues.nelts * table / 1024,
+                           imcf->queues.nelts, table / 1024,
+                           imcf->flush_keys);
         return NGX_CONF_ERROR;
     }
 

@@ -292,7 +292,11 @@ ngx_http_ingest_records_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_ingest_worker->full) {
+    if (ngx_http_ingest_worker->full
+        && ngx_http_ingest_flush_admit(ngx_http_ingest_worker, 0,
+                                       r->connection->log)
+           != NGX_OK)
+    {
         return ngx_http_ingest_send_full(r);
     }
 
@@ -311,6 +315,7 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
 {
     u_char                      *chunk, *p;
     off_t                        pos;
+    ngx_int_t                    rc;
     ssize_t                      n;
     ngx_buf_t                   *b, *answer;
     ngx_chain_t                 *cl;
@@ -408,11 +413,13 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
     t = &q->row_sets[lx->rc->rows_index];
 
     if (lx->valid) {
-        if (ngx_http_ingest_flush_admit(w, lx->rows.len + 1,
-                                        r->connection->log)
-            != NGX_OK)
-        {
-            ngx_http_finalize_request(r, ngx_http_ingest_send_full(r));
+        rc = ngx_http_ingest_flush_admit(w, lx->rows.len + 1,
+                                         r->connection->log);
+
+        if (rc != NGX_OK) {
+            ngx_http_finalize_request(r, rc == NGX_BUSY
+                                         ? ngx_http_ingest_send_full(r)
+                                         : ngx_http_ingest_send_too_large(r));
             return;
         }
 

@@ -66,6 +66,17 @@ ngx_http_ingest_send_full(ngx_http_request_t *r)
 }
 
 
+/* 413: refused alone, whatever Redis does; the worker holds nothing of it */
+
+ngx_int_t
+ngx_http_ingest_send_too_large(ngx_http_request_t *r)
+{
+    return ngx_http_ingest_send_json(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                     "request needs more than "
+                                     "ingest_max_pending", -1);
+}
+
+
 /* {"error":"<what>","at":<offset>}, "at" left out when at < 0 */
 
 ngx_int_t

@@ -33,6 +33,9 @@ ngx_int_t ngx_http_ingest_not_allowed(ngx_http_request_t *r, char *allowed);
 /* 503 with Retry-After: the worker holds all it may for Redis */
 ngx_int_t ngx_http_ingest_send_full(ngx_http_request_t *r);
 
+/* 413: one request needs more than the worker may hold for Redis */
+ngx_int_t ngx_http_ingest_send_too_large(ngx_http_request_t *r);
+
 /* JSON string escaping: quotes, backslashes, controls */
 size_t ngx_http_ingest_json_escaped(const u_char *s, size_t len);
 u_char *ngx_http_ingest_json_escape(u_char *p, const u_char *s, size_t len);

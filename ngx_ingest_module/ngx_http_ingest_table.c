@@ -37,12 +37,7 @@ ngx_http_ingest_table_init(ngx_http_ingest_table_t *t, size_t keys)
 
     memset(t, 0, sizeof(ngx_http_ingest_table_t));
 
-    for (n = NGX_HTTP_INGEST_TABLE_SLOTS;
-         n * 3 < keys * 4 && n < NGX_HTTP_INGEST_TABLE_PRESIZE;
-         n *= 2)
-    {
-        /* void */
-    }
+    n = ngx_http_ingest_table_size(keys) / sizeof(ngx_http_ingest_entry_t);
 
     t->slots = calloc(n, sizeof(ngx_http_ingest_entry_t));
     if (t->slots == NULL) {
@@ -53,6 +48,22 @@ ngx_http_ingest_table_init(ngx_http_ingest_table_t *t, size_t keys)
     t->memory = n * sizeof(ngx_http_ingest_entry_t);
 
     return NGX_HTTP_INGEST_TABLE_OK;
+}
+
+
+size_t
+ngx_http_ingest_table_size(size_t keys)
+{
+    size_t  n;
+
+    for (n = NGX_HTTP_INGEST_TABLE_SLOTS;
+         n * 3 < keys * 4 && n < NGX_HTTP_INGEST_TABLE_PRESIZE;
+         n *= 2)
+    {
+        /* void */
+    }
+
+    return n * sizeof(ngx_http_ingest_entry_t);
 }
 
 

@@ -56,6 +56,13 @@ typedef struct {
 
 
 int ngx_http_ingest_table_init(ngx_http_ingest_table_t *t, size_t keys);
+
+/* the slots a table made for "keys" keys takes up front, in bytes */
+size_t ngx_http_ingest_table_size(size_t keys);
+
+/* what a table holds: its keys' entries and bytes, not its capacity */
+#define ngx_http_ingest_table_data(t)                                         \
+    ((t)->nkeys * sizeof(ngx_http_ingest_entry_t) + (t)->key_bytes)
 void ngx_http_ingest_table_free(ngx_http_ingest_table_t *t);
 void ngx_http_ingest_table_reset(ngx_http_ingest_table_t *t);
 

@@ -181,3 +181,16 @@ invalid list name "a b": visible ASCII only (no space, no control character), 1 
 --- must_die
 --- error_log
 invalid list name
+
+
+
+=== TEST 15: ingest_max_pending below what the lists' sums take up front
+--- http_config
+    ingest_redis 127.0.0.1:6379;
+    ingest_max_pending 200k;
+--- config
+    location = /c { ingest_counters; }
+    location = /d { ingest_counters queue=other; }
+--- must_die
+--- error_log
+"ingest_max_pending" 200k is below the 1024k that the sums of 2 Redis lists take up front (512k each at "ingest_flush_keys" 10000): raise it, or lower "ingest_flush_keys"

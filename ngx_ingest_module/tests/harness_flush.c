@@ -505,36 +505,56 @@ test_refused(void)
 static void
 test_full(void)
 {
-    size_t                     base;
+    char                       key[32];
+    ngx_uint_t                 i;
     ngx_http_ingest_queue_t   *q;
     ngx_http_ingest_worker_t  *w;
 
-    w = harness_start(2, 1024 * 1024, 0);
+    w = harness_start(1000, 3250, 0);
     q = &w->queues[0];
 
-    base = ngx_http_ingest_flush_pending(w);
-    harness_conf.max_pending = 4 * base + 65536;
+    tap_ok(ngx_http_ingest_flush_pending(w) == 0,
+           "an idle worker holds nothing for Redis, whatever it keeps "
+           "allocated");
 
-    tap_ok(ngx_http_ingest_flush_admit(w, 50, w->log) == NGX_OK,
-           "under ingest_max_pending a request is admitted");
+    tap_ok(ngx_http_ingest_flush_admit(w, 3251, w->log) == NGX_DECLINED
+           && !w->full,
+           "a request that needs more than all of ingest_max_pending is "
+           "refused alone (413), and nothing else is");
 
-    harness_add(w, q, "k1", 1);
-    harness_add(w, q, "k2", 1);
+    for (i = 0; i < 80; i++) {
+        ngx_sprintf((u_char *) key, "fk:%05ui%Z", i);
+        harness_add(w, q, key, 1);
+    }
 
-    tap_ok(q->nbatches == 1
-           && ngx_http_ingest_flush_admit(w, harness_conf.max_pending,
-                                          w->log)
-              == NGX_BUSY
+    tap_ok(ngx_http_ingest_flush_pending(w)
+           == 80 * (sizeof(ngx_http_ingest_entry_t) + 8),
+           "what waits is the keys and their entries");
+
+    tap_ok(ngx_http_ingest_flush_admit(w, 100, w->log) == NGX_BUSY
            && w->full
            && ngx_http_ingest_flush_admit(w, 1, w->log) == NGX_BUSY,
-           "one that would pass it is refused, and so are the next");
+           "past ingest_max_pending requests are refused (503), and while "
+           "more than half of it waits, even small ones");
     tap_ok(harness_logged("reached ingest_max_pending"),
            "and that is logged");
 
+    /* the cut makes it smaller (a batch is denser than the table) */
+
+    harness_advance(harness_conf.flush_interval);
+
+    tap_ok(q->nbatches == 1
+           && ngx_http_ingest_flush_pending(w) < 3250 / 2
+           && ngx_http_ingest_flush_admit(w, 1, w->log) == NGX_OK
+           && !w->full
+           && harness_logged("below half of ingest_max_pending"),
+           "under half of it, whatever made it fall, requests are taken "
+           "again");
+
     harness_deliver(w, q);
 
-    tap_ok(!w->full && ngx_http_ingest_flush_admit(w, 1, w->log) == NGX_OK,
-           "the delivery frees it: requests are admitted again");
+    tap_ok(ngx_http_ingest_flush_pending(w) == 0,
+           "delivered: nothing waits");
 
     ngx_http_ingest_flush_exit();
 }

@@ -21,6 +21,9 @@ package Ingest::Test;
 #
 # waits (bounded) until SQLite holds exactly these values, then asserts.
 #
+#   --- eventually eval
+#   ["/ingest/status", qr/.../]          # GET it until the body matches
+#
 #   --- list eval
 #   ["t:raw", qr/^\{"v":1,.*\}$/, ...]   # one pattern per element
 #
@@ -71,6 +74,7 @@ sub import {
     if ($opt{nginx} // 1) {
         Test::Nginx::Socket::add_response_body_check(\&check_totals);
         Test::Nginx::Socket::add_response_body_check(\&check_list);
+        Test::Nginx::Socket::add_response_body_check(\&check_eventually);
         Test::Nginx::Socket::add_response_body_check(\&check_sql);
     }
 }
@@ -288,6 +292,40 @@ sub check_sql {
     }
 
     Test::More::is_deeply($got, $expected, $block->name . " - SQL: $query");
+}
+
+# --- eventually eval
+# ["/ingest/status", qr/.../]
+# polls (bounded) GET <path> on the test server until the body matches
+
+sub check_eventually {
+    my ($block, $body, $req_idx) = @_;
+    my $spec = scalar $block->eventually;
+    return unless defined $spec;
+
+    my $reqs = scalar $block->request;
+    my $n = ref $reqs eq 'ARRAY' ? @$reqs : 1;
+    return unless $req_idx == $n - 1;
+
+    my ($path, $like) = @$spec;
+    my $port = Test::Nginx::Socket::server_port();
+    my $got = '';
+    my $deadline = time + 5;
+
+    while (1) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Timeout => 2);
+        if ($s) {
+            print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n\r\n";
+            local $/;
+            $got = <$s> // '';
+            close $s;
+        }
+        last if $got =~ $like || time > $deadline;
+        sleep 0.05;
+    }
+
+    Test::More::like($got, $like, $block->name . " - GET $path, eventually");
 }
 
 sub check_list {
