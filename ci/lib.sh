@@ -68,6 +68,20 @@ http {
         listen 127.0.0.1:$http_port;
         location = /counters  { ingest_counters; }
         location = /increment { ingest_counters form=key_value; }
+
+        # large bodies, answered at once or once Redis has them (ci/memory)
+        location = /big {
+            ingest_counters;
+            client_max_body_size 8m;
+            client_body_buffer_size 8m;
+        }
+        location = /big-acked {
+            ingest_counters;
+            ingest_ack redis;
+            ingest_ack_timeout 30s;
+            client_max_body_size 8m;
+            client_body_buffer_size 8m;
+        }
         location /totals/     { ingest_totals $db; }
         location = /ingest/status { ingest_status; }
 

@@ -14,6 +14,7 @@
 #include "ngx_http_ingest_reply.h"
 
 
+static void ngx_http_ingest_ack_release_body(ngx_http_request_t *r);
 static void ngx_http_ingest_acked(ngx_http_ingest_waiter_t *wt);
 static void ngx_http_ingest_ack_timeout(ngx_event_t *ev);
 static void ngx_http_ingest_ack_cleanup(void *data);
@@ -71,7 +72,43 @@ ngx_http_ingest_await(ngx_http_request_t *r, ngx_http_ingest_await_t *aw,
     /* a client that goes away is noticed, and its request freed */
     r->read_event_handler = ngx_http_test_reading;
 
+    ngx_http_ingest_ack_release_body(r);
+
     return NGX_OK;
+}
+
+
+/*
+ * What the request added is in the worker's tables: while it waits it
+ * needs its body no more.  nginx frees a pool's large allocations one by
+ * one: the body's buffers are such (a view into the header buffer, or a
+ * second view of a freed one, is simply not found).
+ */
+
+static void
+ngx_http_ingest_ack_release_body(ngx_http_request_t *r)
+{
+    ngx_chain_t                *cl;
+    ngx_http_request_body_t    *rb;
+
+    rb = r->request_body;
+
+    if (rb == NULL || r->reading_body) {
+        return;
+    }
+
+    for (cl = rb->bufs; cl; cl = cl->next) {
+        if (cl->buf->start != NULL && !cl->buf->in_file) {
+            (void) ngx_pfree(r->pool, cl->buf->start);
+        }
+    }
+
+    if (rb->buf != NULL && rb->buf->start != NULL) {
+        (void) ngx_pfree(r->pool, rb->buf->start);
+    }
+
+    rb->bufs = NULL;
+    rb->buf = NULL;
 }
 
 

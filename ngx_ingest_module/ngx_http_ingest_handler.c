@@ -6,6 +6,12 @@
  * parse all of it into a list of pairs on r->pool, and only then add the
  * pairs to the worker's pending table, so that a bad body changes
  * nothing.  A body may be in several buffers or in a temp file.
+ *
+ * Memory: a pair takes 24 bytes, in chunks that never move (nothing is
+ * copied as they grow), and a key repeated pair after pair adds to one
+ * pair; a form pair takes 4 bytes of body at least, so a request holds
+ * at most about 7 times its body.  A request that waits for Redis gives
+ * its pairs and its body back first.
  */
 
 
@@ -21,17 +27,30 @@
 static u_char  ngx_http_ingest_key_scratch[NGX_HTTP_INGEST_MAX_KEY_LENGTH];
 
 
-/* pairs up to this many need no allocation for their undo flags */
-#define NGX_HTTP_INGEST_STACK_PAIRS  16
+/* pairs held in the request's state itself, and the largest chunk */
+#define NGX_HTTP_INGEST_FIRST_PAIRS  8
+#define NGX_HTTP_INGEST_CHUNK_PAIRS  8192
 
 
 typedef struct {
     u_char                     *key;
-    size_t                      len;
     int64_t                     value;
-    off_t                       at;          /* where the pair began */
-    ngx_http_ingest_queue_t    *q;           /* its list, or shard's */
+    uint32_t                    at;          /* where it began (capped) */
+    uint16_t                    len;
+    uint8_t                     shard;       /* in its list's shards */
+    uint8_t                     created;     /* apply() made its key */
 } ngx_http_ingest_pair_t;
+
+
+typedef struct ngx_http_ingest_chunk_s  ngx_http_ingest_chunk_t;
+
+struct ngx_http_ingest_chunk_s {
+    ngx_http_ingest_chunk_t    *next;
+    ngx_http_ingest_chunk_t    *prev;
+    ngx_uint_t                  n;
+    ngx_uint_t                  size;
+    ngx_http_ingest_pair_t     *pairs;
+};
 
 
 /* a counters request's state */
@@ -39,7 +58,10 @@ typedef struct {
 typedef struct {
     ngx_http_request_t         *request;
     ngx_http_ingest_parser_t    parser;
-    ngx_array_t                 pairs;       /* ngx_http_ingest_pair_t */
+    ngx_http_ingest_chunk_t     first;       /* the pairs, in chunks */
+    ngx_http_ingest_chunk_t    *last;
+    ngx_uint_t                  npairs;
+    ngx_http_ingest_pair_t      first_pairs[NGX_HTTP_INGEST_FIRST_PAIRS];
     const char                 *error;       /* why the body is refused */
     off_t                       error_at;
     ngx_http_ingest_await_t     await;       /* ingest_ack redis */
@@ -61,8 +83,14 @@ static ngx_int_t ngx_http_ingest_parse_body(ngx_http_request_t *r,
 static int ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
     int64_t value);
 static ngx_int_t ngx_http_ingest_admit(ngx_http_ingest_ctx_t *ctx);
-static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
+static ngx_http_ingest_chunk_t *ngx_http_ingest_chunk(
     ngx_http_ingest_ctx_t *ctx);
+static void ngx_http_ingest_release(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx);
+static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
+    ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list);
+static void ngx_http_ingest_undo(ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_chunk_t *c, ngx_uint_t i);
 static ngx_int_t ngx_http_ingest_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_http_ingest_keyed_begin(ngx_http_ingest_queue_t *q,
@@ -134,12 +162,13 @@ ngx_http_ingest_handler(ngx_http_request_t *r)
     ctx->nomem = 0;
     ctx->from_file = 0;
 
-    if (ngx_array_init(&ctx->pairs, r->pool, 4,
-                       sizeof(ngx_http_ingest_pair_t))
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    ctx->first.next = NULL;
+    ctx->first.prev = NULL;
+    ctx->first.n = 0;
+    ctx->first.size = NGX_HTTP_INGEST_FIRST_PAIRS;
+    ctx->first.pairs = ctx->first_pairs;
+    ctx->last = &ctx->first;
+    ctx->npairs = 0;
 
     /* the key buffer is given at parse time: see parse_body() */
 
@@ -347,7 +376,7 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
             rc = ngx_http_ingest_apply_keyed(r, ctx, list, &id);
 
         } else {
-            rc = ngx_http_ingest_apply(r, ctx);
+            rc = ngx_http_ingest_apply(r, ctx, list);
         }
     }
 
@@ -371,9 +400,9 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "ingest form: %ui keys", ctx->pairs.nelts);
+                   "ingest form: %ui pairs", ctx->npairs);
 
-    ngx_http_ingest_stat_add(increments, ctx->pairs.nelts);
+    ngx_http_ingest_stat_add(increments, ctx->npairs);
 
     /*
      * Nothing was added ({}; with an Idempotency-Key, an entry is kept
@@ -381,7 +410,7 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
      * for, and none will be cut.
      */
 
-    if (ctx->pairs.nelts == 0 && !(id.len && list->shards == 1)) {
+    if (ctx->npairs == 0 && !(id.len && list->shards == 1)) {
         return ngx_http_ingest_send_no_content(r);
     }
 
@@ -392,6 +421,10 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
         }
 
         ngx_http_ingest_added(ctx, list);
+
+        /* it only waits now: what it held goes back */
+        ngx_http_ingest_release(r, ctx);
+
         return NGX_DONE;
     }
 
@@ -502,13 +535,35 @@ ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
     int64_t value)
 {
     ngx_http_ingest_ctx_t   *ctx = data;
-    ngx_http_ingest_pair_t  *pair;
 
-    pair = ngx_array_push(&ctx->pairs);
-    if (pair == NULL) {
-        ctx->nomem = 1;
-        return -1;
+    int64_t                   sum;
+    ngx_http_ingest_pair_t   *pair;
+    ngx_http_ingest_chunk_t  *c;
+
+    c = ctx->last;
+
+    /* "z=1&z=1&..." holds one pair, unless its sum overflows */
+
+    if (c->n) {
+        pair = &c->pairs[c->n - 1];
+
+        if (pair->len == len && ngx_memcmp(pair->key, key, len) == 0
+            && !__builtin_add_overflow(pair->value, value, &sum))
+        {
+            pair->value = sum;
+            return 0;
+        }
     }
+
+    if (c->n == c->size) {
+        c = ngx_http_ingest_chunk(ctx);
+        if (c == NULL) {
+            ctx->nomem = 1;
+            return -1;
+        }
+    }
+
+    pair = &c->pairs[c->n];
 
     /*
      * The parsers hand over a key in the worker's scratch buffer or, from
@@ -530,11 +585,69 @@ ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
         pair->key = key;
     }
 
-    pair->len = len;
+    pair->len = (uint16_t) len;
     pair->value = value;
-    pair->at = ctx->parser.pair_at;
+    pair->at = (ctx->parser.pair_at > (off_t) UINT32_MAX)
+               ? UINT32_MAX : (uint32_t) ctx->parser.pair_at;
+    pair->shard = 0;
+    pair->created = 0;
+
+    c->n++;
+    ctx->npairs++;
 
     return 0;
+}
+
+
+/* the next chunk of pairs, twice the last one's size, up to a bound */
+
+static ngx_http_ingest_chunk_t *
+ngx_http_ingest_chunk(ngx_http_ingest_ctx_t *ctx)
+{
+    ngx_uint_t                size;
+    ngx_http_ingest_chunk_t  *c;
+
+    size = ngx_min(ctx->last->size * 2, NGX_HTTP_INGEST_CHUNK_PAIRS);
+
+    c = ngx_palloc(ctx->request->pool, sizeof(ngx_http_ingest_chunk_t)
+                                       + size * sizeof(ngx_http_ingest_pair_t));
+    if (c == NULL) {
+        return NULL;
+    }
+
+    c->next = NULL;
+    c->prev = ctx->last;
+    c->n = 0;
+    c->size = size;
+    c->pairs = (ngx_http_ingest_pair_t *) (c + 1);
+
+    ctx->last->next = c;
+    ctx->last = c;
+
+    return c;
+}
+
+
+/*
+ * A request that waits for Redis holds nothing more than its state: the
+ * pairs' chunks go back now (the large ones, which nginx can free one by
+ * one; the body's buffers went when the wait began).
+ */
+
+static void
+ngx_http_ingest_release(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
+{
+    ngx_http_ingest_chunk_t  *c, *next;
+
+    for (c = ctx->first.next; c; c = next) {
+        next = c->next;
+        (void) ngx_pfree(r->pool, c);
+    }
+
+    ctx->first.next = NULL;
+    ctx->first.n = 0;
+    ctx->last = &ctx->first;
+    ctx->npairs = 0;
 }
 
 
@@ -547,15 +660,16 @@ ngx_http_ingest_stage_pair(void *data, u_char *key, size_t len,
 static ngx_int_t
 ngx_http_ingest_admit(ngx_http_ingest_ctx_t *ctx)
 {
-    size_t                   need;
-    ngx_uint_t               i;
-    ngx_http_ingest_pair_t  *pair;
+    size_t                    need;
+    ngx_uint_t                i;
+    ngx_http_ingest_chunk_t  *c;
 
-    pair = ctx->pairs.elts;
     need = 0;
 
-    for (i = 0; i < ctx->pairs.nelts; i++) {
-        need += pair[i].len + sizeof(ngx_http_ingest_entry_t);
+    for (c = &ctx->first; c; c = c->next) {
+        for (i = 0; i < c->n; i++) {
+            need += c->pairs[i].len + sizeof(ngx_http_ingest_entry_t);
+        }
     }
 
     return ngx_http_ingest_flush_admit(ngx_http_ingest_worker, need,
@@ -572,24 +686,25 @@ static ngx_int_t
 ngx_http_ingest_await_lists(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_list_t *list, ngx_http_ingest_loc_conf_t *ilcf)
 {
-    ngx_uint_t                i, j, n;
-    ngx_http_ingest_pair_t   *pair;
-    ngx_http_ingest_queue_t  *qs[NGX_HTTP_INGEST_MAX_SHARDS];
+    u_char                    touched[NGX_HTTP_INGEST_MAX_SHARDS];
+    ngx_uint_t                i, n;
+    ngx_http_ingest_chunk_t  *c;
+    ngx_http_ingest_queue_t  *q, *qs[NGX_HTTP_INGEST_MAX_SHARDS];
 
-    qs[0] = &ngx_http_ingest_worker->queues[list->first];
+    q = &ngx_http_ingest_worker->queues[list->first];
+    qs[0] = q;
     n = 1;
 
-    if (list->shards > 1 && ctx->pairs.nelts) {
-        pair = ctx->pairs.elts;
+    if (list->shards > 1 && ctx->npairs) {
+        ngx_memzero(touched, list->shards);
         n = 0;
 
-        for (i = 0; i < ctx->pairs.nelts; i++) {
-            for (j = 0; j < n && qs[j] != pair[i].q; j++) {
-                /* void */
-            }
-
-            if (j == n) {
-                qs[n++] = pair[i].q;
+        for (c = &ctx->first; c; c = c->next) {
+            for (i = 0; i < c->n; i++) {
+                if (!touched[c->pairs[i].shard]) {
+                    touched[c->pairs[i].shard] = 1;
+                    qs[n++] = q + c->pairs[i].shard;
+                }
             }
         }
     }
@@ -606,16 +721,19 @@ ngx_http_ingest_route(ngx_http_ingest_ctx_t *ctx,
 {
     ngx_uint_t                i;
     ngx_http_ingest_pair_t   *pair;
-    ngx_http_ingest_queue_t  *q;
+    ngx_http_ingest_chunk_t  *c;
 
-    pair = ctx->pairs.elts;
-    q = &ngx_http_ingest_worker->queues[list->first];
+    if (list->shards == 1) {
+        return;
+    }
 
-    for (i = 0; i < ctx->pairs.nelts; i++) {
-        pair[i].q = (list->shards == 1)
-                    ? q
-                    : q + ngx_http_ingest_shard_of(pair[i].key, pair[i].len,
-                                                   list->shards);
+    for (c = &ctx->first; c; c = c->next) {
+        for (i = 0; i < c->n; i++) {
+            pair = &c->pairs[i];
+            pair->shard = (uint8_t) ngx_http_ingest_shard_of(pair->key,
+                                                             pair->len,
+                                                             list->shards);
+        }
     }
 }
 
@@ -623,60 +741,71 @@ ngx_http_ingest_route(ngx_http_ingest_ctx_t *ctx,
 /*
  * All or nothing: the pairs go in one by one, each to its shard's table,
  * and if one cannot (its sum would overflow, or memory runs out), those
- * already in are taken out.
+ * already in are taken out, last first.
  */
 
 static ngx_int_t
-ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
+ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
+    ngx_http_ingest_list_t *list)
 {
-    int                       rc, *created,
-                              stack[NGX_HTTP_INGEST_STACK_PAIRS];
-    ngx_uint_t                i, j;
+    int                       rc, created;
+    ngx_uint_t                i;
     ngx_http_ingest_pair_t   *pair;
+    ngx_http_ingest_chunk_t  *c;
     ngx_http_ingest_queue_t  *q;
 
-    pair = ctx->pairs.elts;
+    q = &ngx_http_ingest_worker->queues[list->first];
 
-    if (ctx->pairs.nelts <= NGX_HTTP_INGEST_STACK_PAIRS) {
-        created = stack;
+    for (c = &ctx->first; c; c = c->next) {
+        for (i = 0; i < c->n; i++) {
+            pair = &c->pairs[i];
 
-    } else {
-        created = ngx_palloc(r->pool, ctx->pairs.nelts * sizeof(int));
-        if (created == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            rc = ngx_http_ingest_table_add(&q[pair->shard].sums, pair->key,
+                                           pair->len, pair->value, &created);
+
+            if (rc == NGX_HTTP_INGEST_TABLE_OK) {
+                pair->created = (uint8_t) created;
+                continue;
+            }
+
+            ngx_http_ingest_undo(q, c, i);
+
+            if (rc == NGX_HTTP_INGEST_TABLE_NOMEM) {
+                ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                              "ingest cannot grow the pending table of "
+                              "\"%V\"", &q[pair->shard].name);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ctx->error = "sum overflows";
+            ctx->error_at = pair->at;
+
+            return NGX_HTTP_BAD_REQUEST;
         }
-    }
-
-    for (i = 0; i < ctx->pairs.nelts; i++) {
-        q = pair[i].q;
-
-        rc = ngx_http_ingest_table_add(&q->sums, pair[i].key, pair[i].len,
-                                       pair[i].value, &created[i]);
-
-        if (rc == NGX_HTTP_INGEST_TABLE_OK) {
-            continue;
-        }
-
-        for (j = i; j-- > 0; /* void */) {
-            ngx_http_ingest_table_undo(&pair[j].q->sums, pair[j].key,
-                                       pair[j].len, pair[j].value,
-                                       created[j]);
-        }
-
-        if (rc == NGX_HTTP_INGEST_TABLE_NOMEM) {
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                          "ingest cannot grow the pending table of \"%V\"",
-                          &q->name);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->error = "sum overflows";
-        ctx->error_at = pair[i].at;
-
-        return NGX_HTTP_BAD_REQUEST;
     }
 
     return NGX_OK;
+}
+
+
+/* the pairs before pair i of chunk c taken back, last first */
+
+static void
+ngx_http_ingest_undo(ngx_http_ingest_queue_t *q, ngx_http_ingest_chunk_t *c,
+    ngx_uint_t i)
+{
+    ngx_http_ingest_pair_t  *p;
+
+    while (c != NULL) {
+        while (i-- > 0) {
+            p = &c->pairs[i];
+            ngx_http_ingest_table_undo(&q[p->shard].sums, p->key, p->len,
+                                       p->value, p->created);
+        }
+
+        c = c->prev;
+        i = c ? c->n : 0;
+    }
 }
 
 
@@ -686,20 +815,30 @@ static void
 ngx_http_ingest_added(ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_list_t *list)
 {
-    ngx_uint_t               i;
-    ngx_http_ingest_pair_t  *pair;
+    u_char                    touched[NGX_HTTP_INGEST_MAX_SHARDS];
+    ngx_uint_t                i, s;
+    ngx_http_ingest_chunk_t  *c;
+    ngx_http_ingest_queue_t  *q;
 
-    if (list->shards == 1 || ctx->pairs.nelts == 0) {
-        ngx_http_ingest_flush_added(ngx_http_ingest_worker,
-                                    &ngx_http_ingest_worker->queues[
-                                        list->first]);
+    q = &ngx_http_ingest_worker->queues[list->first];
+
+    if (list->shards == 1 || ctx->npairs == 0) {
+        ngx_http_ingest_flush_added(ngx_http_ingest_worker, q);
         return;
     }
 
-    pair = ctx->pairs.elts;
+    ngx_memzero(touched, list->shards);
 
-    for (i = 0; i < ctx->pairs.nelts; i++) {
-        ngx_http_ingest_flush_added(ngx_http_ingest_worker, pair[i].q);
+    for (c = &ctx->first; c; c = c->next) {
+        for (i = 0; i < c->n; i++) {
+            touched[c->pairs[i].shard] = 1;
+        }
+    }
+
+    for (s = 0; s < list->shards; s++) {
+        if (touched[s]) {
+            ngx_http_ingest_flush_added(ngx_http_ingest_worker, &q[s]);
+        }
     }
 }
 
@@ -800,6 +939,7 @@ ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
     ngx_int_t                 rc;
     ngx_uint_t                n, s;
     ngx_http_ingest_pair_t   *pair;
+    ngx_http_ingest_chunk_t  *c;
     ngx_http_ingest_entry_t  *e;
     ngx_http_ingest_queue_t  *q;
     ngx_http_ingest_table_t   t;
@@ -808,25 +948,28 @@ ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    pair = ctx->pairs.elts;
     rc = NGX_OK;
 
-    for (n = 0; n < ctx->pairs.nelts; n++) {
-        switch (ngx_http_ingest_table_add(&t, pair[n].key, pair[n].len,
-                                          pair[n].value, &created))
-        {
-        case NGX_HTTP_INGEST_TABLE_OK:
-            continue;
+    for (c = &ctx->first; c; c = c->next) {
+        for (n = 0; n < c->n; n++) {
+            pair = &c->pairs[n];
 
-        case NGX_HTTP_INGEST_TABLE_OVERFLOW:
-            ctx->error = "sum overflows";
-            ctx->error_at = pair[n].at;
-            rc = NGX_HTTP_BAD_REQUEST;
-            goto done;
+            switch (ngx_http_ingest_table_add(&t, pair->key, pair->len,
+                                              pair->value, &created))
+            {
+            case NGX_HTTP_INGEST_TABLE_OK:
+                continue;
 
-        default:
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            goto done;
+            case NGX_HTTP_INGEST_TABLE_OVERFLOW:
+                ctx->error = "sum overflows";
+                ctx->error_at = pair->at;
+                rc = NGX_HTTP_BAD_REQUEST;
+                goto done;
+
+            default:
+                rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+                goto done;
+            }
         }
     }
 

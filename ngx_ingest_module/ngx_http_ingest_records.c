@@ -454,6 +454,11 @@ ngx_http_ingest_records_body(ngx_http_request_t *r)
     }
 
     if (lx->valid && ilcf->ack == NGX_HTTP_INGEST_ACK_REDIS) {
+        /* it only waits now: its rows are in the list's, its lines done */
+        ingest_wire_buf_free(&lx->rows);
+        (void) ngx_pfree(r->pool, lx->carry);
+        lx->carry = NULL;
+
         aw = ngx_palloc(r->pool, sizeof(ngx_http_ingest_await_t));
 
         if (aw == NULL

@@ -467,3 +467,24 @@ Content-Type: application/x-www-form-urlencoded
 { "b26:max" => 9223372036854775800, "b26:other" => 1, "b26:third" => undef }
 --- no_error_log
 [error]
+
+=== TEST 27: ... and takes back every pair before it, over many chunks of pairs
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 1s;
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request eval
+["POST /c\nb27:max=9223372036854775807",
+ "POST /c\n" . CORE::join("&", (map { "b27:k$_=1" } 1 .. 300), "b27:k7=5",
+                          "b27:max=1"),
+ "POST /c\nb27:k1=2"]
+--- error_code eval
+[204, 400, 204]
+--- response_body eval
+["", "{\"error\":\"sum overflows\",\"at\":3201}\n", ""]
+--- totals eval
+{ "b27:max" => 9223372036854775807, "b27:k1" => 2, "b27:k7" => undef,
+  "b27:k300" => undef }
+--- no_error_log
+[error]
