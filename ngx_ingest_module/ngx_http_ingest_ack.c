@@ -14,6 +14,13 @@
 #include "ngx_http_ingest_reply.h"
 
 
+/*
+ * Requests answered 504 since acknowledgements stopped coming: the first
+ * is logged, the others counted, and the count logged when they resume.
+ */
+static ngx_uint_t  ngx_http_ingest_ack_late;
+
+
 static void ngx_http_ingest_ack_release_body(ngx_http_request_t *r);
 static void ngx_http_ingest_acked(ngx_http_ingest_waiter_t *wt);
 static void ngx_http_ingest_ack_timeout(ngx_event_t *ev);
@@ -122,6 +129,14 @@ ngx_http_ingest_acked(ngx_http_ingest_waiter_t *wt)
     ack = (ngx_http_ingest_ack_t *)
               ((u_char *) wt - offsetof(ngx_http_ingest_ack_t, waiter));
 
+    if (ngx_http_ingest_ack_late) {
+        ngx_log_error(NGX_LOG_NOTICE, ack->await->timer.log, 0,
+                      "ingest acknowledgements are back: %ui requests "
+                      "were answered 504 meanwhile",
+                      ngx_http_ingest_ack_late);
+        ngx_http_ingest_ack_late = 0;
+    }
+
     if (--ack->await->pending == 0) {
         ngx_http_ingest_ack_answer(ack->await, NGX_HTTP_NO_CONTENT);
     }
@@ -137,13 +152,17 @@ ngx_http_ingest_ack_timeout(ngx_event_t *ev)
     aw = (ngx_http_ingest_await_t *)
              ((u_char *) ev - offsetof(ngx_http_ingest_await_t, timer));
 
-    for (i = 0; i < aw->nacks; i++) {
-        if (aw->acks[i].waiter.waiting) {
-            ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                          "ingest batch seq %uL of \"%V\" not acknowledged "
-                          "by Redis within ingest_ack_timeout: answering 504",
-                          aw->acks[i].waiter.seq, &aw->acks[i].q->name);
-            break;
+    if (ngx_http_ingest_ack_late++ == 0) {
+        for (i = 0; i < aw->nacks; i++) {
+            if (aw->acks[i].waiter.waiting) {
+                ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                              "ingest batch seq %uL of \"%V\" not "
+                              "acknowledged by Redis within "
+                              "ingest_ack_timeout: answering 504 (logged "
+                              "once until acknowledgements come back)",
+                              aw->acks[i].waiter.seq, &aw->acks[i].q->name);
+                break;
+            }
         }
     }
 

@@ -17,6 +17,9 @@ static void ngx_http_ingest_conn_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_http_ingest_conn_disconnected(const redisAsyncContext *ac,
     int status);
+static void ngx_http_ingest_conn_ready(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_http_ingest_conn_refused(ngx_event_t *ev);
 static void ngx_http_ingest_conn_closed(ngx_http_ingest_adapter_t *a);
 static void ngx_http_ingest_conn_lost(ngx_http_ingest_conn_t *c,
     const char *why);
@@ -32,6 +35,10 @@ ngx_http_ingest_conn_init(ngx_http_ingest_conn_t *c, void *timer_data)
     c->connect_timer.cancelable = 1;
 
     c->changed.log = c->log;
+
+    c->refused.handler = ngx_http_ingest_conn_refused;
+    c->refused.data = c;
+    c->refused.log = c->log;
 
     c->adapter.closed = ngx_http_ingest_conn_closed;
     c->adapter.data = c;
@@ -96,6 +103,10 @@ ngx_http_ingest_conn_open(ngx_http_ingest_conn_t *c)
 void
 ngx_http_ingest_conn_close(ngx_http_ingest_conn_t *c, const char *why)
 {
+    if (c->refused.posted) {
+        ngx_delete_posted_event(&c->refused);
+    }
+
     if (why != NULL) {
         ngx_http_ingest_conn_lost(c, why);
 
@@ -134,6 +145,46 @@ ngx_http_ingest_conn_connected(const redisAsyncContext *ac, int status)
         return;
     }
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "ingest redis \"%V\" connected, asking", &c->name);
+
+    /*
+     * The TCP connection is not a Redis that works: a server that
+     * accepts and closes (max clients, protected mode, a proxy) or that
+     * answers with errors is not.  The connect deadline runs until the
+     * first answer.
+     */
+
+    if (redisAsyncCommand((redisAsyncContext *) ac, ngx_http_ingest_conn_ready,
+                          c, "PING")
+        != REDIS_OK)
+    {
+        ngx_http_ingest_conn_lost(c, "cannot send PING");
+    }
+}
+
+
+/* the answer to the first command (inside hiredis) */
+
+static void
+ngx_http_ingest_conn_ready(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply              *reply = r;
+    ngx_http_ingest_conn_t  *c = privdata;
+
+    if (reply == NULL) {
+        /* the connection is going: its loss says why */
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* LOADING, NOAUTH ...: dropped, from outside hiredis */
+        ngx_cpystrn(c->error, (u_char *) reply->str,
+                    ngx_min((size_t) reply->len + 1, sizeof(c->error)));
+        ngx_post_event(&c->refused, &ngx_posted_events);
+        return;
+    }
+
     if (c->connect_timer.timer_set) {
         ngx_del_timer(&c->connect_timer);
     }
@@ -148,10 +199,16 @@ ngx_http_ingest_conn_connected(const redisAsyncContext *ac, int status)
                       &c->name);
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "ingest redis \"%V\" connected", &c->name);
-
     ngx_post_event(&c->changed, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_ingest_conn_refused(ngx_event_t *ev)
+{
+    ngx_http_ingest_conn_t  *c = ev->data;
+
+    ngx_http_ingest_conn_close(c, (const char *) c->error);
 }
 
 

@@ -5,8 +5,10 @@
  * One async connection to one Redis server (the standalone server, or a
  * node of a cluster): opened with a deadline of its own (hiredis 0.14 has
  * none), closed on purpose or lost, and its loss and its return each
- * logged once.  Whoever owns it learns of a change through a posted
- * event, never from inside hiredis.
+ * logged once.  It counts as connected only once a first command (PING)
+ * has an answer: a server that accepts and closes, or answers only
+ * errors, is not "restored".  Whoever owns it learns of a change through
+ * a posted event, never from inside hiredis.
  */
 
 #ifndef _NGX_HTTP_INGEST_CONN_H_INCLUDED_
@@ -34,6 +36,10 @@ typedef struct {
 
     /* posted when it is connected, or lost: the owner's handler */
     ngx_event_t                 changed;
+
+    /* posted to drop a connection whose first command was refused */
+    ngx_event_t                 refused;
+    u_char                      error[128];
 
     unsigned                    connected:1;
     unsigned                    down:1;     /* "lost" was logged */
