@@ -16,13 +16,15 @@ free_port() {
 
 redis_port=$(free_port)
 http_port=$(free_port)
+consumer_pids=()
 db="$run/ingest.db"
 
 stop_all() {
     [ -f "$run/nginx.pid" ] && kill -QUIT "$(cat "$run/nginx.pid")" \
         2>/dev/null || true
-    [ -n "${consumer_pid:-}" ] && kill -TERM "$consumer_pid" 2>/dev/null \
-        || true
+    for pid in "${consumer_pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
     sleep 0.5
     redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
     wait 2>/dev/null || true
@@ -48,7 +50,8 @@ start_redis() {
 }
 
 # FLUSH_KEYS: ingest_flush_keys (a small one cuts batches by count, many
-# a second, as a busy list does)
+# a second, as a busy list does); SHARDS: ingest_shards; REDIS_TIMEOUT:
+# ingest_redis_timeout
 start_nginx() {
     local workers=${1:-2}
     mkdir -p "$run/logs"
@@ -64,6 +67,8 @@ http {
     ingest_redis 127.0.0.1:$redis_port;
     ingest_flush_interval 100ms;
     ingest_flush_keys ${FLUSH_KEYS:-10000};
+    ingest_shards ${SHARDS:-1};
+    ingest_redis_timeout ${REDIS_TIMEOUT:-5s};
     server {
         listen 127.0.0.1:$http_port;
         location = /counters  { ingest_counters; }
@@ -135,11 +140,26 @@ stop_nginx() {
     rm -f "$run/nginx.pid"
 }
 
+# one consumer of a list (ingest:counters by default); consumer_pid is
+# the last one started, consumer_pids all of them
 start_consumer() {
     ${OTHER_CPUS:+taskset -c "$OTHER_CPUS"} \
     "$top/build/ingest-consumer" --redis "127.0.0.1:$redis_port" \
         --queue "${1:-ingest:counters}" --db "$db" 2>>"$run/consumer.log" &
     consumer_pid=$!
+    consumer_pids+=("$consumer_pid")
+}
+
+# a consumer per shard of ingest:counters (SHARDS), or the one
+start_consumers() {
+    local s
+    if [ "${SHARDS:-1}" -gt 1 ]; then
+        for s in $(seq 0 $((SHARDS - 1))); do
+            start_consumer "ingest:counters:{$s}"
+        done
+    else
+        start_consumer
+    fi
 }
 
 # busy and user jiffies of one core so far (/proc/stat; busy: all but
