@@ -957,10 +957,18 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
     for (i = 0; i < w->nqueues; i++) {
         q = &w->queues[i];
 
-        /* what is still adding up last, under the next seq */
+        /*
+         * What is still adding up last, under the next seq; what cannot be
+         * made a batch (no memory) is lost, and said so.
+         */
 
-        if (ngx_http_ingest_queue_pending(q)) {
-            (void) ngx_http_ingest_flush_cut(w, q);
+        if (ngx_http_ingest_queue_pending(q)
+            && ngx_http_ingest_flush_cut(w, q) != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, w->log, 0,
+                          "ingest lost %ui keys of \"%V\" at exit: their "
+                          "batch cannot be allocated",
+                          ngx_http_ingest_queue_pending(q), &q->name);
         }
 
         spooled = 0;

@@ -21,6 +21,7 @@
 #include "../ngx_http_ingest_metrics.h"
 
 #include <dirent.h>
+#include <sys/resource.h>
 
 #include "tap.h"
 
@@ -333,6 +334,28 @@ harness_spooled(void)
     }
 
     return n;
+}
+
+
+/* the address space this process uses now, in bytes */
+
+static size_t
+harness_vm(void)
+{
+    FILE    *f;
+    size_t   pages;
+
+    f = fopen("/proc/self/statm", "r");
+
+    if (f == NULL || fscanf(f, "%zu", &pages) != 1) {
+        pages = 0;
+    }
+
+    if (f != NULL) {
+        fclose(f);
+    }
+
+    return pages * (size_t) getpagesize();
 }
 
 
@@ -675,6 +698,49 @@ test_exit_refused(void)
 }
 
 
+/* the exit's last cut cannot be allocated: what it held is said lost */
+
+static void
+test_exit_nomem(void)
+{
+    u_char                    *key;
+    size_t                     len;
+    struct rlimit              old, lim;
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(100, 64 * 1024 * 1024, 0);
+
+    /* a 16 MB key: its batch needs room for it, and more */
+
+    len = 16 * 1024 * 1024;
+    key = malloc(len + 1);
+
+    if (key == NULL || getrlimit(RLIMIT_AS, &old) != 0) {
+        tap_ok(0, "exit, no memory: set up");
+        return;
+    }
+
+    ngx_memset(key, 'k', len);
+    key[len] = '\0';
+    harness_add(w, &w->queues[0], (char *) key, 1);
+    free(key);
+
+    lim = old;
+    lim.rlim_cur = harness_vm() + 8 * 1024 * 1024;
+    (void) setrlimit(RLIMIT_AS, &lim);
+
+    ngx_http_ingest_flush_exit();
+
+    (void) setrlimit(RLIMIT_AS, &old);
+
+    tap_ok(script.nsyncs == 0
+           && harness_logged("ingest lost 1 keys of \"h:a\" at exit: their "
+                             "batch cannot be allocated"),
+           "a last cut that cannot be allocated is counted and logged as "
+           "lost");
+}
+
+
 static void
 test_shutdown_timeout(void)
 {
@@ -749,6 +815,7 @@ harness_init_process(ngx_cycle_t *cycle)
     test_drain();
     test_drain_timeout();
     test_exit_refused();
+    test_exit_nomem();
     test_shutdown_timeout();
 
     exit(tap_done());
