@@ -32,7 +32,6 @@
 
 
 #define NGX_HTTP_INGEST_EXIT_TIMEOUT   300         /* ms, per step */
-#define NGX_HTTP_INGEST_MAX_ROWS_BYTES (1024 * 1024)
 
 
 ngx_http_ingest_worker_t  *ngx_http_ingest_worker;
@@ -58,8 +57,12 @@ static ngx_int_t ngx_http_ingest_flush_cut_counters(
 static ngx_int_t ngx_http_ingest_flush_cut_records(
     ngx_http_ingest_worker_t *w, ngx_http_ingest_queue_t *q,
     ngx_http_ingest_rows_t *t);
-static void ngx_http_ingest_flush_enqueue(ngx_http_ingest_queue_t *q,
-    ngx_http_ingest_batch_t *b);
+static void ngx_http_ingest_flush_enqueue(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_queue_t *cut);
+static char *ngx_http_ingest_flush_row(char *p, char *end);
+static ngx_uint_t ngx_http_ingest_cut_n(ngx_queue_t *cut);
+static void ngx_http_ingest_flush_drop(ngx_http_ingest_batch_t *b);
+static void ngx_http_ingest_flush_uncut(ngx_queue_t *cut);
 static ngx_http_ingest_batch_t *ngx_http_ingest_flush_oldest(
     ngx_http_ingest_queue_t *q);
 static void ngx_http_ingest_flush_free(ngx_http_ingest_worker_t *w,
@@ -386,10 +389,11 @@ ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
         ngx_http_ingest_flush_metrics(w);
     }
 
-    /* rows are cut at 1 MB of JSON: Redis likes its values small */
+    /* cut at half a batch's bytes too: Redis likes its values small */
 
     if (ngx_http_ingest_queue_pending(q) >= w->imcf->flush_keys
-        || q->rows_bytes >= NGX_HTTP_INGEST_MAX_ROWS_BYTES || w->draining)
+        || ngx_http_ingest_queue_bytes(q) >= NGX_HTTP_INGEST_MAX_BATCH / 2
+        || w->draining)
     {
         q->due = 1;
         ngx_http_ingest_flush_try(w, q);
@@ -524,7 +528,7 @@ ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
 
     if (!ngx_queue_empty(&q->backlog)
         && ngx_http_ingest_queue_pending(q) < w->imcf->flush_keys
-        && q->rows_bytes < NGX_HTTP_INGEST_MAX_ROWS_BYTES
+        && ngx_http_ingest_queue_bytes(q) < NGX_HTTP_INGEST_MAX_BATCH / 2
         && !w->draining && !w->exiting)
     {
         return;
@@ -598,52 +602,112 @@ ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
 }
 
 
-static void
-ngx_http_ingest_flush_enqueue(ngx_http_ingest_queue_t *q,
-    ngx_http_ingest_batch_t *b)
-{
-    b->seq = ++q->seq;
+/* the batches of a cut join the list's backlog, each the next seq */
 
-    ngx_queue_insert_tail(&q->backlog, &b->link);
-    q->nbatches++;
-    q->backlog_bytes += b->buf.len;
+static void
+ngx_http_ingest_flush_enqueue(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_queue_t *cut)
+{
+    ngx_queue_t              *l;
+    ngx_http_ingest_batch_t  *b;
+
+    while (!ngx_queue_empty(cut)) {
+        l = ngx_queue_head(cut);
+        ngx_queue_remove(l);
+
+        b = ngx_queue_data(l, ngx_http_ingest_batch_t, link);
+        b->seq = ++q->seq;
+
+        ngx_queue_insert_tail(&q->backlog, &b->link);
+        q->nbatches++;
+        q->backlog_bytes += b->buf.len;
+
+        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                       "ingest batch seq:%uL keys:%ui bytes:%uz cut for "
+                       "\"%V\"", b->seq, b->keys, b->buf.len, &q->name);
+    }
 }
 
 
-/* one table's rows become a records batch */
+/*
+ * One table's rows become records batches, each under
+ * NGX_HTTP_INGEST_MAX_BATCH: the rows ("[..],[..]", each under half of
+ * it) are cut where one ends.  Made whole or not at all.
+ */
 
 static ngx_int_t
 ngx_http_ingest_flush_cut_records(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_http_ingest_rows_t *t)
 {
+    char                     *p, *end, *start, *last;
+    ngx_uint_t                n;
     ngx_time_t               *tp;
+    ngx_queue_t               cut;
+    ingest_wire_buf_t         slice;
     ngx_http_ingest_batch_t  *b;
 
-    b = ngx_calloc(sizeof(ngx_http_ingest_batch_t), w->log);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_queue_init(&cut);
 
     tp = ngx_timeofday();
+    p = t->rows.data;
+    end = p + t->rows.len;
 
-    if (ingest_wire_records_begin(&b->buf, w->producer, q->seq + 1,
-                                  (int64_t) tp->sec * 1000 + tp->msec,
-                                  (const char *) t->conf->table.data,
-                                  t->conf->record.nfields, t->conf->columns,
-                                  t->conf->types)
-        != INGEST_WIRE_OK
-        || ingest_wire_records_end(&b->buf, &t->rows) != INGEST_WIRE_OK)
-    {
-        ngx_log_error(NGX_LOG_ALERT, w->log, 0,
-                      "ingest cannot allocate a batch of %ui rows for "
-                      "\"%V\"", t->nrows, &q->name);
-        ingest_wire_buf_free(&b->buf);
-        ngx_free(b);
-        return NGX_ERROR;
+    while (p < end) {
+
+        /* the rows that fit: the last whole row under the bound */
+
+        start = p;
+        last = p;
+        n = 0;
+
+        while (p < end) {
+            p = ngx_http_ingest_flush_row(p, end);
+            n++;
+
+            if (p - start > NGX_HTTP_INGEST_MAX_BATCH - 4096 && last > start)
+            {
+                p = last;
+                n--;
+                break;
+            }
+
+            last = p;
+
+            if (p < end) {
+                p++;                                /* the ',' */
+            }
+        }
+
+        slice.data = start;
+        slice.len = last - start;
+
+        b = ngx_calloc(sizeof(ngx_http_ingest_batch_t), w->log);
+
+        if (b == NULL
+            || ingest_wire_records_begin(&b->buf, w->producer,
+                                         q->seq + 1 + ngx_http_ingest_cut_n(&cut),
+                                         (int64_t) tp->sec * 1000 + tp->msec,
+                                         (const char *) t->conf->table.data,
+                                         t->conf->record.nfields,
+                                         t->conf->columns, t->conf->types)
+               != INGEST_WIRE_OK
+            || ingest_wire_records_end(&b->buf, &slice) != INGEST_WIRE_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, w->log, 0,
+                          "ingest cannot allocate a batch of %ui rows for "
+                          "\"%V\"", n, &q->name);
+            ngx_http_ingest_flush_drop(b);
+            ngx_http_ingest_flush_uncut(&cut);
+            return NGX_ERROR;
+        }
+
+        b->keys = n;
+        ngx_queue_insert_tail(&cut, &b->link);
+
+        p = (last < end) ? last + 1 : end;
     }
 
-    b->keys = t->nrows;
-    ngx_http_ingest_flush_enqueue(q, b);
+    ngx_http_ingest_flush_enqueue(w, q, &cut);
 
     q->nrows -= t->nrows;
     q->rows_bytes -= t->rows.len;
@@ -651,76 +715,136 @@ ngx_http_ingest_flush_cut_records(ngx_http_ingest_worker_t *w,
     t->rows.len = 0;
     t->rows.count = 0;
 
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
-                   "ingest batch seq:%uL rows:%ui bytes:%uz cut for \"%V\"",
-                   b->seq, b->keys, b->buf.len, &q->name);
-
     return NGX_OK;
 }
 
 
-/* the pending sums become the newest batch, under the next seq */
+/* past the row (a JSON array of scalars) that begins at p */
+
+static char *
+ngx_http_ingest_flush_row(char *p, char *end)
+{
+    ngx_uint_t  in_string;
+
+    in_string = 0;
+
+    for (p++; p < end; p++) {
+        if (in_string) {
+            if (*p == '\\') {
+                p++;
+
+            } else if (*p == '"') {
+                in_string = 0;
+            }
+
+        } else if (*p == '"') {
+            in_string = 1;
+
+        } else if (*p == ']') {
+            return p + 1;
+        }
+    }
+
+    return end;
+}
+
+
+/*
+ * The pending sums (and Idempotency-Key requests) become the newest
+ * batches, each under NGX_HTTP_INGEST_MAX_BATCH: the requests go in the
+ * first (version 2 only when there are any), the sums fill it and the
+ * next ones.  Made whole or not at all: the sums are reset only then.
+ */
 
 static ngx_int_t
 ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
-    size_t                    i;
+    size_t                    i, len, room;
     ngx_time_t               *tp;
+    ngx_queue_t               cut;
     ngx_http_ingest_entry_t  *e;
     ngx_http_ingest_batch_t  *b;
 
-    b = ngx_calloc(sizeof(ngx_http_ingest_batch_t), w->log);
-    if (b == NULL) {
-        goto nomem;
-    }
+    ngx_queue_init(&cut);
 
     tp = ngx_timeofday();
+    i = 0;
 
-    /* version 2 only when it carries requests with an Idempotency-Key */
-
-    if (ingest_wire_counters_begin(&b->buf,
-                                   q->nkeyed ? INGEST_WIRE_VERSION
-                                             : INGEST_WIRE_VERSION_PLAIN,
-                                   w->producer, q->seq + 1,
-                                   (int64_t) tp->sec * 1000 + tp->msec)
-        != INGEST_WIRE_OK)
-    {
-        goto nomem;
-    }
-
-    for (i = 0; i <= q->sums.mask; i++) {
-        e = &q->sums.slots[i];
-
-        if (e->hash == 0) {
-            continue;
+    do {
+        b = ngx_calloc(sizeof(ngx_http_ingest_batch_t), w->log);
+        if (b == NULL) {
+            goto nomem;
         }
 
-        if (ingest_wire_counters_add(&b->buf, e->key, e->len, e->value)
+        /* the first carries the requests, kept apart from the sums */
+
+        len = ngx_queue_empty(&cut) ? q->keyed.len : 0;
+        room = (len < NGX_HTTP_INGEST_MAX_BATCH / 2)
+               ? NGX_HTTP_INGEST_MAX_BATCH - 4096 - len
+               : NGX_HTTP_INGEST_MAX_BATCH / 2;
+
+        if (ingest_wire_counters_begin(&b->buf,
+                                       (ngx_queue_empty(&cut) && q->nkeyed)
+                                       ? INGEST_WIRE_VERSION
+                                       : INGEST_WIRE_VERSION_PLAIN,
+                                       w->producer,
+                                       q->seq + 1 + ngx_http_ingest_cut_n(&cut),
+                                       (int64_t) tp->sec * 1000 + tp->msec)
             != INGEST_WIRE_OK)
         {
             goto nomem;
         }
-    }
 
-    if (ingest_wire_counters_end(&b->buf, q->nkeyed ? &q->keyed : NULL)
-        != INGEST_WIRE_OK)
-    {
-        goto nomem;
-    }
+        for ( /* void */ ; i <= q->sums.mask; i++) {
+            e = &q->sums.slots[i];
 
-    b->keys = q->sums.nkeys + q->nkeyed;
-    ngx_http_ingest_flush_enqueue(q, b);
+            if (e->hash == 0) {
+                continue;
+            }
+
+            len = b->buf.len;
+
+            if (ingest_wire_counters_add(&b->buf, e->key, e->len, e->value)
+                != INGEST_WIRE_OK)
+            {
+                goto nomem;
+            }
+
+            if (b->buf.len > room && b->buf.count > 1) {
+                /* the next batch's first count */
+                b->buf.len = len;
+                b->buf.count--;
+                break;
+            }
+
+            b->keys++;
+        }
+
+        if (ingest_wire_counters_end(&b->buf,
+                                     (ngx_queue_empty(&cut) && q->nkeyed)
+                                     ? &q->keyed : NULL)
+            != INGEST_WIRE_OK)
+        {
+            goto nomem;
+        }
+
+        if (ngx_queue_empty(&cut)) {
+            b->keys += q->nkeyed;
+        }
+
+        ngx_queue_insert_tail(&cut, &b->link);
+        b = NULL;
+
+    } while (i <= q->sums.mask);
+
+    ngx_http_ingest_flush_enqueue(w, q, &cut);
 
     q->keyed.len = 0;
     q->keyed.count = 0;
     q->nkeyed = 0;
 
     ngx_http_ingest_table_reset(&q->sums);
-
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
-                   "ingest batch seq:%uL keys:%ui bytes:%uz cut for \"%V\"",
-                   b->seq, b->keys, b->buf.len, &q->name);
 
     return NGX_OK;
 
@@ -730,12 +854,56 @@ nomem:
                   "ingest cannot allocate a batch of %uz keys for \"%V\"",
                   q->sums.nkeys, &q->name);
 
+    ngx_http_ingest_flush_drop(b);
+    ngx_http_ingest_flush_uncut(&cut);
+
+    return NGX_ERROR;
+}
+
+
+/* how many batches a cut has made so far */
+
+static ngx_uint_t
+ngx_http_ingest_cut_n(ngx_queue_t *cut)
+{
+    ngx_uint_t    n;
+    ngx_queue_t  *l;
+
+    n = 0;
+
+    for (l = ngx_queue_head(cut); l != ngx_queue_sentinel(cut);
+         l = ngx_queue_next(l))
+    {
+        n++;
+    }
+
+    return n;
+}
+
+
+static void
+ngx_http_ingest_flush_drop(ngx_http_ingest_batch_t *b)
+{
     if (b != NULL) {
         ingest_wire_buf_free(&b->buf);
         ngx_free(b);
     }
+}
 
-    return NGX_ERROR;
+
+/* a cut that failed: the batches it made go, nothing was taken */
+
+static void
+ngx_http_ingest_flush_uncut(ngx_queue_t *cut)
+{
+    ngx_queue_t  *l;
+
+    while (!ngx_queue_empty(cut)) {
+        l = ngx_queue_head(cut);
+        ngx_queue_remove(l);
+        ngx_http_ingest_flush_drop(ngx_queue_data(l, ngx_http_ingest_batch_t,
+                                                  link));
+    }
 }
 
 

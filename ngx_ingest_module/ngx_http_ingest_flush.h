@@ -84,6 +84,20 @@ typedef struct {
 
 
 /*
+ * A batch stays under 1 MB, the least Redis can be set to take in one
+ * value (proto-max-bulk-len): a cut makes several batches if need be, so
+ * an Idempotency-Key request's entry and a row must stay under half of
+ * it (a key is at most 64k).
+ */
+#define NGX_HTTP_INGEST_MAX_BATCH    (1024 * 1024)
+
+/* about the bytes of the batches a list's pending would make */
+#define ngx_http_ingest_queue_bytes(q)                                        \
+    ((q)->sums.key_bytes + 24 * (q)->sums.nkeys + (q)->keyed.len             \
+     + (q)->rows_bytes)
+
+
+/*
  * Everything a worker keeps between requests.  There is exactly one,
  * made by ngx_http_ingest_flush_init() in init_process and gone with
  * ngx_http_ingest_flush_exit() in exit_process.

@@ -380,6 +380,13 @@ ngx_http_ingest_parsed(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
         }
     }
 
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "client sent %s", ctx->error);
+
+        return ngx_http_ingest_send_json(r, rc, ctx->error, -1);
+    }
+
     if (rc == NGX_HTTP_BAD_REQUEST) {
         if (ctx->error_at >= 0) {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -1019,6 +1026,18 @@ ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
         {
             goto nomem;
         }
+
+        /* an entry travels whole, in one batch: it must fit half of one */
+
+        if (begun[s] && q[s].keyed.len - mark[s]
+                        > NGX_HTTP_INGEST_MAX_BATCH / 2)
+        {
+            ctx->error = "an Idempotency-Key request may hold at most 512k "
+                         "of counts per list";
+            ctx->error_at = -1;
+            rc = NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+            goto undo;
+        }
     }
 
     for (s = 0; s < list->shards; s++) {
@@ -1029,6 +1048,10 @@ ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
 
 nomem:
 
+    rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+undo:
+
     /* take back what was written of it: the request changes nothing */
 
     for (s = 0; s < list->shards; s++) {
@@ -1036,8 +1059,6 @@ nomem:
             q[s].keyed.len = mark[s];
         }
     }
-
-    rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
 
 done:
 

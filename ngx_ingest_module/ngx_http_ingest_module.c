@@ -374,6 +374,14 @@ ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->ack_timeout, prev->ack_timeout, 5000);
     ngx_conf_merge_size_value(conf->max_line, prev->max_line, 64 * 1024);
 
+    /* a row travels whole, in one batch: it must fit half of one */
+
+    if (conf->max_line > NGX_HTTP_INGEST_MAX_BATCH / 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ingest_max_line_length\" must be at most 512k");
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 

@@ -194,3 +194,14 @@ invalid list name
 --- must_die
 --- error_log
 "ingest_max_pending" 200k is below the 1024k that the sums of 2 Redis lists take up front (512k each at "ingest_flush_keys" 10000): raise it, or lower "ingest_flush_keys"
+
+
+
+=== TEST 16: a row must fit half a batch: ingest_max_line_length at most 512k
+--- http_config
+    ingest_redis 127.0.0.1:6379;
+--- config
+    location = /r { ingest_records t16 id:int; ingest_max_line_length 1m; }
+--- must_die
+--- error_log
+"ingest_max_line_length" must be at most 512k

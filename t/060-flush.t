@@ -3,6 +3,7 @@
 use lib 't/lib';
 use Ingest::Test;
 use Test::Nginx::Socket 'no_plan';
+use JSON::PP ();
 
 our $Producer = qr{"producer":"[^"/]+/\d+/\d+"};
 
@@ -140,3 +141,84 @@ Content-Type: application/x-www-form-urlencoded
 --- error_code: 204
 --- totals eval
 { "f5:exit" => 1, "f6:after" => 1 }
+
+
+
+=== TEST 7: a batch stays under 1 MB: one large request is cut into several
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 10ms;
+--- config
+    location = /c {
+        ingest_counters queue=t:f7;
+        client_max_body_size 8m;
+        client_body_buffer_size 8m;
+    }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request eval
+"POST /c\n" . CORE::join("&", map { "f7:key$_=$_" } 1 .. 100000)
+--- error_code: 204
+--- list eval
+["t:f7", sub {
+    my ($keys, $sum, $seq, $big) = (0, 0, 0, 0);
+    for my $b (@_) {
+        $big++ if length($b) > 1024 * 1024;
+        my $doc = JSON::PP->new->decode($b);
+        return (0, "seq $doc->{seq} after $seq") if $doc->{seq} != ++$seq;
+        $keys += keys %{ $doc->{counts} };
+        $sum += $_ for values %{ $doc->{counts} };
+    }
+    return (@_ >= 2 && !$big && $keys == 100000 && $sum == 5000050000,
+            scalar(@_) . " batches, $big over 1 MB, $keys keys, sum $sum");
+}]
+
+
+
+=== TEST 8: ... and the same for rows
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 10ms;
+--- config
+    location = /r {
+        ingest_records f8 queue=t:f8 id:int! t:text;
+        client_max_body_size 8m;
+        client_body_buffer_size 8m;
+    }
+--- request eval
+"POST /r\n" . CORE::join("", map { "{\"id\":$_,\"t\":\"" . ("x" x 100) . "\"}\n" } 1 .. 20000)
+--- error_code: 200
+--- list eval
+["t:f8", sub {
+    my ($rows, $ids, $seq, $big) = (0, 0, 0, 0);
+    for my $b (@_) {
+        $big++ if length($b) > 1024 * 1024;
+        my $doc = JSON::PP->new->decode($b);
+        return (0, "seq $doc->{seq} after $seq") if $doc->{seq} != ++$seq;
+        $rows += @{ $doc->{rows} };
+        $ids += $_->[0] for @{ $doc->{rows} };
+    }
+    return (@_ >= 2 && !$big && $rows == 20000 && $ids == 200010000,
+            scalar(@_) . " batches, $big over 1 MB, $rows rows, ids $ids");
+}]
+
+
+
+=== TEST 9: an Idempotency-Key request over half a batch is refused (it travels whole)
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 10ms;
+--- config
+    location = /c {
+        ingest_counters queue=t:f9;
+        client_max_body_size 8m;
+        client_body_buffer_size 8m;
+    }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+Idempotency-Key: f9-big
+--- request eval
+"POST /c\n" . CORE::join("&", map { "f9:key$_=1" } 1 .. 40000)
+--- error_code: 413
+--- response_body
+{"error":"an Idempotency-Key request may hold at most 512k of counts per list"}

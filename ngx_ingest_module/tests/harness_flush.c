@@ -703,39 +703,38 @@ test_exit_refused(void)
 static void
 test_exit_nomem(void)
 {
-    u_char                    *key;
-    size_t                     len;
+    u_char                     key[4001];
+    ngx_uint_t                 i;
     struct rlimit              old, lim;
     ngx_http_ingest_worker_t  *w;
 
-    w = harness_start(100, 64 * 1024 * 1024, 0);
+    w = harness_start(1000, 64 * 1024 * 1024, 0);
 
-    /* a 16 MB key: its batch needs room for it, and more */
-
-    len = 16 * 1024 * 1024;
-    key = malloc(len + 1);
-
-    if (key == NULL || getrlimit(RLIMIT_AS, &old) != 0) {
-        tap_ok(0, "exit, no memory: set up");
+    if (getrlimit(RLIMIT_AS, &old) != 0) {
+        tap_ok(0, "exit, no memory: getrlimit");
         return;
     }
 
-    ngx_memset(key, 'k', len);
-    key[len] = '\0';
-    harness_add(w, &w->queues[0], (char *) key, 1);
-    free(key);
+    /* 100 keys of 4000 bytes: under the bytes that make a cut */
+
+    for (i = 0; i < 100; i++) {
+        ngx_memset(key, 'a' + i % 26, 4000);
+        ngx_sprintf(key, "%04ui", i);
+        key[4000] = '\0';
+        harness_add(w, &w->queues[0], (char *) key, 1);
+    }
 
     lim = old;
-    lim.rlim_cur = harness_vm() + 8 * 1024 * 1024;
+    lim.rlim_cur = harness_vm() + 64 * 1024;
     (void) setrlimit(RLIMIT_AS, &lim);
 
     ngx_http_ingest_flush_exit();
 
     (void) setrlimit(RLIMIT_AS, &old);
 
-    tap_ok(script.nsyncs == 0
-           && harness_logged("ingest lost 1 keys of \"h:a\" at exit: their "
-                             "batch cannot be allocated"),
+    tap_ok(w->queues[0].nbatches == 0 && script.nsyncs == 0
+           && harness_logged("ingest lost 100 keys of \"h:a\" at exit: "
+                             "their batch cannot be allocated"),
            "a last cut that cannot be allocated is counted and logged as "
            "lost");
 }
