@@ -3,7 +3,8 @@
  * Copyright (C) ngx_ingest developers
  *
  * Reading batches (the format is described in ingest_wire.h): the
- * consumer's side.  The nginx module only writes, and does not link this.
+ * consumer's side.  The nginx module writes, and reads only to check a
+ * spool file before it replays it.
  */
 
 #ifndef _INGEST_WIRE_DECODE_H_INCLUDED_

@@ -468,6 +468,11 @@ ngx_http_ingest_cluster_pushed(ngx_http_ingest_push_t *p)
 
     ngx_http_ingest_stat_add(batches_failed, 1);
 
+    if (ngx_http_ingest_transport_refused(t, ch) == NGX_OK) {
+        /* the channel takes it back and says so */
+        return;
+    }
+
     /* a failover under way says so for a second or two: not an error */
 
     transient = (p->error_len >= 11

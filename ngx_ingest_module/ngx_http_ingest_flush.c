@@ -71,6 +71,9 @@ static void ngx_http_ingest_flush_metrics(ngx_http_ingest_worker_t *w);
 static ngx_uint_t ngx_http_ingest_flush_idle(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_flush_unfull(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w);
+static ngx_int_t ngx_http_ingest_flush_spool(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_spool_file_t *f,
+    ngx_http_ingest_batch_t *b, ngx_str_t *batch);
 
 
 /*
@@ -640,6 +643,7 @@ ngx_http_ingest_flush_cut_records(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_http_ingest_rows_t *t)
 {
     char                     *p, *end, *start, *last;
+    uint64_t                  seq;
     ngx_uint_t                n;
     ngx_time_t               *tp;
     ngx_queue_t               cut;
@@ -681,11 +685,12 @@ ngx_http_ingest_flush_cut_records(ngx_http_ingest_worker_t *w,
         slice.data = start;
         slice.len = last - start;
 
+        seq = q->seq + 1 + ngx_http_ingest_cut_n(&cut);
+
         b = ngx_calloc(sizeof(ngx_http_ingest_batch_t), w->log);
 
         if (b == NULL
-            || ingest_wire_records_begin(&b->buf, w->producer,
-                                         q->seq + 1 + ngx_http_ingest_cut_n(&cut),
+            || ingest_wire_records_begin(&b->buf, w->producer, seq,
                                          (int64_t) tp->sec * 1000 + tp->msec,
                                          (const char *) t->conf->table.data,
                                          t->conf->record.nfields,
@@ -1108,12 +1113,13 @@ ngx_http_ingest_flush_exit(void)
 static void
 ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 {
-    ngx_uint_t                    i, spooled, lost, refused;
-    ngx_http_ingest_push_t        p;
-    ngx_http_ingest_sync_t        s;
-    ngx_http_ingest_batch_t      *b;
-    ngx_http_ingest_queue_t      *q;
-    ngx_http_ingest_transport_t  *t;
+    ngx_uint_t                     i, spooled, lost, stop;
+    ngx_http_ingest_push_t         p;
+    ngx_http_ingest_sync_t         s;
+    ngx_http_ingest_batch_t       *b;
+    ngx_http_ingest_queue_t       *q;
+    ngx_http_ingest_transport_t   *t;
+    ngx_http_ingest_spool_file_t   f;
 
     t = w->transport;
 
@@ -1139,9 +1145,17 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
                           ngx_http_ingest_queue_pending(q), &q->name);
         }
 
+        /*
+         * Once a batch is not in Redis, none after it goes there: the
+         * consumer would take the later one and skip this one as old
+         * when the spool brings it.  The rest go to one spool file.
+         */
+
         spooled = 0;
         lost = 0;
-        refused = 0;
+        stop = 0;
+        f.fd = -1;
+        f.failed = 0;
 
         while ((b = ngx_http_ingest_flush_oldest(q)) != NULL) {
             p.result = NGX_HTTP_INGEST_PUSH_LOST;
@@ -1149,8 +1163,9 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
             p.batch.data = (u_char *) b->buf.data;
             p.batch.len = b->buf.len;
 
-            if (!refused) {
+            if (!stop) {
                 t->ops->send_sync(t, &s, &p);
+                stop = (p.result != NGX_HTTP_INGEST_PUSH_DELIVERED);
             }
 
             if (p.result == NGX_HTTP_INGEST_PUSH_REFUSED) {
@@ -1159,10 +1174,13 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
                               "exit: %*s", &q->name,
                               ngx_http_ingest_push_error(&p));
 
-                /* what Redis refuses now, it refuses next too */
-                refused = 1;
                 ngx_cpystrn(s.why, (u_char *) "redis refused the batch",
                             sizeof(s.why));
+
+            } else if (p.result == NGX_HTTP_INGEST_PUSH_UNSAFE) {
+                ngx_snprintf(s.why, sizeof(s.why) - 1,
+                             "it reached %L of %ui replicas in time%Z",
+                             p.replicated, p.replicas);
             }
 
             if (p.result == NGX_HTTP_INGEST_PUSH_DELIVERED) {
@@ -1170,20 +1188,23 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
                               "ingest flushed %ui keys to \"%V\" at exit "
                               "(batch seq %uL)", b->keys, &q->name, b->seq);
 
-            } else if (w->imcf->spool != NULL
-                       && ngx_http_ingest_spool_write(&w->imcf->spool->name,
-                                                      w->producer, &q->name,
-                                                      b->seq, &p.batch,
-                                                      w->log)
-                          == NGX_OK)
+            } else if (ngx_http_ingest_flush_spool(w, q, &f, b, &p.batch)
+                       == NGX_OK)
             {
                 spooled += b->keys;
 
             } else {
-                lost += b->keys;
+                /* a file cut short would be refused whole: all is lost */
+                lost += spooled + b->keys;
+                spooled = 0;
             }
 
             ngx_http_ingest_flush_free(w, q, b);
+        }
+
+        if (f.fd != -1 && ngx_http_ingest_spool_close(&f, 1) != NGX_OK) {
+            lost += spooled;
+            spooled = 0;
         }
 
         if (spooled) {
@@ -1202,4 +1223,38 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
     }
 
     t->ops->sync_end(t, &s);
+}
+
+
+/*
+ * b goes to q's spool file at exit, opened with the first.  NGX_ERROR:
+ * no spool, or the file failed (and is gone, with what it held; the
+ * batches after b are lost too).
+ */
+
+static ngx_int_t
+ngx_http_ingest_flush_spool(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_spool_file_t *f,
+    ngx_http_ingest_batch_t *b, ngx_str_t *batch)
+{
+    if (w->imcf->spool == NULL || f->failed) {
+        return NGX_ERROR;
+    }
+
+    if (f->fd == -1
+        && ngx_http_ingest_spool_open(f, &w->imcf->spool->name, w->producer,
+                                      &q->name, b->seq, w->log)
+           != NGX_OK)
+    {
+        f->failed = 1;
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_ingest_spool_append(f, batch) != NGX_OK) {
+        (void) ngx_http_ingest_spool_close(f, 0);
+        f->failed = 1;
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

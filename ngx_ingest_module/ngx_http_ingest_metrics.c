@@ -260,6 +260,16 @@ ngx_http_ingest_metrics_connected(ngx_uint_t connected)
 
 
 void
+ngx_http_ingest_metrics_spool(ngx_uint_t files, ngx_uint_t aside)
+{
+    if (ngx_http_ingest_stats != NULL) {
+        ngx_http_ingest_stats->spool_files = files;
+        ngx_http_ingest_stats->spool_aside = aside;
+    }
+}
+
+
+void
 ngx_http_ingest_metrics_flushed(ngx_msec_t ms)
 {
     ngx_uint_t  i;

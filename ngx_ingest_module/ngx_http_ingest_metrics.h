@@ -59,6 +59,8 @@ typedef struct {
     ngx_atomic_t              flush_buckets[NGX_HTTP_INGEST_BUCKETS];
     ngx_atomic_t              flush_count;
     ngx_atomic_t              flush_sum_ms;
+    ngx_atomic_t              spool_files;     /* as the replay last saw */
+    ngx_atomic_t              spool_aside;     /* malformed or refused */
     ngx_http_ingest_worker_stats_t  workers[NGX_HTTP_INGEST_MAX_WORKERS];
     ngx_http_ingest_list_stats_t    queues[NGX_HTTP_INGEST_MAX_QUEUES];
 } ngx_http_ingest_stats_t;
@@ -96,6 +98,9 @@ void ngx_http_ingest_metrics_claim(ngx_log_t *log);
 void ngx_http_ingest_metrics_release(void);
 void ngx_http_ingest_metrics_pending(ngx_uint_t keys, size_t bytes);
 void ngx_http_ingest_metrics_connected(ngx_uint_t connected);
+
+/* the spool's files, as a scan of its directory found them */
+void ngx_http_ingest_metrics_spool(ngx_uint_t files, ngx_uint_t aside);
 
 /* a batch Redis acknowledged ms after it was sent */
 void ngx_http_ingest_metrics_flushed(ngx_msec_t ms);

@@ -313,6 +313,19 @@ ngx_http_ingest_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+#if (NGX_THREADS)
+
+    /* the spool's replay reads its files there, off the event loop */
+
+    if (imcf->endpoints && imcf->spool != NULL) {
+        imcf->spool_threads = ngx_thread_pool_add(cf, NULL);
+        if (imcf->spool_threads == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+#endif
+
     /*
      * Each Redis list's sums are sized for ingest_flush_keys up front: a
      * worker holds that whatever it takes, and a limit below it could not
@@ -812,7 +825,7 @@ ngx_http_ingest_init_process(ngx_cycle_t *cycle)
     }
 
     if ((imcf->spool != NULL
-         && ngx_http_ingest_spool_init(cycle, &imcf->spool->name,
+         && ngx_http_ingest_spool_init(cycle, imcf,
                                        ngx_http_ingest_worker->transport)
             != NGX_OK)
         || ngx_http_ingest_poll_init(cycle, ngx_http_ingest_worker->transport)

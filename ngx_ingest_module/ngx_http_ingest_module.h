@@ -15,6 +15,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
+
 #include "ngx_http_ingest_parse.h"
 #include "ngx_http_ingest_ndjson.h"
 
@@ -41,6 +45,9 @@ typedef struct {
     ngx_msec_t                drain_timeout;   /* graceful exit bound */
     size_t                    max_pending;     /* bytes held per worker */
     ngx_path_t               *spool;           /* NULL: no spool */
+#if (NGX_THREADS)
+    ngx_thread_pool_t        *spool_threads;   /* its replay reads there */
+#endif
     ngx_uint_t                shards;          /* per counters list */
     ngx_array_t               lists;           /* ngx_http_ingest_list_t */
     ngx_array_t               queues;          /* ngx_str_t, Redis lists */

@@ -233,3 +233,47 @@ ngx_http_ingest_push_wait_argv(ngx_http_ingest_push_t *p, u_char *buf,
     argv[2] = (const char *) ms;
     argvlen[2] = ngx_sprintf(ms, "%M", p->wait) - ms;
 }
+
+
+ngx_uint_t
+ngx_http_ingest_push_refused_batch(ngx_http_ingest_push_t *p)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    static ngx_str_t  server[] = {
+        ngx_string("OOM"),
+        ngx_string("LOADING"),
+        ngx_string("READONLY"),
+        ngx_string("MISCONF"),
+        ngx_string("BUSY"),
+        ngx_string("MASTERDOWN"),
+        ngx_string("NOREPLICAS"),
+        ngx_string("CLUSTERDOWN"),
+        ngx_string("TRYAGAIN"),
+        ngx_string("MOVED"),
+        ngx_string("ASK"),
+        ngx_string("NOAUTH"),
+        ngx_string("NOPERM"),
+        ngx_string("WRONGPASS")
+    };
+
+    if (p->result != NGX_HTTP_INGEST_PUSH_REFUSED) {
+        return 0;
+    }
+
+    /* the error code is the reply's first word */
+
+    for (len = 0; len < p->error_len && p->error[len] != ' '; len++) {
+        /* void */
+    }
+
+    for (i = 0; i < sizeof(server) / sizeof(server[0]); i++) {
+        if (len == server[i].len
+            && ngx_strncmp(p->error, server[i].data, len) == 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}

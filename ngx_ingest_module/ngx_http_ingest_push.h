@@ -76,6 +76,14 @@ ngx_int_t ngx_http_ingest_push(redisAsyncContext *ac,
 /* the blocking twin, for the exit path: the outcome in p->result */
 void ngx_http_ingest_push_sync(redisContext *rc, ngx_http_ingest_push_t *p);
 
+/*
+ * A refusal about this batch or its list (WRONGTYPE, a bulk too long, an
+ * unknown error) rather than about the server's state (OOM, LOADING,
+ * READONLY, MISCONF, BUSY, CLUSTERDOWN, ...), which passes and refuses
+ * every batch alike: 1 for the first kind.
+ */
+ngx_uint_t ngx_http_ingest_push_refused_batch(ngx_http_ingest_push_t *p);
+
 /* the reply's error text, for logs: "%*s" with error_len, error */
 #define ngx_http_ingest_push_error(p)  (p)->error_len, (p)->error
 

@@ -9,7 +9,8 @@
  *   batch handed to a worker that is reconnecting leaves with the
  *   connection's first write.
  * - A refused RPUSH (OOM, LOADING, READONLY, MISCONF ...) keeps its
- *   batch, which goes again after the backoff; a lost connection is
+ *   batch, which goes again after the backoff (the spool's channel takes
+ *   back one refused for what it is); a lost connection is
  *   opened again after the backoff, and what it carried goes again with
  *   the same bytes.
  */
@@ -113,6 +114,11 @@ ngx_http_ingest_redis_pushed(ngx_http_ingest_push_t *p)
     }
 
     ngx_http_ingest_stat_add(batches_failed, 1);
+
+    if (ngx_http_ingest_transport_refused(t, ch) == NGX_OK) {
+        /* the channel takes it back and says so */
+        return;
+    }
 
     ngx_log_error(NGX_LOG_ERR, t->log, 0,
                   "ingest redis RPUSH to \"%V\" failed: %*s, batch kept "

@@ -3,8 +3,8 @@
  * Copyright (C) ngx_ingest developers
  *
  * The spool: batches a worker could not hand to Redis at exit, kept on
- * disk, one file each, and sent to Redis later by worker 0 of whatever
- * nginx runs next, unchanged.
+ * disk, one file per list and exit, and sent to Redis later by worker 0
+ * of whatever nginx runs next, unchanged and in order.
  */
 
 #ifndef _NGX_HTTP_INGEST_SPOOL_H_INCLUDED_
@@ -14,13 +14,38 @@
 #include "ngx_http_ingest_transport.h"
 
 
-/* one batch of list, written and fsynced under dir; NGX_OK once safe */
-ngx_int_t ngx_http_ingest_spool_write(ngx_str_t *dir, const char *producer,
-    ngx_str_t *list, uint64_t seq, ngx_str_t *batch, ngx_log_t *log);
+/*
+ * One exit's file of a list: opened at its first batch, appended to
+ * oldest first, and made visible whole (fsynced and renamed) by close.
+ */
+
+typedef struct {
+    int                       fd;              /* -1: not open */
+    ngx_uint_t                batches;
+    uint64_t                  first;           /* seq */
+    unsigned                  failed:1;        /* the caller's: given up */
+    ngx_log_t                *log;
+    u_char                    tmp[NGX_MAX_PATH];
+    u_char                    name[NGX_MAX_PATH];
+} ngx_http_ingest_spool_file_t;
+
+
+ngx_int_t ngx_http_ingest_spool_open(ngx_http_ingest_spool_file_t *f,
+    ngx_str_t *dir, const char *producer, ngx_str_t *list, uint64_t seq,
+    ngx_log_t *log);
+ngx_int_t ngx_http_ingest_spool_append(ngx_http_ingest_spool_file_t *f,
+    ngx_str_t *batch);
+/* commit: fsync and rename (NGX_OK once safe); else remove what it is */
+ngx_int_t ngx_http_ingest_spool_close(ngx_http_ingest_spool_file_t *f,
+    ngx_uint_t commit);
+
+/* "<producer>~<list>~<seq>.batch" at p (at most 220 bytes); the end */
+u_char *ngx_http_ingest_spool_name(u_char *p, const char *producer,
+    ngx_str_t *list, uint64_t seq);
 
 /* worker 0 (or the single process) replays dir through t */
-ngx_int_t ngx_http_ingest_spool_init(ngx_cycle_t *cycle, ngx_str_t *dir,
-    ngx_http_ingest_transport_t *t);
+ngx_int_t ngx_http_ingest_spool_init(ngx_cycle_t *cycle,
+    ngx_http_ingest_main_conf_t *imcf, ngx_http_ingest_transport_t *t);
 void ngx_http_ingest_spool_exit(void);
 
 /* a graceful shutdown: no new file is replayed (the next nginx's is) */

@@ -19,7 +19,6 @@
 #include "ngx_http_ingest_poll.h"
 #include "ngx_http_ingest_reply.h"
 
-#include <dirent.h>
 
 
 #define NGX_HTTP_INGEST_CONSUMER_STALE   5000     /* ms without heartbeat */
@@ -45,8 +44,6 @@ static ngx_uint_t ngx_http_ingest_status_stale(
 static ngx_int_t ngx_http_ingest_status_send(ngx_http_request_t *r,
     ngx_uint_t prometheus);
 static ngx_int_t ngx_http_ingest_status_handler(ngx_http_request_t *r);
-static ngx_uint_t ngx_http_ingest_status_spool(ngx_http_ingest_main_conf_t
-    *imcf);
 static ngx_str_t *ngx_http_ingest_status_names(ngx_http_request_t *r,
     ngx_array_t *names, ngx_uint_t prometheus);
 static ngx_buf_t *ngx_http_ingest_status_json(ngx_http_request_t *r,
@@ -287,46 +284,6 @@ ngx_http_ingest_status_send(ngx_http_request_t *r, ngx_uint_t prometheus)
 }
 
 
-/* files waiting in the spool: a small local directory, read on demand */
-
-static ngx_uint_t
-ngx_http_ingest_status_spool(ngx_http_ingest_main_conf_t *imcf)
-{
-    DIR            *d;
-    u_char          path[NGX_MAX_PATH];
-    size_t          len;
-    ngx_uint_t      n;
-    struct dirent  *de;
-
-    if (imcf->spool == NULL) {
-        return 0;
-    }
-
-    ngx_snprintf(path, sizeof(path) - 1, "%V%Z", &imcf->spool->name);
-
-    d = opendir((char *) path);
-    if (d == NULL) {
-        return 0;
-    }
-
-    n = 0;
-
-    while ((de = readdir(d)) != NULL) {
-        len = ngx_strlen(de->d_name);
-
-        if (de->d_name[0] != '.' && len > 6
-            && ngx_strcmp(de->d_name + len - 6, ".batch") == 0)
-        {
-            n++;
-        }
-    }
-
-    (void) closedir(d);
-
-    return n;
-}
-
-
 /*
  * Locations' and lists' names as the output quotes them: JSON string
  * escapes, or a Prometheus label value's (backslash, quote, newline).
@@ -513,12 +470,13 @@ ngx_http_ingest_status_json(ngx_http_request_t *r,
                     "\"retried\":%uA},"
                     "\"flush_seconds\":{\"count\":%uA,\"sum\":%.3f},"
                     "\"redis\":{\"connected_workers\":%ui,"
-                    "\"reconnects\":%uA},\"spool_files\":%ui,\"queues\":{",
+                    "\"reconnects\":%uA},\"spool_files\":%uA,"
+                    "\"spool_aside\":%uA,\"queues\":{",
                     st->increments, st->records, sum.keys, sum.bytes,
                     st->batches_flushed, st->batches_failed,
                     st->batches_retried, st->flush_count,
                     (double) st->flush_sum_ms / 1000, sum.connected,
-                    st->reconnects, ngx_http_ingest_status_spool(imcf));
+                    st->reconnects, st->spool_files, st->spool_aside);
 
     for (i = 0; i < imcf->queues.nelts && i < NGX_HTTP_INGEST_MAX_QUEUES; i++)
     {
@@ -577,7 +535,7 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         return NULL;
     }
 
-    size = 40 * NGX_HTTP_INGEST_LINE;
+    size = 44 * NGX_HTTP_INGEST_LINE;
 
     for (i = 0; i < imcf->endpoint_names.nelts; i++) {
         size += NGX_HTTP_INGEST_CODES * (name[i].len + NGX_HTTP_INGEST_LINE);
@@ -670,12 +628,17 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         "restored.\n"
         "# TYPE ingest_redis_reconnects_total counter\n"
         "ingest_redis_reconnects_total %uA\n"
-        "# HELP ingest_spool_files Batches waiting in the spool.\n"
+        "# HELP ingest_spool_files Spool files waiting for Redis (a "
+        "list's batches from one worker's exit).\n"
         "# TYPE ingest_spool_files gauge\n"
-        "ingest_spool_files %ui\n",
+        "ingest_spool_files %uA\n"
+        "# HELP ingest_spool_aside_files Spool files moved aside, "
+        "malformed or refused by Redis: kept for an operator.\n"
+        "# TYPE ingest_spool_aside_files gauge\n"
+        "ingest_spool_aside_files %uA\n",
         st->flush_count, (double) st->flush_sum_ms / 1000, st->flush_count,
-        sum.workers, sum.connected, st->reconnects,
-        ngx_http_ingest_status_spool(imcf));
+        sum.workers, sum.connected, st->reconnects, st->spool_files,
+        st->spool_aside);
 
     p = ngx_sprintf(p,
         "# HELP ingest_queue_depth Batches in the Redis list.\n"

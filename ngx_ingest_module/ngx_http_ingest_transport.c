@@ -79,13 +79,15 @@ ngx_http_ingest_transport_hand(ngx_http_ingest_transport_t *t,
 
 
 /*
- * Exit: forget a delivery not handled yet.  1 if there was one (Redis
- * has the batch).
+ * Exit: forget an outcome not handled yet.  1 if it was a delivery
+ * (Redis has the batch).
  */
 
 ngx_uint_t
 ngx_http_ingest_channel_cancel(ngx_http_ingest_channel_t *ch)
 {
+    ngx_uint_t  delivered;
+
     if (!ch->done.posted) {
         return 0;
     }
@@ -97,7 +99,10 @@ ngx_http_ingest_channel_cancel(ngx_http_ingest_channel_t *ch)
         ngx_queue_remove(&ch->link);
     }
 
-    return 1;
+    delivered = !ch->refusal;
+    ch->refusal = 0;
+
+    return delivered;
 }
 
 
@@ -165,7 +170,29 @@ ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
 }
 
 
-/* the delivery handled, outside hiredis: the channel takes a new batch */
+/*
+ * Redis refused ch's batch (inside hiredis, its push returned): a channel
+ * that takes refusals of the batch itself gets it back from a posted
+ * event.  NGX_DECLINED: the transport keeps it, to send it again.
+ */
+
+ngx_int_t
+ngx_http_ingest_transport_refused(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch)
+{
+    if (ch->refused == NULL || !ngx_http_ingest_push_refused_batch(&ch->push))
+    {
+        return NGX_DECLINED;
+    }
+
+    ch->refusal = 1;
+    ngx_post_event(&ch->done, &ngx_posted_events);
+
+    return NGX_OK;
+}
+
+
+/* the outcome handled, outside hiredis: the channel takes a new batch */
 
 static void
 ngx_http_ingest_transport_done(ngx_event_t *ev)
@@ -175,6 +202,12 @@ ngx_http_ingest_transport_done(ngx_event_t *ev)
     if (ch->handed) {
         ch->handed = 0;
         ngx_queue_remove(&ch->link);
+    }
+
+    if (ch->refusal) {
+        ch->refusal = 0;
+        ch->refused(ch);
+        return;
     }
 
     ch->delivered(ch);

@@ -14,6 +14,11 @@
  * calls the channel's "delivered" from a posted event; nothing above is
  * called from inside hiredis.  The batch stays handed over (and is not
  * sent again) until "delivered" has run.
+ *
+ * A channel with a "refused" callback gets back a batch that Redis
+ * refuses for what it is (ngx_http_ingest_push_refused_batch), the same
+ * way; without one, such a batch is sent again after the backoff like
+ * any other refusal.
  */
 
 #ifndef _NGX_HTTP_INGEST_TRANSPORT_H_INCLUDED_
@@ -36,17 +41,21 @@ typedef struct ngx_http_ingest_channel_s  ngx_http_ingest_channel_t;
 /* Redis has the channel's batch: run from a posted event, never earlier */
 typedef void (*ngx_http_ingest_delivered_pt)(ngx_http_ingest_channel_t *ch);
 
+/* Redis will not take it (why: ch->push.error), from a posted event */
+typedef void (*ngx_http_ingest_refused_pt)(ngx_http_ingest_channel_t *ch);
+
 
 struct ngx_http_ingest_channel_s {
     /* the layer above's */
     ngx_str_t                   name;          /* the Redis list */
     ngx_str_t                   batch;         /* handed over by send */
     ngx_http_ingest_delivered_pt  delivered;
+    ngx_http_ingest_refused_pt  refused;       /* NULL: retried */
     void                       *data;
 
     /* the transport's */
     ngx_http_ingest_transport_t *transport;
-    ngx_event_t                 done;          /* posted: delivered */
+    ngx_event_t                 done;          /* posted: the outcome */
     ngx_http_ingest_push_t      push;
     ngx_http_ingest_conn_t     *conn;          /* the push went there */
     ngx_event_t                 deadline;      /* for its reply */
@@ -56,6 +65,7 @@ struct ngx_http_ingest_channel_s {
     ngx_uint_t                  ask;           /* cluster: ASK this node */
     unsigned                    handed:1;
     unsigned                    in_flight:1;
+    unsigned                    refusal:1;     /* done: "refused" */
 };
 
 
@@ -145,6 +155,8 @@ ngx_int_t ngx_http_ingest_transport_push(ngx_http_ingest_transport_t *t,
     ngx_uint_t asking, ngx_uint_t replicas,
     ngx_http_ingest_push_done_pt done);
 void ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch);
+ngx_int_t ngx_http_ingest_transport_refused(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch);
 void ngx_http_ingest_transport_returned(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch);

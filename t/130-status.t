@@ -68,7 +68,7 @@ Content-Type: application/x-www-form-urlencoded
 [204, 400, 405, 200]
 --- response_body_like eval
 ["", qr/empty pair/, qr/method not allowed/,
- qr/^\{"workers":1,"requests":\{"\/c":\{"204":1,"400":1,"405":1\}\},"increments_accepted":2,"records_accepted":0,"pending":\{"keys":\d+,"bytes":\d+\},"batches":\{"flushed":\d+,"failed":0,"retried":0\},"flush_seconds":\{"count":\d+,"sum":[\d.]+\},"redis":\{"connected_workers":1,"reconnects":0\},"spool_files":0,"queues":\{"ingest:counters":\{"depth":\d+,"consumer":/]
+ qr/^\{"workers":1,"requests":\{"\/c":\{"204":1,"400":1,"405":1\}\},"increments_accepted":2,"records_accepted":0,"pending":\{"keys":\d+,"bytes":\d+\},"batches":\{"flushed":\d+,"failed":0,"retried":0\},"flush_seconds":\{"count":\d+,"sum":[\d.]+\},"redis":\{"connected_workers":1,"reconnects":0\},"spool_files":0,"spool_aside":0,"queues":\{"ingest:counters":\{"depth":\d+,"consumer":/]
 --- no_error_log
 [error]
 [alert]

@@ -73,6 +73,7 @@ ngx_http_ingest_stats_t  *ngx_http_ingest_stats;
 void ngx_http_ingest_metrics_pending(ngx_uint_t keys, size_t bytes) { }
 void ngx_http_ingest_metrics_connected(ngx_uint_t connected) { }
 void ngx_http_ingest_metrics_flushed(ngx_msec_t ms) { }
+void ngx_http_ingest_metrics_spool(ngx_uint_t files, ngx_uint_t aside) { }
 
 
 /* the scripted transport */
@@ -698,6 +699,41 @@ test_exit_refused(void)
 }
 
 
+/*
+ * A batch not taken at exit (too few replicas) stops its list there: the
+ * next is not sent, or the consumer would skip the first as old when the
+ * spool brings it.  Both go to one spool file, oldest first.
+ */
+
+static void
+test_exit_unsafe(void)
+{
+    ngx_uint_t                 files;
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(1, 1024 * 1024, 1);
+    files = harness_spooled();
+
+    harness_add(w, &w->queues[0], "a", 1);
+    harness_add(w, &w->queues[0], "b", 1);
+
+    script.sync_results[0] = NGX_HTTP_INGEST_PUSH_UNSAFE;
+    script.sync_results[1] = NGX_HTTP_INGEST_PUSH_DELIVERED;
+    script.nresults = 2;
+
+    ngx_http_ingest_flush_exit();
+
+    tap_ok(script.nsyncs == 1 && script.syncs[0].seq == 1,
+           "a batch on too few replicas at exit: the list's next one is "
+           "not sent after it");
+    tap_ok(harness_spooled() == files + 1
+           && harness_logged("ingest spooled 2 keys of \"h:a\" at exit "
+                             "(batches up to seq 2)")
+           && harness_logged("(2 batches)"),
+           "both are in one spool file");
+}
+
+
 /* the exit's last cut cannot be allocated: what it held is said lost */
 
 static void
@@ -814,6 +850,7 @@ harness_init_process(ngx_cycle_t *cycle)
     test_drain();
     test_drain_timeout();
     test_exit_refused();
+    test_exit_unsafe();
     test_exit_nomem();
     test_shutdown_timeout();
 
