@@ -3,8 +3,7 @@
  * Copyright (C) ngx_ingest developers
  *
  * Reading batches (the format is described in ingest_wire.h): the
- * consumer's side.  The nginx module writes, and reads only to check a
- * spool file before it replays it.
+ * consumer's side.  The nginx module only writes, and does not link this.
  */
 
 #ifndef _INGEST_WIRE_DECODE_H_INCLUDED_

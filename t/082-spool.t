@@ -135,7 +135,7 @@ sub until_true {
               "aside: both renamed, the good one removed");
 
     my $log = $n->log;
-    is(count($log, qr/ingest spool file "[^"]+\/0~s2%3Abad~0+1\.batch" is malformed \(line 2 is not a batch: [^)]+\): moved aside as "0~s2%3Abad~0+1\.batch\.malformed"/),
+    is(count($log, qr/ingest spool file "[^"]+\/0~s2%3Abad~0+1\.batch" is malformed \(line 2 is not a whole batch\): moved aside as "0~s2%3Abad~0+1\.batch\.malformed"/),
        1, "aside: the malformed file logged once, with what is wrong");
     is(count($log, qr/ingest spool file "[^"]+\/1~s2%3Afifo~0+1\.batch" is malformed \(not a regular file\)/),
        1, "aside: the FIFO logged once");
@@ -222,7 +222,7 @@ sub until_true {
     ok(until_true(5, sub { cli('llen', 's5:ok') == 1 }),
        "stuck: the file behind it reached Redis");
     sleep 2.5;
-    is(count($n->log, qr/ingest spool file "[^"]+\/0~s5%3Abad~0+1\.batch" is malformed \(line 2 is not a batch: [^)]*\) and cannot be moved aside; passed over from now on/),
+    is(count($n->log, qr/ingest spool file "[^"]+\/0~s5%3Abad~0+1\.batch" is malformed \(line 2 is not a whole batch\) and cannot be moved aside; passed over from now on/),
        1, "stuck: one alert, not one a scan");
     my (undef, $body) = $n->get('/s');
     like($body // '', qr/"spool_files":1,"spool_aside":1,/,
