@@ -28,10 +28,18 @@
 
 #include "ngx_http_ingest_flush.h"
 #include "ngx_http_ingest_spool.h"
+#include "ngx_http_ingest_replay.h"
 #include "ngx_http_ingest_metrics.h"
 
 
 #define NGX_HTTP_INGEST_EXIT_TIMEOUT   300         /* ms, per step */
+
+/*
+ * ms for all the exit path's sends: after a TERM nginx's master kills
+ * the workers still there 1.5 s later, and the spool must be written
+ * before; after a QUIT, worker_shutdown_timeout is the operator's bound.
+ */
+#define NGX_HTTP_INGEST_EXIT_BUDGET    500
 
 
 ngx_http_ingest_worker_t  *ngx_http_ingest_worker;
@@ -59,7 +67,7 @@ static ngx_int_t ngx_http_ingest_flush_cut_records(
     ngx_http_ingest_rows_t *t);
 static void ngx_http_ingest_flush_enqueue(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_queue_t *cut);
-static char *ngx_http_ingest_flush_row(char *p, char *end);
+static char *ngx_http_ingest_flush_value(char *p, char *end);
 static ngx_uint_t ngx_http_ingest_cut_n(ngx_queue_t *cut);
 static void ngx_http_ingest_flush_drop(ngx_http_ingest_batch_t *b);
 static void ngx_http_ingest_flush_uncut(ngx_queue_t *cut);
@@ -634,8 +642,9 @@ ngx_http_ingest_flush_enqueue(ngx_http_ingest_worker_t *w,
 
 /*
  * One table's rows become records batches, each under
- * NGX_HTTP_INGEST_MAX_BATCH: the rows ("[..],[..]", each under half of
- * it) are cut where one ends.  Made whole or not at all.
+ * NGX_HTTP_INGEST_MAX_BATCH with its header (64 long column names take
+ * some 5k): the rows ("[..],[..]", each under half of it) are cut where
+ * one ends.  Made whole or not at all.
  */
 
 static ngx_int_t
@@ -643,6 +652,7 @@ ngx_http_ingest_flush_cut_records(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_http_ingest_rows_t *t)
 {
     char                     *p, *end, *start, *last;
+    size_t                    room;
     uint64_t                  seq;
     ngx_uint_t                n;
     ngx_time_t               *tp;
@@ -655,35 +665,9 @@ ngx_http_ingest_flush_cut_records(ngx_http_ingest_worker_t *w,
     tp = ngx_timeofday();
     p = t->rows.data;
     end = p + t->rows.len;
+    n = 0;
 
     while (p < end) {
-
-        /* the rows that fit: the last whole row under the bound */
-
-        start = p;
-        last = p;
-        n = 0;
-
-        while (p < end) {
-            p = ngx_http_ingest_flush_row(p, end);
-            n++;
-
-            if (p - start > NGX_HTTP_INGEST_MAX_BATCH - 4096 && last > start)
-            {
-                p = last;
-                n--;
-                break;
-            }
-
-            last = p;
-
-            if (p < end) {
-                p++;                                /* the ',' */
-            }
-        }
-
-        slice.data = start;
-        slice.len = last - start;
 
         seq = q->seq + 1 + ngx_http_ingest_cut_n(&cut);
 
@@ -695,15 +679,39 @@ ngx_http_ingest_flush_cut_records(ngx_http_ingest_worker_t *w,
                                          (const char *) t->conf->table.data,
                                          t->conf->record.nfields,
                                          t->conf->columns, t->conf->types)
-               != INGEST_WIRE_OK
-            || ingest_wire_records_end(&b->buf, &slice) != INGEST_WIRE_OK)
+               != INGEST_WIRE_OK)
         {
-            ngx_log_error(NGX_LOG_ALERT, w->log, 0,
-                          "ingest cannot allocate a batch of %ui rows for "
-                          "\"%V\"", n, &q->name);
-            ngx_http_ingest_flush_drop(b);
-            ngx_http_ingest_flush_uncut(&cut);
-            return NGX_ERROR;
+            goto nomem;
+        }
+
+        /* the rows that fit after the header: the last whole one */
+
+        room = NGX_HTTP_INGEST_MAX_BATCH - 16 - b->buf.len;
+
+        start = p;
+        last = p;
+        n = 0;
+
+        while (p < end) {
+            p = ngx_http_ingest_flush_value(p, end);
+
+            if ((size_t) (p - start) > room && last > start) {
+                break;
+            }
+
+            n++;
+            last = p;
+
+            if (p < end) {
+                p++;                                /* the ',' */
+            }
+        }
+
+        slice.data = start;
+        slice.len = last - start;
+
+        if (ingest_wire_records_end(&b->buf, &slice) != INGEST_WIRE_OK) {
+            goto nomem;
         }
 
         b->keys = n;
@@ -721,19 +729,34 @@ ngx_http_ingest_flush_cut_records(ngx_http_ingest_worker_t *w,
     t->rows.count = 0;
 
     return NGX_OK;
+
+nomem:
+
+    ngx_log_error(NGX_LOG_ALERT, w->log, 0,
+                  "ingest cannot allocate a batch of %ui rows for \"%V\"",
+                  t->nrows, &q->name);
+
+    ngx_http_ingest_flush_drop(b);
+    ngx_http_ingest_flush_uncut(&cut);
+
+    return NGX_ERROR;
 }
 
 
-/* past the row (a JSON array of scalars) that begins at p */
+/*
+ * Past the JSON array or object that begins at p: a row ([1,"a",null])
+ * or a request ({"id":"k","counts":{"a":1}}), as the encoder wrote it.
+ */
 
 static char *
-ngx_http_ingest_flush_row(char *p, char *end)
+ngx_http_ingest_flush_value(char *p, char *end)
 {
-    ngx_uint_t  in_string;
+    ngx_uint_t  depth, in_string;
 
+    depth = 0;
     in_string = 0;
 
-    for (p++; p < end; p++) {
+    for ( /* void */ ; p < end; p++) {
         if (in_string) {
             if (*p == '\\') {
                 p++;
@@ -742,11 +765,27 @@ ngx_http_ingest_flush_row(char *p, char *end)
                 in_string = 0;
             }
 
-        } else if (*p == '"') {
-            in_string = 1;
+            continue;
+        }
 
-        } else if (*p == ']') {
-            return p + 1;
+        switch (*p) {
+
+        case '"':
+            in_string = 1;
+            break;
+
+        case '[':
+        case '{':
+            depth++;
+            break;
+
+        case ']':
+        case '}':
+            if (--depth == 0) {
+                return p + 1;
+            }
+
+            break;
         }
     }
 
@@ -755,19 +794,23 @@ ngx_http_ingest_flush_row(char *p, char *end)
 
 
 /*
- * The pending sums (and Idempotency-Key requests) become the newest
- * batches, each under NGX_HTTP_INGEST_MAX_BATCH: the requests go in the
- * first (version 2 only when there are any), the sums fill it and the
- * next ones.  Made whole or not at all: the sums are reset only then.
+ * The pending sums and Idempotency-Key requests become the newest
+ * batches, each under NGX_HTTP_INGEST_MAX_BATCH: whole requests go first,
+ * up to half a batch (version 2 only in a batch that has any), and the
+ * sums fill the rest, and the next batches.  Made whole or not at all:
+ * the sums are reset only then.
  */
 
 static ngx_int_t
 ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
+    char                     *p, *end, *next;
     size_t                    i, len, room;
+    ngx_uint_t                nreq;
     ngx_time_t               *tp;
     ngx_queue_t               cut;
+    ingest_wire_buf_t         requests;
     ngx_http_ingest_entry_t  *e;
     ngx_http_ingest_batch_t  *b;
 
@@ -775,24 +818,42 @@ ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
 
     tp = ngx_timeofday();
     i = 0;
+    p = q->keyed.data;
+    end = p + q->keyed.len;
 
     do {
+        b = NULL;
+
+        /* the requests that fit half a batch (each one does) */
+
+        ngx_memzero(&requests, sizeof(ingest_wire_buf_t));
+        requests.data = p;
+        nreq = 0;
+
+        while (p < end) {
+            next = ngx_http_ingest_flush_value(p, end);
+
+            if ((size_t) (next - requests.data) > NGX_HTTP_INGEST_MAX_BATCH / 2
+                && nreq)
+            {
+                break;
+            }
+
+            nreq++;
+            requests.len = next - requests.data;
+            p = (next < end) ? next + 1 : end;      /* past the ',' */
+        }
+
+        room = NGX_HTTP_INGEST_MAX_BATCH - 4096 - requests.len;
+
         b = ngx_calloc(sizeof(ngx_http_ingest_batch_t), w->log);
         if (b == NULL) {
             goto nomem;
         }
 
-        /* the first carries the requests, kept apart from the sums */
-
-        len = ngx_queue_empty(&cut) ? q->keyed.len : 0;
-        room = (len < NGX_HTTP_INGEST_MAX_BATCH / 2)
-               ? NGX_HTTP_INGEST_MAX_BATCH - 4096 - len
-               : NGX_HTTP_INGEST_MAX_BATCH / 2;
-
         if (ingest_wire_counters_begin(&b->buf,
-                                       (ngx_queue_empty(&cut) && q->nkeyed)
-                                       ? INGEST_WIRE_VERSION
-                                       : INGEST_WIRE_VERSION_PLAIN,
+                                       nreq ? INGEST_WIRE_VERSION
+                                            : INGEST_WIRE_VERSION_PLAIN,
                                        w->producer,
                                        q->seq + 1 + ngx_http_ingest_cut_n(&cut),
                                        (int64_t) tp->sec * 1000 + tp->msec)
@@ -816,7 +877,7 @@ ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
                 goto nomem;
             }
 
-            if (b->buf.len > room && b->buf.count > 1) {
+            if (b->buf.len > room && (b->buf.count > 1 || nreq)) {
                 /* the next batch's first count */
                 b->buf.len = len;
                 b->buf.count--;
@@ -826,22 +887,17 @@ ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
             b->keys++;
         }
 
-        if (ingest_wire_counters_end(&b->buf,
-                                     (ngx_queue_empty(&cut) && q->nkeyed)
-                                     ? &q->keyed : NULL)
+        if (ingest_wire_counters_end(&b->buf, nreq ? &requests : NULL)
             != INGEST_WIRE_OK)
         {
             goto nomem;
         }
 
-        if (ngx_queue_empty(&cut)) {
-            b->keys += q->nkeyed;
-        }
+        b->keys += nreq;
 
         ngx_queue_insert_tail(&cut, &b->link);
-        b = NULL;
 
-    } while (i <= q->sums.mask);
+    } while (i <= q->sums.mask || p < end);
 
     ngx_http_ingest_flush_enqueue(w, q, &cut);
 
@@ -988,7 +1044,7 @@ ngx_http_ingest_drain(ngx_http_ingest_worker_t *w)
     }
 
     /* the next nginx's worker 0 replays the spool from now on */
-    ngx_http_ingest_spool_stop();
+    ngx_http_ingest_replay_stop();
 
     if (ngx_http_ingest_flush_idle(w)) {
         ngx_http_ingest_drained(w);
@@ -1113,7 +1169,8 @@ ngx_http_ingest_flush_exit(void)
 static void
 ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 {
-    ngx_uint_t                     i, spooled, lost, stop;
+    ngx_uint_t                     i, spooled, lost, unspooled, stop, late;
+    ngx_msec_t                     deadline;
     ngx_http_ingest_push_t         p;
     ngx_http_ingest_sync_t         s;
     ngx_http_ingest_batch_t       *b;
@@ -1127,6 +1184,10 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
     s.timeout = NGX_HTTP_INGEST_EXIT_TIMEOUT;
 
     ngx_memzero(&p, sizeof(ngx_http_ingest_push_t));
+
+    ngx_time_update();
+    deadline = ngx_current_msec + NGX_HTTP_INGEST_EXIT_BUDGET;
+    late = 0;
 
     for (i = 0; i < w->nqueues; i++) {
         q = &w->queues[i];
@@ -1153,6 +1214,7 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 
         spooled = 0;
         lost = 0;
+        unspooled = 0;
         stop = 0;
         f.fd = -1;
         f.failed = 0;
@@ -1163,7 +1225,18 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
             p.batch.data = (u_char *) b->buf.data;
             p.batch.len = b->buf.len;
 
-            if (!stop) {
+            if (!stop && !late) {
+                ngx_time_update();
+
+                if ((ngx_msec_int_t) (ngx_current_msec - deadline) >= 0) {
+                    late = 1;
+                    ngx_snprintf(s.why, sizeof(s.why) - 1,
+                                 "the exit's %d ms for Redis ran out%Z",
+                                 NGX_HTTP_INGEST_EXIT_BUDGET);
+                }
+            }
+
+            if (!stop && !late) {
                 t->ops->send_sync(t, &s, &p);
                 stop = (p.result != NGX_HTTP_INGEST_PUSH_DELIVERED);
             }
@@ -1188,22 +1261,31 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
                               "ingest flushed %ui keys to \"%V\" at exit "
                               "(batch seq %uL)", b->keys, &q->name, b->seq);
 
+            } else if (w->imcf->spool == NULL) {
+                lost += b->keys;
+
             } else if (ngx_http_ingest_flush_spool(w, q, &f, b, &p.batch)
                        == NGX_OK)
             {
                 spooled += b->keys;
 
             } else {
-                /* a file cut short would be refused whole: all is lost */
-                lost += spooled + b->keys;
-                spooled = 0;
+                /* the disk is full, say: the file keeps what it holds */
+                unspooled += b->keys;
+
+                if (f.fd == -1) {
+                    unspooled += spooled;
+                    spooled = 0;
+                }
             }
 
             ngx_http_ingest_flush_free(w, q, b);
         }
 
-        if (f.fd != -1 && ngx_http_ingest_spool_close(&f, 1) != NGX_OK) {
-            lost += spooled;
+        if (f.fd != -1 && ngx_http_ingest_spool_close(&f, f.batches > 0)
+                          != NGX_OK)
+        {
+            unspooled += spooled;
             spooled = 0;
         }
 
@@ -1220,6 +1302,13 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
                           "(batches up to seq %uL): %s", lost, &q->name,
                           q->seq, s.why);
         }
+
+        if (unspooled) {
+            ngx_log_error(NGX_LOG_ERR, w->log, 0,
+                          "ingest lost %ui keys of \"%V\" at exit "
+                          "(batches up to seq %uL): the spool could not "
+                          "take them", unspooled, &q->name, q->seq);
+        }
     }
 
     t->ops->sync_end(t, &s);
@@ -1228,8 +1317,8 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 
 /*
  * b goes to q's spool file at exit, opened with the first.  NGX_ERROR:
- * no spool, or the file failed (and is gone, with what it held; the
- * batches after b are lost too).
+ * b is not in it, nor will the batches after b be (the file, while open,
+ * keeps those before; the caller closes it).
  */
 
 static ngx_int_t
@@ -1237,7 +1326,7 @@ ngx_http_ingest_flush_spool(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_http_ingest_spool_file_t *f,
     ngx_http_ingest_batch_t *b, ngx_str_t *batch)
 {
-    if (w->imcf->spool == NULL || f->failed) {
+    if (f->failed) {
         return NGX_ERROR;
     }
 
@@ -1251,7 +1340,7 @@ ngx_http_ingest_flush_spool(ngx_http_ingest_worker_t *w,
     }
 
     if (ngx_http_ingest_spool_append(f, batch) != NGX_OK) {
-        (void) ngx_http_ingest_spool_close(f, 0);
+        /* a full disk, say: the file keeps the batches before b */
         f->failed = 1;
         return NGX_ERROR;
     }

@@ -16,7 +16,7 @@
 #include "ngx_http_ingest_status.h"
 #include "ngx_http_ingest_metrics.h"
 #include "ngx_http_ingest_flush.h"
-#include "ngx_http_ingest_spool.h"
+#include "ngx_http_ingest_replay.h"
 #include "ngx_http_ingest_poll.h"
 #include "ngx_http_ingest_table.h"
 
@@ -825,7 +825,7 @@ ngx_http_ingest_init_process(ngx_cycle_t *cycle)
     }
 
     if ((imcf->spool != NULL
-         && ngx_http_ingest_spool_init(cycle, imcf,
+         && ngx_http_ingest_replay_init(cycle, imcf,
                                        ngx_http_ingest_worker->transport)
             != NGX_OK)
         || ngx_http_ingest_poll_init(cycle, ngx_http_ingest_worker->transport)
@@ -843,6 +843,6 @@ ngx_http_ingest_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_ingest_poll_exit();
     ngx_http_ingest_flush_exit();
-    ngx_http_ingest_spool_exit();
+    ngx_http_ingest_replay_exit();
     ngx_http_ingest_metrics_release();
 }

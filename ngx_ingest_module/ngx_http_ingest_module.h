@@ -77,6 +77,9 @@ typedef struct {
 #define NGX_HTTP_INGEST_MAX_SHARDS   64
 #define NGX_HTTP_INGEST_MAX_LIST     200      /* bytes of a list's name */
 
+/* a Redis list's name: a list's, or a shard's, "<list>:{63}" */
+#define NGX_HTTP_INGEST_MAX_QUEUE    (NGX_HTTP_INGEST_MAX_LIST + 5)
+
 
 /*
  * The shard of a key: FNV-1a, 32 bits, over the key's bytes as received

@@ -2,16 +2,16 @@
 /*
  * Copyright (C) ngx_ingest developers
  *
- * The spool: batches a worker could not hand to Redis at exit, kept on
- * disk, one file per list and exit, and sent to Redis later by worker 0
- * of whatever nginx runs next, unchanged and in order.
+ * The spool's files: batches a worker could not hand to Redis at exit,
+ * kept on disk, one file per list and exit, for the replay
+ * (ngx_http_ingest_replay.h) of whatever nginx runs next.
  */
 
 #ifndef _NGX_HTTP_INGEST_SPOOL_H_INCLUDED_
 #define _NGX_HTTP_INGEST_SPOOL_H_INCLUDED_
 
 
-#include "ngx_http_ingest_transport.h"
+#include "ngx_http_ingest_module.h"
 
 
 /*
@@ -21,6 +21,7 @@
 
 typedef struct {
     int                       fd;              /* -1: not open */
+    off_t                     size;            /* of its whole lines */
     ngx_uint_t                batches;
     uint64_t                  first;           /* seq */
     unsigned                  failed:1;        /* the caller's: given up */
@@ -33,6 +34,7 @@ typedef struct {
 ngx_int_t ngx_http_ingest_spool_open(ngx_http_ingest_spool_file_t *f,
     ngx_str_t *dir, const char *producer, ngx_str_t *list, uint64_t seq,
     ngx_log_t *log);
+/* NGX_ERROR: the batch is not in it (the file holds what came before) */
 ngx_int_t ngx_http_ingest_spool_append(ngx_http_ingest_spool_file_t *f,
     ngx_str_t *batch);
 /* commit: fsync and rename (NGX_OK once safe); else remove what it is */
@@ -42,14 +44,5 @@ ngx_int_t ngx_http_ingest_spool_close(ngx_http_ingest_spool_file_t *f,
 /* "<producer>~<list>~<seq>.batch" at p (at most 220 bytes); the end */
 u_char *ngx_http_ingest_spool_name(u_char *p, const char *producer,
     ngx_str_t *list, uint64_t seq);
-
-/* worker 0 (or the single process) replays dir through t */
-ngx_int_t ngx_http_ingest_spool_init(ngx_cycle_t *cycle,
-    ngx_http_ingest_main_conf_t *imcf, ngx_http_ingest_transport_t *t);
-void ngx_http_ingest_spool_exit(void);
-
-/* a graceful shutdown: no new file is replayed (the next nginx's is) */
-void ngx_http_ingest_spool_stop(void);
-
 
 #endif /* _NGX_HTTP_INGEST_SPOOL_H_INCLUDED_ */

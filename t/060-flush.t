@@ -222,3 +222,69 @@ Idempotency-Key: f9-big
 --- error_code: 413
 --- response_body
 {"error":"an Idempotency-Key request may hold at most 512k of counts per list"}
+
+
+
+=== TEST 10: Idempotency-Key requests that would make a batch over half of 1 MB together go in batches of their own
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 1s;
+--- config
+    location = /c {
+        ingest_counters queue=t:f10;
+        client_max_body_size 8m;
+        client_body_buffer_size 8m;
+    }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+Idempotency-Key: f10
+--- request eval
+["POST /c\n" . CORE::join("&", map { "f10:" . ("a" x 40) . "$_=1" } 1 .. 8000),
+ "POST /c\n" . CORE::join("&", map { "f10:" . ("b" x 40) . "$_=2" } 1 .. 8000)]
+--- error_code eval
+[204, 204]
+--- list eval
+["t:f10", sub {
+    my ($ids, $sum, $seq, $big) = ("", 0, 0, 0);
+    for my $b (@_) {
+        $big++ if length($b) > 512 * 1024 + 4096;
+        my $doc = JSON::PP->new->decode($b);
+        return (0, "seq $doc->{seq} after $seq") if $doc->{seq} != ++$seq;
+        for my $r (@{ $doc->{requests} // [] }) {
+            $ids .= "$r->{id} ";
+            $sum += $_ for values %{ $r->{counts} };
+        }
+    }
+    return (@_ == 2 && !$big && $ids eq "f10 f10 " && $sum == 24000,
+            scalar(@_) . " batches, $big over half, ids $ids, sum $sum");
+}]
+
+
+
+=== TEST 11: a records batch stays under 1 MB with its header (64 long column names)
+--- http_config
+    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_flush_interval 10ms;
+--- config eval
+"location = /r {
+    ingest_records f11 queue=t:f11 "
+    . CORE::join(" ", map { sprintf("c%063d:int", $_) } 1 .. 64) . ";
+    client_max_body_size 64m;
+    client_body_buffer_size 64m;
+}"
+--- request eval
+"POST /r\n" . CORE::join("", map { my $r = $_; "{" . CORE::join(",", map { sprintf("\"c%063d\":%d", $_, $r) } 1 .. 64) . "}\n" } 1 .. 6000)
+--- error_code: 200
+--- list eval
+["t:f11", sub {
+    my ($rows, $seq, $big, $max) = (0, 0, 0, 0);
+    for my $b (@_) {
+        $big++ if length($b) > 1024 * 1024;
+        $max = length($b) if length($b) > $max;
+        my $doc = JSON::PP->new->decode($b);
+        return (0, "seq $doc->{seq} after $seq") if $doc->{seq} != ++$seq;
+        $rows += @{ $doc->{rows} };
+    }
+    return (@_ >= 2 && !$big && $rows == 6000,
+            scalar(@_) . " batches, $big over 1 MB (the longest $max), $rows rows");
+}]

@@ -165,7 +165,7 @@ sub until_true {
     ok(until_true(3, sub { -e "$dir/0~s3%3Astr~00000000000000000001.batch.refused" }),
        "refused: the refused file is moved aside");
     is(cli('get', 's3:str'), 'notalist', "refused: the key is as it was");
-    like($n->log, qr/ingest redis refused batch 1 of 1 of spool file "0~s3%3Astr~0+1\.batch" for "s3:str": WRONGTYPE [^;]+; moved aside as "0~s3%3Astr~0+1\.batch\.refused"/,
+    like($n->log, qr/ingest redis refused batch 1 of spool file "0~s3%3Astr~0+1\.batch" for "s3:str": WRONGTYPE [^;]+; moved aside as "0~s3%3Astr~0+1\.batch\.refused"/,
          "refused: logged with Redis's reason");
     unlike($n->log, qr/batch kept for retry/, "refused: not retried");
     cli('del', 's3:str');
@@ -222,11 +222,99 @@ sub until_true {
     ok(until_true(5, sub { cli('llen', 's5:ok') == 1 }),
        "stuck: the file behind it reached Redis");
     sleep 2.5;
-    is(count($n->log, qr/ingest spool file "[^"]+\/0~s5%3Abad~0+1\.batch" is malformed \(line 2 is not a whole batch\) and cannot be moved aside; passed over from now on/),
+    is(count($n->log, qr/ingest spool file "[^"]+\/0~s5%3Abad~0+1\.batch" is malformed \(line 2 is not a whole batch\) and cannot be moved aside; passed over for 60 s/),
        1, "stuck: one alert, not one a scan");
     my (undef, $body) = $n->get('/s');
     like($body // '', qr/"spool_files":1,"spool_aside":1,/,
          "stuck: status counts it as waiting");
+}
+
+# 6. A sharded list with the longest name nginx -t allows: its shards'
+#    names are longer still, and their files are replayed all the same.
+{
+    my $dir = spool_dir('spool6');
+    my $list = 's6' . ('x' x 198);
+    cli('del', "'$list:{0}'", "'$list:{1}'");
+
+    my $n = Ingest::Nginx->start(
+        http => "ingest_redis 127.0.0.1:1; ingest_flush_interval 1h;"
+                . " ingest_shards 2; ingest_spool $dir;",
+        server => "location = /c { ingest_counters queue=$list; }");
+
+    is(($n->post('/c', CORE::join('&', map { "k$_=1" } 1 .. 20)))[0], 204,
+       "long shards: accepted");
+    $n->signal('TERM');
+    ok(defined $n->wait_exit(10), "long shards: nginx left");
+    is(scalar @{ files($dir, '*.batch') }, 2, "long shards: a file each");
+
+    my $m = Ingest::Nginx->start(
+        http => "ingest_redis 127.0.0.1:$redis; ingest_shards 2;"
+                . " ingest_spool $dir;",
+        server => "location = /c { ingest_counters queue=$list; }");
+
+    ok(until_true(5, sub { cli('llen', "'$list:{0}'") == 1
+                           && cli('llen', "'$list:{1}'") == 1 }),
+       "long shards: each shard's batch replayed");
+    unlike($m->log, qr/malformed/, "long shards: nothing moved aside");
+}
+
+
+# 7. A file bigger than the replay reads at once (8 MB): read in pieces
+#    of whole lines, its batches sent in order, the file removed after.
+{
+    my $dir = spool_dir('spool7');
+    cli('del', 's7:big');
+
+    my @batches = map {
+        my $b = $_;
+        spool_batch('t7/1/1', $b, map { ("k${b}_$_" . ('x' x 40)) => 1 }
+                                      1 .. 15000)
+    } 1 .. 12;
+    spool_file("$dir/0~s7%3Abig~00000000000000000001.batch", 's7:big',
+               @batches);
+    ok(-s "$dir/0~s7%3Abig~00000000000000000001.batch" > 8 * 1024 * 1024,
+       "big file: over 8 MB");
+
+    my $n = Ingest::Nginx->start(
+        http => "ingest_redis 127.0.0.1:$redis; ingest_spool $dir;",
+        server => 'location = /c { ingest_counters queue=s7:big; }');
+
+    ok(until_true(10, sub { cli('llen', 's7:big') == 12 }),
+       "big file: its 12 batches are in Redis");
+    is(join(',', map { /"seq":(\d+)/; $1 }
+                 split /\n/, cli('lrange', 's7:big', 0, -1)),
+       join(',', 1 .. 12), "big file: in order");
+    ok(until_true(3, sub { @{ files($dir, '*') } == 0 }),
+       "big file: removed once all are in");
+    like($n->log, qr/ingest replayed spool file "0~s7%3Abig~0+1\.batch" \(12 batches\)/,
+         "big file: logged once, with its batches");
+    cli('del', 's7:big');
+}
+
+
+# 8. A replayed file that cannot be removed (immutable): sent once, one
+#    alert, then passed over, not sent again at each scan.
+SKIP: {
+    my $dir = spool_dir('spool8');
+    cli('del', 's8:ro');
+    my $path = "$dir/0~s8%3Aro~00000000000000000001.batch";
+
+    spool_file($path, 's8:ro', spool_batch('t8/1/1', 1, k => 1));
+    skip "chattr +i does not work here", 3
+        if system("chattr +i '$path' 2>/dev/null") != 0;
+
+    my $n = Ingest::Nginx->start(
+        http => "ingest_redis 127.0.0.1:$redis; ingest_spool $dir;",
+        server => 'location = /c { ingest_counters queue=s8:ro; }');
+
+    ok(until_true(5, sub { cli('llen', 's8:ro') >= 1 }),
+       "immutable: the batch reached Redis");
+    sleep 2.5;
+    is(cli('llen', 's8:ro'), 1, "immutable: once, not again at each scan");
+    is(count($n->log, qr/ingest cannot remove replayed spool file "[^"]+"; passed over for 60 s/),
+       1, "immutable: one alert");
+
+    system("chattr -i '$path'");
 }
 
 done_testing();

@@ -22,6 +22,7 @@
 
 #include <dirent.h>
 #include <sys/resource.h>
+#include <signal.h>
 
 #include "tap.h"
 
@@ -52,6 +53,7 @@ typedef struct {
     ngx_uint_t                closes;
     ngx_uint_t                graceful;        /* of the last close */
     ngx_uint_t                sync_ends;
+    ngx_msec_t                sync_delay;      /* each send_sync takes it */
 } harness_script_t;
 
 
@@ -154,6 +156,10 @@ harness_send_sync(ngx_http_ingest_transport_t *t, ngx_http_ingest_sync_t *s,
     ngx_http_ingest_push_t *p)
 {
     harness_send_t  *hs;
+
+    if (script.sync_delay) {
+        ngx_msleep(script.sync_delay);
+    }
 
     p->result = (script.nsyncs < script.nresults)
                 ? script.sync_results[script.nsyncs]
@@ -734,6 +740,116 @@ test_exit_unsafe(void)
 }
 
 
+/*
+ * A slow Redis at exit: the sends stop after the exit's budget, and the
+ * rest goes to the spool, before nginx's master would kill the worker
+ * (1.5 s after a TERM).
+ */
+
+static void
+test_exit_budget(void)
+{
+    ngx_uint_t                 i, files;
+    ngx_msec_t                 start;
+    ngx_http_ingest_worker_t  *w;
+    u_char                     key[16];
+
+    w = harness_start(1, 16 * 1024 * 1024, 1);
+    files = harness_spooled();
+
+    for (i = 0; i < 20; i++) {
+        ngx_sprintf(key, "k%02ui%Z", i);
+        harness_add(w, &w->queues[0], (char *) key, 1);
+    }
+
+    for (i = 0; i < 20; i++) {
+        script.sync_results[i] = NGX_HTTP_INGEST_PUSH_DELIVERED;
+    }
+
+    script.nresults = 20;
+    script.sync_delay = 100;
+
+    ngx_time_update();
+    start = ngx_current_msec;
+
+    ngx_http_ingest_flush_exit();
+
+    ngx_time_update();
+    script.sync_delay = 0;
+
+    tap_ok(ngx_current_msec - start < 1000,
+           "a slow Redis at exit: done within the exit's budget");
+    tap_ok(script.nsyncs >= 4 && script.nsyncs <= 7,
+           "a slow Redis at exit: a few sends, not all 20");
+    tap_ok(harness_spooled() == files + 1
+           && harness_logged("the exit's 500 ms for Redis ran out"),
+           "a slow Redis at exit: the rest is spooled, and why");
+}
+
+
+/*
+ * The spool's disk fills up at exit: the file keeps the batches that
+ * fit, whole, and the rest is counted and logged as lost.
+ */
+
+static void
+test_exit_disk_full(void)
+{
+    size_t                     limit;
+    u_char                     key[1001];
+    ngx_uint_t                 i, files;
+    ngx_queue_t               *l;
+    struct rlimit              old, lim;
+    ngx_http_ingest_batch_t   *b;
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(1, 16 * 1024 * 1024, 1);
+    files = harness_spooled();
+
+    for (i = 0; i < 3; i++) {
+        ngx_memset(key, 'a' + i, 1000);
+        key[1000] = '\0';
+        harness_add(w, &w->queues[0], (char *) key, 1);
+    }
+
+    /* room for the list's line and two batches, and half the third */
+
+    limit = w->queues[0].name.len + 1;
+    i = 0;
+
+    for (l = ngx_queue_head(&w->queues[0].backlog);
+         l != ngx_queue_sentinel(&w->queues[0].backlog);
+         l = ngx_queue_next(l))
+    {
+        b = ngx_queue_data(l, ngx_http_ingest_batch_t, link);
+        limit += (i++ < 2) ? b->buf.len + 1 : b->buf.len / 2;
+    }
+
+    if (i != 3 || getrlimit(RLIMIT_FSIZE, &old) != 0) {
+        tap_ok(0, "disk full: three batches to spool");
+        return;
+    }
+
+    lim = old;
+    lim.rlim_cur = limit;
+
+    signal(SIGXFSZ, SIG_IGN);
+    (void) setrlimit(RLIMIT_FSIZE, &lim);
+
+    ngx_http_ingest_flush_exit();
+
+    (void) setrlimit(RLIMIT_FSIZE, &old);
+
+    tap_ok(harness_spooled() == files + 1
+           && harness_logged("(2 batches)"),
+           "disk full: the spool file keeps the two batches that fit");
+    tap_ok(harness_logged("ingest lost 1 keys of \"h:a\" at exit (batches "
+                          "up to seq 3): the spool could not take them")
+           && harness_logged("ingest spooled 2 keys of \"h:a\" at exit"),
+           "disk full: the third is logged as lost, the two as spooled");
+}
+
+
 /* the exit's last cut cannot be allocated: what it held is said lost */
 
 static void
@@ -851,6 +967,8 @@ harness_init_process(ngx_cycle_t *cycle)
     test_drain_timeout();
     test_exit_refused();
     test_exit_unsafe();
+    test_exit_budget();
+    test_exit_disk_full();
     test_exit_nomem();
     test_shutdown_timeout();
 
