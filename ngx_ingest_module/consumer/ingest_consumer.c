@@ -25,6 +25,11 @@
  *     while it still holds it.  A second consumer waits, saying who holds
  *     the list.
  *
+ *     Redis answering with an error (LOADING, NOAUTH, MISCONF, ...) is
+ *     logged once per state and tried again with a backoff (100 ms
+ *     doubling to 5 s).  Its writes are Lua scripts flagged allow-oom, so
+ *     that a Redis full under maxmemory noeviction is drained.
+ *
  *     Every second it sets "LIST:heartbeat" (a 10 s TTL) to what it has
  *     applied, its last commit and its lag (commit time minus the oldest
  *     batch's ts in the round), for nginx's status endpoint.
@@ -401,6 +406,12 @@ ingest_number(const char *name, const char *text, long min, long max,
 }
 
 
+/*
+ * Rounds until a signal.  Redis unreachable, or answering with errors
+ * (LOADING, NOAUTH, ...), is tried again after a backoff: 100 ms doubling
+ * to 5 s, back to 100 ms once a round goes through.
+ */
+
 static int
 ingest_run(ingest_consumer_t *ic)
 {
@@ -414,11 +425,10 @@ ingest_run(ingest_consumer_t *ic)
 
         if (ic->redis_ctx == NULL && ingest_queue_connect(ic) != 0) {
             ingest_sleep_ms(backoff);
-            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            backoff = backoff * 2 > INGEST_REDIS_BACKOFF_MAX_MS
+                      ? INGEST_REDIS_BACKOFF_MAX_MS : backoff * 2;
             continue;
         }
-
-        backoff = 100;
 
         if (!ic->locked) {
             rc = ingest_queue_lock(ic);
@@ -435,17 +445,29 @@ ingest_run(ingest_consumer_t *ic)
                 continue;
             }
 
-            if (rc != 0) {
-                continue;
+            if (rc == 0) {
+                waiting = 0;
             }
 
-            waiting = 0;
+        } else {
+            rc = ingest_round(ic);
+
+            if (rc == INGEST_EXIT_RUNTIME) {
+                return INGEST_EXIT_RUNTIME;
+            }
         }
 
-        rc = ingest_round(ic);
+        if (ic->redis_refused) {
+            ic->redis_refused = 0;
 
-        if (rc == INGEST_EXIT_RUNTIME) {
-            return INGEST_EXIT_RUNTIME;
+            ingest_sleep_ms(backoff);
+            backoff = backoff * 2 > INGEST_REDIS_BACKOFF_MAX_MS
+                      ? INGEST_REDIS_BACKOFF_MAX_MS : backoff * 2;
+            continue;
+        }
+
+        if (ic->redis_ctx != NULL) {
+            backoff = 100;
         }
     }
 

@@ -27,6 +27,9 @@
 #define INGEST_EXIT_USAGE     1      /* bad options or configuration */
 #define INGEST_EXIT_RUNTIME   2      /* a batch or the store stopped us */
 
+/* after a lost connection or an error reply: 100 ms, doubling, to this */
+#define INGEST_REDIS_BACKOFF_MAX_MS   5000
+
 #define INGEST_LOG_ERR        0
 #define INGEST_LOG_WARN       1
 #define INGEST_LOG_NOTICE     2
@@ -106,6 +109,9 @@ struct ingest_consumer_s {
     int64_t                   lock_renewed_ms;
     int                       redis_down;  /* "lost" was logged */
     int                       redirected;  /* "finding it again" was */
+    int                       redis_refused;  /* an error reply: back off */
+    char                      redis_error[32];  /* the error logged */
+    const char               *redis_refused_what;  /* its command, or NULL */
 
     const ingest_store_t     *store;
 

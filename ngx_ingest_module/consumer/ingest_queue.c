@@ -8,6 +8,16 @@
  * trim runs in a Lua script that first checks the lock is still ours, so
  * a consumer that stalled past its TTL never trims another's batches.
  *
+ * Every write is a script flagged allow-oom (Redis 7): under maxmemory
+ * with noeviction Redis refuses SET, and a consumer that could not take
+ * its lock would never drain the list whose draining frees the memory.
+ * What the scripts add is a lock and a heartbeat of a few bytes each;
+ * the trim takes far more away.
+ *
+ * An error reply (LOADING, NOAUTH, MISCONF, READONLY, ...) is logged once
+ * per state, when the error changes and when the command it refused is
+ * taken again; the loop backs off meanwhile (ic->redis_refused).
+ *
  * Blocking hiredis calls with a timeout, so that a stuck Redis never
  * holds the loop past a signal for long.
  */
@@ -27,26 +37,53 @@
 #define INGEST_REDIS_TIMEOUT_MS   5000
 
 
+/* what a command is for, in the log: "redis ... refuses the lock of ..." */
+static const char  ingest_for_lock[] = "the lock";
+static const char  ingest_for_read[] = "the read";
+static const char  ingest_for_trim[] = "the trim";
+static const char  ingest_for_heartbeat[] = "the heartbeat";
+
+
+/* 1: taken; 2: it was ours already (kept across a Redis restart); 0 */
+
+static const char  ingest_lock_script[] =
+    "#!lua flags=allow-oom\n"
+    "local owner = redis.call('GET', KEYS[1]) "
+    "if owner == false then "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+    "if owner == ARGV[1] then "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 2 end "
+    "return 0";
+
 static const char  ingest_renew_script[] =
+    "#!lua flags=allow-oom\n"
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
     "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
     "return 0";
 
 static const char  ingest_trim_script[] =
+    "#!lua flags=allow-oom\n"
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
     "redis.call('LTRIM', KEYS[2], ARGV[2], -1) return 1 end "
     "return 0";
 
 static const char  ingest_unlock_script[] =
+    "#!lua flags=allow-oom\n"
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
     "return redis.call('DEL', KEYS[1]) end "
     "return 0";
 
+static const char  ingest_heartbeat_script[] =
+    "#!lua flags=allow-oom\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
 
-static redisReply *ingest_queue_command(ingest_consumer_t *ic, int argc,
-    const char **argv);
-static int ingest_queue_script(ingest_consumer_t *ic, const char *script,
-    const char *key2, const char *arg2);
+
+static redisReply *ingest_queue_command(ingest_consumer_t *ic,
+    const char *what, int argc, const char **argv);
+static void ingest_queue_refused(ingest_consumer_t *ic, const char *what,
+    const char *error);
+static int ingest_queue_script(ingest_consumer_t *ic, const char *what,
+    const char *script, const char *key2, const char *arg2);
 
 
 /* HOST:PORT or [V6]:PORT into host and port; 0, or -1 if malformed */
@@ -226,7 +263,8 @@ ingest_queue_disconnect(ingest_consumer_t *ic)
  */
 
 static redisReply *
-ingest_queue_command(ingest_consumer_t *ic, int argc, const char **argv)
+ingest_queue_command(ingest_consumer_t *ic, const char *what, int argc,
+    const char **argv)
 {
     redisReply  *reply;
 
@@ -274,14 +312,62 @@ ingest_queue_command(ingest_consumer_t *ic, int argc, const char **argv)
             return NULL;
         }
 
-        ingest_log(INGEST_LOG_ERR, "redis %s failed: %s", argv[0],
-                   reply->str);
+        ingest_queue_refused(ic, what, reply->str);
 
-    } else {
-        ic->redirected = 0;
+        return reply;
+    }
+
+    ic->redirected = 0;
+
+    if (ic->redis_refused_what == what) {
+        ingest_log(INGEST_LOG_NOTICE, "redis \"%s\" accepts %s of \"%s\" "
+                   "again", ic->redis, what, ic->queue);
+        ic->redis_error[0] = '\0';
+        ic->redis_refused_what = NULL;
     }
 
     return reply;
+}
+
+
+/*
+ * An error reply: the loop backs off; logged when the error (its first
+ * word: LOADING, NOAUTH, OOM, ...) is not the one already logged.  The
+ * state ends when the command it refused is taken, so that a Redis that
+ * refuses writes but answers reads is not logged as back every round.
+ */
+
+static void
+ingest_queue_refused(ingest_consumer_t *ic, const char *what,
+    const char *error)
+{
+    size_t  len;
+
+    ic->redis_refused = 1;
+
+    len = strcspn(error, " ");
+    if (len == 0) {
+        len = strlen(error);
+    }
+
+    if (len >= sizeof(ic->redis_error)) {
+        len = sizeof(ic->redis_error) - 1;
+    }
+
+    if (ic->redis_refused_what != NULL
+        && strncmp(ic->redis_error, error, len) == 0
+        && ic->redis_error[len] == '\0')
+    {
+        return;
+    }
+
+    memcpy(ic->redis_error, error, len);
+    ic->redis_error[len] = '\0';
+    ic->redis_refused_what = what;
+
+    ingest_log(INGEST_LOG_ERR, "redis \"%s\" refuses %s of \"%s\": %s; "
+               "trying again with a backoff (up to %d s)", ic->redis, what,
+               ic->queue, error, INGEST_REDIS_BACKOFF_MAX_MS / 1000);
 }
 
 
@@ -292,59 +378,46 @@ ingest_queue_command(ingest_consumer_t *ic, int argc, const char **argv)
 int
 ingest_queue_lock(ingest_consumer_t *ic)
 {
-    int          rc;
     char         ttl[32];
     const char  *argv[6];
     redisReply  *reply;
+    long long    taken;
 
     snprintf(ttl, sizeof(ttl), "%ld", ic->lock_ttl_ms);
 
-    argv[0] = "SET";
-    argv[1] = ic->lock_key;
-    argv[2] = ic->owner;
-    argv[3] = "NX";
-    argv[4] = "PX";
+    argv[0] = "EVAL";
+    argv[1] = ingest_lock_script;
+    argv[2] = "1";
+    argv[3] = ic->lock_key;
+    argv[4] = ic->owner;
     argv[5] = ttl;
 
-    reply = ingest_queue_command(ic, 6, argv);
+    reply = ingest_queue_command(ic, ingest_for_lock, 6, argv);
     if (reply == NULL) {
         return -1;
     }
 
-    if (reply->type == REDIS_REPLY_STATUS) {
+    if (reply->type != REDIS_REPLY_INTEGER) {
         freeReplyObject(reply);
-
-        ic->locked = 1;
-        ic->lock_renewed_ms = ingest_now_ms();
-
-        ingest_log(INGEST_LOG_NOTICE, "consuming \"%s\" as %s", ic->queue,
-                   ic->owner);
-        return 0;
+        return -1;
     }
 
-    rc = (reply->type == REDIS_REPLY_NIL) ? 1 : -1;
+    taken = reply->integer;
     freeReplyObject(reply);
 
-    if (rc != 1) {
-        return rc;
+    if (taken == 0) {
+        return 1;
     }
-
-    /*
-     * Held, but perhaps by us: the lock outlived our connection (Redis
-     * restarted with its AOF).  Renewing succeeds only if it is ours.
-     */
 
     ic->locked = 1;
+    ic->lock_renewed_ms = ingest_now_ms();
 
-    if (ingest_queue_renew(ic) == 0) {
-        ingest_log(INGEST_LOG_NOTICE, "consuming \"%s\" as %s again",
-                   ic->queue, ic->owner);
-        return 0;
-    }
+    /* 2: ours already, the lock outlived our connection (a Redis restart) */
 
-    ic->locked = 0;
+    ingest_log(INGEST_LOG_NOTICE, "consuming \"%s\" as %s%s", ic->queue,
+               ic->owner, taken == 2 ? " again" : "");
 
-    return 1;
+    return 0;
 }
 
 
@@ -356,8 +429,8 @@ ingest_queue_lock(ingest_consumer_t *ic)
  */
 
 static int
-ingest_queue_script(ingest_consumer_t *ic, const char *script,
-    const char *key2, const char *arg2)
+ingest_queue_script(ingest_consumer_t *ic, const char *what,
+    const char *script, const char *key2, const char *arg2)
 {
     int          argc, rc;
     const char  *argv[7];
@@ -379,7 +452,7 @@ ingest_queue_script(ingest_consumer_t *ic, const char *script,
         argv[argc++] = arg2;
     }
 
-    reply = ingest_queue_command(ic, argc, argv);
+    reply = ingest_queue_command(ic, what, argc, argv);
     if (reply == NULL) {
         return -1;
     }
@@ -407,7 +480,8 @@ ingest_queue_renew(ingest_consumer_t *ic)
 
     snprintf(ttl, sizeof(ttl), "%ld", ic->lock_ttl_ms);
 
-    rc = ingest_queue_script(ic, ingest_renew_script, NULL, ttl);
+    rc = ingest_queue_script(ic, ingest_for_lock, ingest_renew_script, NULL,
+                            ttl);
 
     if (rc == 0) {
         ic->lock_renewed_ms = ingest_now_ms();
@@ -424,7 +498,8 @@ ingest_queue_unlock(ingest_consumer_t *ic)
         return;
     }
 
-    (void) ingest_queue_script(ic, ingest_unlock_script, NULL, NULL);
+    (void) ingest_queue_script(ic, ingest_for_lock, ingest_unlock_script,
+                              NULL, NULL);
 
     ic->locked = 0;
 }
@@ -446,7 +521,7 @@ ingest_queue_read(ingest_consumer_t *ic)
     argv[2] = "0";
     argv[3] = stop;
 
-    reply = ingest_queue_command(ic, 4, argv);
+    reply = ingest_queue_command(ic, ingest_for_read, 4, argv);
     if (reply == NULL) {
         return NULL;
     }
@@ -469,7 +544,8 @@ ingest_queue_trim(ingest_consumer_t *ic, size_t n)
 
     snprintf(start, sizeof(start), "%zu", n);
 
-    return ingest_queue_script(ic, ingest_trim_script, ic->queue, start);
+    return ingest_queue_script(ic, ingest_for_trim, ingest_trim_script,
+                               ic->queue, start);
 }
 
 
@@ -484,7 +560,7 @@ ingest_queue_heartbeat(ingest_consumer_t *ic)
 {
     char         value[512];
     int64_t      now;
-    const char  *argv[5];
+    const char  *argv[6];
     redisReply  *reply;
 
     now = ingest_now_ms();
@@ -502,13 +578,14 @@ ingest_queue_heartbeat(ingest_consumer_t *ic)
              (unsigned long long) ic->keys, (long long) ic->last_commit_ms,
              (long long) ic->lag_ms, ic->owner);
 
-    argv[0] = "SET";
-    argv[1] = ic->heartbeat_key;
-    argv[2] = value;
-    argv[3] = "PX";
-    argv[4] = "10000";
+    argv[0] = "EVAL";
+    argv[1] = ingest_heartbeat_script;
+    argv[2] = "1";
+    argv[3] = ic->heartbeat_key;
+    argv[4] = value;
+    argv[5] = "10000";
 
-    reply = ingest_queue_command(ic, 5, argv);
+    reply = ingest_queue_command(ic, ingest_for_heartbeat, 6, argv);
     if (reply != NULL) {
         freeReplyObject(reply);
     }

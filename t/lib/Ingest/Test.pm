@@ -88,6 +88,8 @@ sub free_port {
     return $port;
 }
 
+# options: aof => 1, args => [more redis-server arguments], wait => 0
+# (return at once, without waiting for a PONG: a Redis still loading)
 sub redis_start {
     my (%opt) = @_;
     $RedisPort //= free_port();
@@ -98,12 +100,15 @@ sub redis_start {
     my @args = ('redis-server', '--port', $RedisPort, '--bind', '127.0.0.1',
                 '--unixsocket', $RedisSocket, '--dir', $Dir,
                 '--save', '', '--appendonly', $opt{aof} ? 'yes' : 'no',
-                '--appendfsync', 'always', '--logfile', "$Dir/redis.log");
+                '--appendfsync', 'always', '--logfile', "$Dir/redis.log",
+                @{ $opt{args} // [] });
 
     $RedisPid = fork // die "fork: $!";
     if ($RedisPid == 0) {
         exec @args or POSIX::_exit(127);
     }
+
+    return if defined $opt{wait} && !$opt{wait};
 
     for (1 .. 500) {
         return if (redis_cli('PING') // '') eq 'PONG';
