@@ -1,6 +1,7 @@
-# ingest-consumer on its own: duplicates skipped, bad batches left in
-# Redis with a clear error, one consumer per list, clean stops.  Runs the
-# plain build and, when present, the AddressSanitizer build.
+# ingest-consumer on its own: duplicates skipped, one consumer per list,
+# batches it cannot apply moved to the dead-letter list with the reason
+# while the others are applied, clean stops.  Runs the plain build and,
+# when present, the AddressSanitizer build.
 
 use strict;
 use warnings;
@@ -88,61 +89,71 @@ for my $bin (@bins) {
     is_deeply(wait_totals({ "$p:c" => 7 }), { "$p:c" => 7 },
               "$tag: and drains the list");
 
-    # a batch it cannot read stops it, and stays in Redis
+    # a batch it cannot read is moved to the dead-letter list with the
+    # reason, atomically with the trim; the batches around it are applied
 
+    my $dead = 'ingest:counters:dead';
     my $bad = fixture('bad-not-json.json');
     redis_cli('RPUSH', 'ingest:counters', batch($p, 4, { "$p:d" => 1 }),
-              $bad);
+              $bad, batch($p, 5, { "$p:d" => 2 }));
 
-    my $status = consumer_wait($pid2, 10);
-    is(defined $status ? $status >> 8 : 'running', 2,
-       "$tag: an unreadable batch stops it with exit 2");
+    is_deeply(wait_totals({ "$p:d" => 3 }), { "$p:d" => 3 },
+              "$tag: the batches around an unreadable one are applied");
+    ok(wait_for(sub { (redis_cli('LLEN', 'ingest:counters') // 1) == 0 }),
+       "$tag: and the list is drained");
+    is(redis_cli('LLEN', $dead), 1, "$tag: the bad batch is in $dead");
+    my ($header, $original) = split /\n/, redis_cli('LINDEX', $dead, 0), 2;
+    is($original, $bad, "$tag: after a header line, byte for byte");
+    like($header,
+         qr/^\{"reason":"cannot be read: expected '\{' at byte 0","at":\d{13},"consumer":"[^"]+\/\d+\/\d+"\}$/,
+         "$tag: the header says why, when and who");
     like(consumer_log($log2),
-         qr/batch 1 of "ingest:counters" cannot be read: expected '\{' at byte 0; it is left in Redis/,
-         "$tag: with a clear error");
-    is(redis_cli('LLEN', 'ingest:counters'), 2,
-       "$tag: the round is not trimmed");
-    is(redis_cli('LINDEX', 'ingest:counters', 1), $bad,
-       "$tag: the bad batch is left as it was");
-    is(wait_totals({ "$p:d" => undef }, 0.2)->{"$p:d"}, undef,
-       "$tag: and its round was rolled back");
+         qr/\[alert\] ingest-consumer: a batch of "ingest:counters" is refused: cannot be read: expected '\{' at byte 0; moved to "ingest:counters:dead"$/m,
+         "$tag: logged at alert");
+    is(consumer_wait($pid2, 0.2), undef, "$tag: and the consumer goes on");
 
-    # a newer version, the same
+    # a newer version, the same; its producer and seq are not read
 
-    redis_cli('DEL', 'ingest:counters');
-    redis_cli('RPUSH', 'ingest:counters', fixture('bad-version-3.json'));
-    my $pid3 = consumer_spawn(db => $db, log => "$log.v3");
-    $status = consumer_wait($pid3, 10);
-    is(defined $status ? $status >> 8 : 'running', 2,
-       "$tag: a version-3 batch stops it");
-    like(consumer_log("$log.v3"), qr/unsupported batch version 3/,
+    my $v3 = fixture('bad-version-3.json');
+    redis_cli('RPUSH', 'ingest:counters', $v3);
+    ok(wait_for(sub { (redis_cli('LLEN', $dead) // 0) == 2 }),
+       "$tag: a version-3 batch is moved to $dead");
+    ($header, $original) = split /\n/, redis_cli('LINDEX', $dead, 1), 2;
+    is($original, $v3, "$tag: unchanged");
+    like($header,
+         qr/^\{"reason":"cannot be read: unsupported batch version 3","at":\d+,"consumer":"[^"]+"\}$/,
          "$tag: naming the version");
-    is(redis_cli('LLEN', 'ingest:counters'), 1, "$tag: and it stays");
 
-    # a total that would overflow stops it, nothing of the round applied
+    # a total that would overflow: that batch alone is refused, and the
+    # batches of its window before and after it are applied once
 
-    redis_cli('DEL', 'ingest:counters');
     redis_cli('RPUSH', 'ingest:counters',
-              batch($p, 5, { "$p:max" => '9223372036854775807' }));
-    my $pid4 = consumer_spawn(db => $db, log => "$log.ovf");
+              batch($p, 6, { "$p:max" => '9223372036854775807' }));
     is_deeply(wait_totals({ "$p:max" => '9223372036854775807' }),
               { "$p:max" => '9223372036854775807' }, "$tag: int64 max");
-    redis_cli('RPUSH', 'ingest:counters',
-              batch($p, 6, { "$p:e" => 1, "$p:max" => 1 }));
-    $status = consumer_wait($pid4, 10);
-    is(defined $status ? $status >> 8 : 'running', 2,
-       "$tag: an overflowing total stops it");
-    like(consumer_log("$log.ovf"),
-         qr/total overflows a signed 64-bit integer/, "$tag: saying so");
+    my $ovf = batch($p, 8, { "$p:e" => 1, "$p:max" => 1 });
+    redis_cli('RPUSH', 'ingest:counters', batch($p, 7, { "$p:f" => 1 }),
+              $ovf, batch($p, 9, { "$p:f" => 2 }));
     is_deeply(wait_totals({ "$p:max" => '9223372036854775807',
-                            "$p:e" => undef }, 0.2),
-              { "$p:max" => '9223372036854775807', "$p:e" => undef },
-              "$tag: nothing of the batch applied");
-    is(redis_cli('LLEN', 'ingest:counters'), 1, "$tag: the batch stays");
-    redis_cli('DEL', 'ingest:counters', 'ingest:counters:consumer');
+                            "$p:f" => 3, "$p:e" => undef }),
+              { "$p:max" => '9223372036854775807', "$p:f" => 3,
+                "$p:e" => undef },
+              "$tag: nothing of the overflowing batch, all of the others");
+    ok(wait_for(sub { (redis_cli('LLEN', $dead) // 0) == 3 }),
+       "$tag: the overflowing batch is moved to $dead");
+    ($header, $original) = split /\n/, redis_cli('LINDEX', $dead, 2), 2;
+    is($original, $ovf, "$tag: unchanged");
+    like($header,
+         qr/^\{"reason":"updating totals: total overflows a signed 64-bit integer \(key \\"\Q$p\E:max\\"\)","at":\d+,"consumer":"[^"]+","producer":"\Q$p\E","seq":8\}$/,
+         "$tag: with the key, its producer and seq");
+    like(consumer_log($log2),
+         qr/\[alert\] ingest-consumer: a batch of "ingest:counters" \(producer "\Q$p\E", seq 8\) is refused: updating totals: total overflows a signed 64-bit integer \(key "\Q$p\E:max"\); moved to "ingest:counters:dead"$/m,
+         "$tag: logged at alert");
+    unlike(consumer_log($log2), qr/jumped/,
+           "$tag: seq 9 after a dead seq 8 is no jump");
 
     # records: the table is made from the first batch; a batch whose
-    # columns conflict with it stops the consumer and stays in Redis
+    # columns conflict with it is refused the same way
 
     my $rec = sub {
         my ($seq, $types, $rows) = @_;
@@ -153,7 +164,6 @@ for my $bin (@bins) {
 
     redis_cli('RPUSH', 'ingest:counters',
               $rec->(1, '["int","text"]', '[[1,"x"],[null,"y\\u00e9"]]'));
-    my $pid5 = consumer_spawn(db => $db, log => "$log.rec");
     ok(wait_for(sub { (redis_cli('LLEN', 'ingest:counters') // 1) == 0 }),
        "$tag: a records batch is applied");
     is_deeply(Ingest::Test::sql_rows("SELECT a, b FROM rt$round ORDER BY rowid"),
@@ -162,15 +172,21 @@ for my $bin (@bins) {
 
     my $bad_rec = $rec->(2, '["text","text"]', '[["1","x"]]');
     redis_cli('RPUSH', 'ingest:counters', $bad_rec);
-    $status = consumer_wait($pid5, 10);
-    is(defined $status ? $status >> 8 : 'running', 2,
-       "$tag: a batch whose columns conflict stops it");
-    like(consumer_log("$log.rec"),
-         qr/the columns of a batch for table "rt$round" differ from the table's/,
+    ok(wait_for(sub { (redis_cli('LLEN', $dead) // 0) == 4 }),
+       "$tag: a batch whose columns conflict is moved to $dead");
+    ($header, $original) = split /\n/, redis_cli('LINDEX', $dead, 3), 2;
+    is($original, $bad_rec, "$tag: unchanged");
+    like($header,
+         qr/^\{"reason":"the columns of a batch for table \\"rt$round\\" differ from the table's","at":\d+,"consumer":"[^"]+","producer":"\Q$p\E-r","seq":2\}$/,
          "$tag: saying so");
-    is(redis_cli('LINDEX', 'ingest:counters', 0), $bad_rec,
-       "$tag: and the batch stays");
-    redis_cli('DEL', 'ingest:counters', 'ingest:counters:consumer');
+
+    # SIGTERM: what it did, refusals included
+
+    is(consumer_kill($pid2, SIGTERM) >> 8, 0, "$tag: SIGTERM exits 0");
+    like(consumer_log($log2),
+         qr/stopped: 7 batches applied, 0 skipped as already applied, \d+ keys, 0 repeated requests skipped, 4 refused \(moved to "ingest:counters:dead"\)$/m,
+         "$tag: and reports what it did, refusals included");
+    redis_cli('DEL', 'ingest:counters', 'ingest:counters:consumer', $dead);
 }
 
 ok(scalar @bins, "a consumer binary was tested");

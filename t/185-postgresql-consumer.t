@@ -1,6 +1,8 @@
 # ingest-consumer --db postgresql://... on its own, batches written by
-# hand: duplicates skipped, PostgreSQL stopped and started under it, a
-# total that would overflow, a consumer killed mid-window, and consumers
+# hand: duplicates skipped, PostgreSQL stopped and started under it (no
+# refusal), a consumer killed mid-window, a total that would overflow and
+# records whose columns conflict with their table (refused, moved to the
+# dead-letter list, requeued once fixed and applied once), and consumers
 # of two lists adding to the same keys at once.  Plain and ASan builds.
 
 use strict;
@@ -62,6 +64,8 @@ for my $bin (@bins) {
               "$tag: and counted once");
     like(consumer_log($log), qr/PostgreSQL is back/,
          "$tag: the return is logged");
+    is(redis_cli('LLEN', "$list:dead"), 0,
+       "$tag: a lost PostgreSQL refuses no batch");
     is(scalar(() = consumer_log($log) =~ /is unreachable/g), 1,
        "$tag: the loss is logged once, not at every retry");
 
@@ -81,18 +85,72 @@ for my $bin (@bins) {
     my $want = { "$p:k" => 300 * 301 / 2, "$p:n" => 300 };
     is_deeply(wait_totals($want), $want, "$tag: each counted once");
 
-    # a total that would overflow stops the consumer; the batch stays
+    # a total that would overflow: that batch alone goes to the
+    # dead-letter list; fixed by hand and requeued, it is applied once
+
+    my $requeue = sub {
+        my $out = `$bin --redis 127.0.0.1:$Ingest::Test::RedisPort --queue $list --requeue-dead 2>&1`;
+        return $? >> 8;
+    };
+    my $alerts = sub {
+        return scalar(() = consumer_log($log) =~ /\[alert\]/g);
+    };
 
     redis_cli('RPUSH', $list,
               batch($p, 304, { "$p:big" => '9223372036854775807' }),
-              batch($p, 305, { "$p:big" => 1 }));
-    is(consumer_wait($pid, 10), 2 << 8, "$tag: an overflow exits 2");
-    like(consumer_log($log), qr/bigint out of range/,
-         "$tag: and says why");
-    is(redis_cli('LLEN', $list), 2,
-       "$tag: the window that held it stays in Redis");
-    is_deeply(wait_totals({ "$p:big" => undef }), { "$p:big" => undef },
-              "$tag: and nothing of it was applied");
+              batch($p, 305, { "$p:big" => 1, "$p:g" => 2 }),
+              batch($p, 306, { "$p:g" => 3 }));
+    ok(drained($list), "$tag: a window with an overflow is drained");
+    is_deeply(wait_totals({ "$p:big" => '9223372036854775807',
+                            "$p:g" => 3 }),
+              { "$p:big" => '9223372036854775807', "$p:g" => 3 },
+              "$tag: all of it but the overflowing batch applied");
+    ok(wait_for(sub { $alerts->() == 1 }), "$tag: which is refused");
+    like(consumer_log($log),
+         qr/\[alert\] ingest-consumer: a batch of "\Q$list\E" \(producer "\Q$p\E", seq 305\) is refused: updating totals: ERROR: bigint out of range; moved to "\Q$list\E:dead"$/m,
+         "$tag: saying why");
+    is(redis_cli('LLEN', "$list:dead"), 1, "$tag: it is in $list:dead");
+    is(consumer_wait($pid, 0.1), undef, "$tag: and the consumer goes on");
+
+    Ingest::Pg::rows("UPDATE totals SET value = 0 WHERE key = '$p:big'");
+    is($requeue->(), 0, "$tag: --requeue-dead after the fix exits 0");
+    is_deeply(wait_totals({ "$p:big" => 1, "$p:g" => 5 }),
+              { "$p:big" => 1, "$p:g" => 5 },
+              "$tag: the requeued batch is applied once");
+    ok(drained($list), "$tag: and the list drained");
+    is(redis_cli('LLEN', "$list:dead"), 0, "$tag: $list:dead is empty");
+
+    # records whose columns conflict with their table, the table fixed
+
+    my $rec = sub {
+        my ($seq, $types, $a) = @_;
+        return qq({"v":1,"kind":"records","producer":"$p-r","seq":$seq,)
+             . qq("ts":1,"table":"pgt$round","columns":["a","b"],)
+             . qq("types":$types,"rows":[[$a,"r$seq"]]});
+    };
+    redis_cli('RPUSH', $list, $rec->(1, '["int","text"]', 1),
+              $rec->(2, '["text","text"]', '"2"'),
+              $rec->(3, '["int","text"]', 3));
+    ok(wait_for(sub { $alerts->() == 2 }),
+       "$tag: a batch whose columns conflict is refused");
+    ok(drained($list), "$tag: the others applied");
+    is_deeply(Ingest::Pg::rows("SELECT a, b FROM pgt$round ORDER BY b"),
+              [[1, 'r1'], [3, 'r3']], "$tag: their rows are in the table");
+
+    Ingest::Pg::rows("ALTER TABLE pgt$round ALTER COLUMN a TYPE text");
+    is($requeue->(), 0, "$tag: --requeue-dead after the fix exits 0");
+    ok(wait_for(sub { @{ Ingest::Pg::rows("SELECT a FROM pgt$round"
+                                          . " WHERE b = 'r2'") // [] } }),
+       "$tag: the requeued batch is applied");
+    is_deeply(Ingest::Pg::rows("SELECT a, b FROM pgt$round ORDER BY b"),
+              [[1, 'r1'], [2, 'r2'], [3, 'r3']], "$tag: once");
+    is_deeply(Ingest::Pg::rows("SELECT last_seq FROM applied"
+                               . " WHERE producer = '$p-r'"),
+              [[3]], "$tag: its producer's last_seq stays 3");
+    is_deeply(Ingest::Pg::rows('SELECT count(*) FROM dead_batches'), [[0]],
+              "$tag: nothing is remembered as dead");
+    is($alerts->(), 2, "$tag: nothing refused after the fix");
+    consumer_kill($pid);
     redis_cli('DEL', $list);
 
     # two lists add to the same keys at once, in opposite orders: the row

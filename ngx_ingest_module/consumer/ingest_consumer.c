@@ -11,6 +11,7 @@
  *                     [--window N] [--poll MS] [--lock-ttl MS]
  *                     [--prune-days N] [--idempotency-window S]
  *                     [--verbose] [--help]
+ *     ingest-consumer --requeue-dead [--redis ADDR] [--queue LIST]
  *
  * DESCRIPTION
  *     Each round reads up to N batches from the head of LIST (LRANGE),
@@ -39,10 +40,25 @@
  *     this list within the window, recorded in the table "idempotency"
  *     in the same transaction.
  *
- *     A batch it cannot read, of an unknown version or kind, or whose sum
- *     would overflow a total, stops it with an error; the batch is left in
- *     Redis, never dropped.  SIGTERM and SIGINT finish the round in
- *     progress, give the lock back and exit.
+ *     A batch the database refuses (it cannot be read, is of an unknown
+ *     version or kind, would overflow a total, has columns that conflict
+ *     with its table or a value the database rejects) is moved, unchanged,
+ *     to the tail of "LIST:dead" behind a header line that says why, in
+ *     one script under the lock, and logged at alert; the batches before
+ *     and after it are applied.  A batch moved there does not count as
+ *     applied: its producer and seq are recorded in the table
+ *     "dead_batches" first, and a copy of it that comes back (requeued)
+ *     is applied once, whatever its producer's last_seq.  A lost
+ *     connection, a deadlock or a busy database is never a refusal: the
+ *     round is read again.
+ *
+ *     --requeue-dead moves the batches in "LIST:dead" when it starts back
+ *     to the tail of LIST, unchanged, and exits; the consumer, running or
+ *     not, applies them once the cause of their refusal is fixed (or
+ *     refuses them again).
+ *
+ *     SIGTERM and SIGINT finish the round in progress, give the lock back
+ *     and exit.
  *
  * OPTIONS
  *     --db FILE|URI     the SQLite database, created if missing, or a
@@ -56,12 +72,17 @@
  *     --idempotency-window S
  *                       remember Idempotency-Keys S seconds (default 86400)
  *     --verbose         log every round
+ *     --requeue-dead    move LIST:dead back to LIST, then exit
  *     --help            print this text
  *
  * EXIT STATUS
- *     0  stopped by SIGTERM or SIGINT
+ *     0  stopped by SIGTERM or SIGINT; --requeue-dead done
  *     1  bad options, or the database cannot be opened
- *     2  stopped by a batch it cannot apply, or by a database error
+ *     2  the database failed in a way that is neither passing nor a
+ *        batch's fault (I/O error, disk full, corrupt or read-only file,
+ *        permission denied, ...), or out of memory: the round stays in
+ *        Redis.  --requeue-dead: Redis failed, or an element of LIST:dead
+ *        is no dead batch (it stays there, with what is behind it)
  */
 
 
@@ -86,6 +107,7 @@ static const char  ingest_usage[] =
     "                       [--window N] [--poll MS] [--lock-ttl MS]\n"
     "                       [--prune-days N] [--idempotency-window S]\n"
     "                       [--verbose] [--help]\n"
+    "       ingest-consumer --requeue-dead [--redis ADDR] [--queue LIST]\n"
     "\n"
     "Drains one ngx_ingest Redis list into SQLite or PostgreSQL, exactly "
     "once.\n"
@@ -101,10 +123,14 @@ static const char  ingest_usage[] =
     "  --idempotency-window S\n"
     "                    remember Idempotency-Keys S seconds (default 86400)\n"
     "  --verbose         log every round\n"
+    "  --requeue-dead    move the batches of LIST:dead back to the tail of\n"
+    "                    LIST, then exit\n"
     "  --help            print this text\n"
     "\n"
+    "A batch the database refuses goes to LIST:dead, with the reason.\n"
+    "\n"
     "Exit status: 0 stopped by SIGTERM/SIGINT, 1 usage or configuration,\n"
-    "2 a batch or the database stopped it (the batch stays in Redis).\n";
+    "2 the database failed (the round stays in Redis), or out of memory.\n";
 
 
 static int ingest_options(ingest_consumer_t *ic, int argc, char **argv);
@@ -113,6 +139,14 @@ static int ingest_number(const char *name, const char *text, long min,
     long max, long *out);
 static int ingest_run(ingest_consumer_t *ic);
 static int ingest_round(ingest_consumer_t *ic);
+static int ingest_round_apply(ingest_consumer_t *ic, redisReply *reply,
+    size_t n, size_t *refused);
+static int ingest_round_bury(ingest_consumer_t *ic, redisReply *element);
+static int ingest_requeue(ingest_consumer_t *ic);
+static char *ingest_append(char *p, char *end, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static char *ingest_json_string(char *p, char *end, const char *s,
+    size_t len);
 static void ingest_signal(int signo);
 
 
@@ -167,6 +201,14 @@ main(int argc, char **argv)
     snprintf(ic.heartbeat_key, sizeof(ic.heartbeat_key),
              ic.cluster && !tagged ? "{%s}:heartbeat" : "%s:heartbeat",
              ic.queue);
+    snprintf(ic.dead_key, sizeof(ic.dead_key),
+             ic.cluster && !tagged ? "{%s}:dead" : "%s:dead", ic.queue);
+
+    if (ic.requeue_dead) {
+        rc = ingest_requeue(&ic);
+        ingest_queue_disconnect(&ic);
+        return rc;
+    }
 
     ic.store = (strncmp(ic.db_path, "postgresql://", 13) == 0
                 || strncmp(ic.db_path, "postgres://", 11) == 0)
@@ -185,11 +227,13 @@ main(int argc, char **argv)
 
     ingest_log(INGEST_LOG_NOTICE, "stopped: %llu batches applied, "
                "%llu skipped as already applied, %llu keys, "
-               "%llu repeated requests skipped",
+               "%llu repeated requests skipped, %llu refused (moved to "
+               "\"%s\")",
                (unsigned long long) ic.batches,
                (unsigned long long) ic.skipped,
                (unsigned long long) ic.keys,
-               (unsigned long long) ic.repeats);
+               (unsigned long long) ic.repeats,
+               (unsigned long long) ic.refused, ic.dead_key);
 
     return rc;
 }
@@ -213,6 +257,7 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         { "prune-days", required_argument, NULL, 'P' },
         { "idempotency-window", required_argument, NULL, 'I' },
         { "verbose",    no_argument,       NULL, 'v' },
+        { "requeue-dead", no_argument,     NULL, 'R' },
         { "help",       no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -270,6 +315,9 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         case 'v':
             ic->verbose = 1;
             break;
+        case 'R':
+            ic->requeue_dead = 1;
+            break;
         case 'h':
             fputs(ingest_usage, stdout);
             return INGEST_EXIT_OK;
@@ -285,7 +333,7 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         return INGEST_EXIT_USAGE;
     }
 
-    if (ic->db_path == NULL) {
+    if (ic->db_path == NULL && !ic->requeue_dead) {
         fprintf(stderr, "ingest-consumer: --db is required\n\n%s",
                 ingest_usage);
         return INGEST_EXIT_USAGE;
@@ -477,18 +525,25 @@ ingest_run(ingest_consumer_t *ic)
 
 /*
  * One round: read a window, apply it in one transaction, commit, trim.
- * 0 on success or a Redis hiccup (retried), INGEST_EXIT_RUNTIME to stop.
+ *
+ * A batch the store refuses is never applied with the others: the
+ * transaction is rolled back and the batches before it are applied alone
+ * (committed, trimmed), so that the refused batch heads the next round,
+ * where it is refused first thing and moved to the dead-letter list on its
+ * own (ingest_round_bury).  No transaction holds good batches and a
+ * refused one, and the move is one script: a crash anywhere re-reads, and
+ * neither loses nor applies twice.
+ *
+ * 0 on success or a hiccup (retried), INGEST_EXIT_RUNTIME to stop.
  */
 
 static int
 ingest_round(ingest_consumer_t *ic)
 {
-    int                   skipped, rc;
-    char                  err[256];
-    size_t                i, applied, skips;
-    int64_t               now, oldest;
-    redisReply           *reply, *e;
-    ingest_wire_batch_t   batch;
+    int                   rc;
+    size_t                n, refused;
+    int64_t               now;
+    redisReply           *reply;
 
     now = ingest_now_ms();
 
@@ -535,40 +590,112 @@ ingest_round(ingest_consumer_t *ic)
         return 0;
     }
 
-    rc = ic->store->begin(ic);
+    n = reply->elements;
+
+    for ( ;; ) {
+        rc = ingest_round_apply(ic, reply, n, &refused);
+
+        if (rc != INGEST_STORE_REFUSED) {
+            break;
+        }
+
+        if (refused == 0) {
+            rc = ingest_round_bury(ic, reply->element[0]);
+            freeReplyObject(reply);
+            return rc;
+        }
+
+        /* those before it; it heads the next round */
+        n = refused;
+    }
 
     if (rc != 0) {
         freeReplyObject(reply);
         return (rc == INGEST_STORE_AGAIN) ? 0 : INGEST_EXIT_RUNTIME;
     }
 
+    rc = ingest_queue_trim(ic, n);
+
+    freeReplyObject(reply);
+
+    if (rc == -2) {
+        /* committed, so nothing is lost: the next owner skips them */
+        ingest_log(INGEST_LOG_ERR, "lost the lock of \"%s\" before the trim; "
+                   "taking it again", ic->queue);
+    }
+
+    return 0;
+}
+
+
+/*
+ * The first n batches of the window in one transaction: 0 (committed),
+ * INGEST_STORE_AGAIN, -1, or INGEST_STORE_REFUSED with *refused the index
+ * of the batch refused (ic->refusal says why) and nothing committed.
+ */
+
+static int
+ingest_round_apply(ingest_consumer_t *ic, redisReply *reply, size_t n,
+    size_t *refused)
+{
+    int                   skipped, rc;
+    char                  err[256];
+    size_t                i, applied, skips;
+    int64_t               oldest;
+    uint64_t              keys, repeats;
+    redisReply           *e;
+    ingest_wire_batch_t   batch;
+
+    /* what a rollback takes back is not counted */
+    keys = ic->keys;
+    repeats = ic->repeats;
+
+    rc = ic->store->begin(ic);
+
+    if (rc != 0) {
+        if (rc == INGEST_STORE_REFUSED) {
+            ingest_log(INGEST_LOG_ERR, "BEGIN: %s", ic->refusal);
+            rc = -1;
+        }
+
+        return rc;
+    }
+
     applied = 0;
     skips = 0;
     oldest = INT64_MAX;
 
-    for (i = 0; i < reply->elements; i++) {
+    for (i = 0; i < n; i++) {
         e = reply->element[i];
 
         if (e->type != REDIS_REPLY_STRING) {
-            ingest_log(INGEST_LOG_ERR, "element %zu of \"%s\" is not a "
-                       "string; left in Redis", i, ic->queue);
-            goto failed;
+            (void) ingest_refuse(ic, "not a string");
+            goto refused;
         }
 
         rc = ingest_wire_decode(e->str, e->len, &batch, err, sizeof(err));
 
-        if (rc != INGEST_WIRE_OK) {
+        if (rc == INGEST_WIRE_NOMEM) {
             ingest_log(INGEST_LOG_ERR, "batch %zu of \"%s\" cannot be read: "
-                       "%s; it is left in Redis", i, ic->queue,
-                       rc == INGEST_WIRE_NOMEM ? "out of memory" : err);
+                       "out of memory; it is left in Redis", i, ic->queue);
             goto failed;
+        }
+
+        if (rc != INGEST_WIRE_OK) {
+            (void) ingest_refuse(ic, "cannot be read: %s", err);
+            goto refused;
         }
 
         rc = ic->store->apply(ic, &batch, &skipped);
 
+        ingest_wire_batch_free(&batch);
+
         if (rc == INGEST_STORE_AGAIN) {
-            ingest_wire_batch_free(&batch);
             goto again;
+        }
+
+        if (rc == INGEST_STORE_REFUSED) {
+            goto refused;
         }
 
         if (rc != 0) {
@@ -576,7 +703,6 @@ ingest_round(ingest_consumer_t *ic)
                        "\"%s\", seq %llu) cannot be applied; it is left in "
                        "Redis", i, ic->queue, batch.producer,
                        (unsigned long long) batch.seq);
-            ingest_wire_batch_free(&batch);
             goto failed;
         }
 
@@ -590,8 +716,6 @@ ingest_round(ingest_consumer_t *ic)
                 oldest = batch.ts;
             }
         }
-
-        ingest_wire_batch_free(&batch);
     }
 
     rc = ic->store->commit(ic);
@@ -602,6 +726,10 @@ ingest_round(ingest_consumer_t *ic)
     }
 
     if (rc != 0) {
+        if (rc == INGEST_STORE_REFUSED) {
+            ingest_log(INGEST_LOG_ERR, "COMMIT: %s", ic->refusal);
+        }
+
         goto failed;
     }
 
@@ -620,41 +748,305 @@ ingest_round(ingest_consumer_t *ic)
                    "applied", applied, ic->queue, skips);
     }
 
-    rc = ingest_queue_trim(ic, reply->elements);
-
-    freeReplyObject(reply);
-
-    if (rc == -2) {
-        /* committed, so nothing is lost: the next owner skips them */
-        ingest_log(INGEST_LOG_ERR, "lost the lock of \"%s\" before the trim; "
-                   "taking it again", ic->queue);
-    }
-
     return 0;
+
+refused:
+
+    *refused = i;
+    rc = INGEST_STORE_REFUSED;
+    goto rollback;
 
 again:
 
-    ic->store->rollback(ic);
-    freeReplyObject(reply);
-
-    return 0;
+    rc = INGEST_STORE_AGAIN;
+    goto rollback;
 
 failed:
 
+    rc = -1;
+
+rollback:
+
     ic->store->rollback(ic);
+    ic->keys = keys;
+    ic->repeats = repeats;
+
+    return rc;
+}
+
+
+/*
+ * The batch at the head of the list was refused (ic->refusal says why)
+ * with nothing before it: record it as dead in the database (if it can be
+ * read, so that a requeued copy is applied whatever its producer's
+ * last_seq), then move it to the dead-letter list.  A crash between the
+ * two leaves it at the head, to be refused again: recording it twice is
+ * recording it once.  0 or INGEST_EXIT_RUNTIME.
+ */
+
+static int
+ingest_round_bury(ingest_consumer_t *ic, redisReply *element)
+{
+    int                   rc, readable;
+    char                  header[8192], *p, *end;
+    ingest_wire_batch_t   batch;
+
+    readable = element->type == REDIS_REPLY_STRING
+               && ingest_wire_decode(element->str, element->len, &batch,
+                                     NULL, 0)
+                  == INGEST_WIRE_OK;
+
+    if (readable) {
+        rc = ic->store->begin(ic);
+
+        if (rc == 0) {
+            rc = ic->store->dead(ic, &batch);
+        }
+
+        if (rc == 0) {
+            rc = ic->store->commit(ic);
+        }
+
+        if (rc != 0) {
+            if (rc == INGEST_STORE_REFUSED) {
+                ingest_log(INGEST_LOG_ERR, "recording a dead batch: %s",
+                           ic->refusal);
+            }
+
+            ic->store->rollback(ic);
+            ingest_wire_batch_free(&batch);
+
+            return (rc == INGEST_STORE_AGAIN) ? 0 : INGEST_EXIT_RUNTIME;
+        }
+    }
+
+    /*
+     * {"reason":..,"at":..,"consumer":..[,"producer":..,"seq":..]}: one
+     * line (JSON escapes every control character), then the batch.
+     */
+
+    p = header;
+    end = header + sizeof(header);
+
+    p = ingest_append(p, end, "{\"reason\":");
+    p = ingest_json_string(p, end, ic->refusal, strlen(ic->refusal));
+    p = ingest_append(p, end, ",\"at\":%lld,\"consumer\":",
+                      (long long) ingest_now_ms());
+    p = ingest_json_string(p, end, ic->owner, strlen(ic->owner));
+
+    if (readable) {
+        p = ingest_append(p, end, ",\"producer\":");
+        p = ingest_json_string(p, end, batch.producer,
+                               strlen(batch.producer));
+        p = ingest_append(p, end, ",\"seq\":%llu",
+                          (unsigned long long) batch.seq);
+    }
+
+    if (p == NULL || end - p < 2) {
+        /* cannot be: the reason and the names are bounded, 6 bytes each */
+        ingest_log(INGEST_LOG_ERR, "a dead-letter header too long");
+
+        if (readable) {
+            ingest_wire_batch_free(&batch);
+        }
+
+        return INGEST_EXIT_RUNTIME;
+    }
+
+    *p++ = '}';
+    *p = '\0';
+
+    rc = (element->type == REDIS_REPLY_STRING)
+         ? ingest_queue_bury(ic, element, header) : -1;
+
+    if (rc == 0) {
+        ic->refused++;
+
+        if (readable) {
+            ingest_log(INGEST_LOG_ALERT, "a batch of \"%s\" (producer "
+                       "\"%s\", seq %llu) is refused: %s; moved to \"%s\"",
+                       ic->queue, batch.producer,
+                       (unsigned long long) batch.seq, ic->refusal,
+                       ic->dead_key);
+
+        } else {
+            ingest_log(INGEST_LOG_ALERT, "a batch of \"%s\" is refused: %s; "
+                       "moved to \"%s\"", ic->queue, ic->refusal,
+                       ic->dead_key);
+        }
+
+    } else if (rc == -2) {
+        ingest_log(INGEST_LOG_ERR, "lost the lock of \"%s\" before moving a "
+                   "refused batch; taking it again", ic->queue);
+    }
+
+    if (readable) {
+        ingest_wire_batch_free(&batch);
+    }
+
+    return 0;
+}
+
+
+/*
+ * --requeue-dead: the batches in the dead-letter list when it starts,
+ * oldest first, back to the tail of the list, a hundred per script.  The
+ * tail, not the head: a consumer trims the head by count, and the tail is
+ * where producers push too.  Batches refused again meanwhile go to the
+ * dead-letter list's tail and are not moved twice.
+ */
+
+static int
+ingest_requeue(ingest_consumer_t *ic)
+{
+    int          rc, failed;
+    size_t       total, done, moved;
+    const char  *argv[2];
+    redisReply  *reply;
+
+    if (ingest_queue_connect(ic) != 0) {
+        return INGEST_EXIT_RUNTIME;
+    }
+
+    argv[0] = "LLEN";
+    argv[1] = ic->dead_key;
+
+    reply = redisCommandArgv(ic->redis_ctx, 2, argv, NULL);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ingest_log(INGEST_LOG_ERR, "redis \"%s\": LLEN \"%s\" failed: %s",
+                   ic->redis, ic->dead_key,
+                   reply == NULL ? ic->redis_ctx->errstr
+                   : reply->type == REDIS_REPLY_ERROR ? reply->str
+                   : "not a number");
+
+        if (reply != NULL) {
+            freeReplyObject(reply);
+        }
+
+        return INGEST_EXIT_RUNTIME;
+    }
+
+    total = (size_t) reply->integer;
     freeReplyObject(reply);
 
-    return INGEST_EXIT_RUNTIME;
+    failed = 0;
+
+    for (done = 0; done < total; done += moved) {
+        rc = ingest_queue_requeue(ic, total - done < 100 ? total - done : 100,
+                                  &moved);
+
+        if (rc == 1) {
+            done += moved;
+            ingest_log(INGEST_LOG_ERR, "element 0 of \"%s\" is not a dead "
+                       "batch (no header line); left there", ic->dead_key);
+        }
+
+        if (rc != 0) {
+            failed = 1;
+            break;
+        }
+
+        if (moved == 0) {
+            /* emptied meanwhile (another --requeue-dead) */
+            break;
+        }
+    }
+
+    ingest_log(INGEST_LOG_NOTICE, "requeued %zu batches from \"%s\" to the "
+               "tail of \"%s\"", done, ic->dead_key, ic->queue);
+
+    return failed ? INGEST_EXIT_RUNTIME : INGEST_EXIT_OK;
+}
+
+
+/* printf at p; the new end, or NULL when out of room (or p is NULL) */
+
+static char *
+ingest_append(char *p, char *end, const char *fmt, ...)
+{
+    int      n;
+    va_list  args;
+
+    if (p == NULL) {
+        return NULL;
+    }
+
+    va_start(args, fmt);
+    n = vsnprintf(p, end - p, fmt, args);
+    va_end(args);
+
+    if (n < 0 || n >= end - p) {
+        return NULL;
+    }
+
+    return p + n;
+}
+
+
+/* s as a JSON string, quoted; the new end, or NULL when out of room */
+
+static char *
+ingest_json_string(char *p, char *end, const char *s, size_t len)
+{
+    size_t          i;
+    unsigned char   ch;
+
+    if (p == NULL || end - p < 3) {
+        return NULL;
+    }
+
+    *p++ = '"';
+
+    for (i = 0; i < len; i++) {
+        ch = (unsigned char) s[i];
+
+        if (end - p < 8) {
+            return NULL;
+        }
+
+        if (ch == '"' || ch == '\\') {
+            *p++ = '\\';
+            *p++ = (char) ch;
+
+        } else if (ch < 0x20 || ch == 0x7f) {
+            p += snprintf(p, end - p, "\\u%04x", ch);
+
+        } else {
+            *p++ = (char) ch;
+        }
+    }
+
+    *p++ = '"';
+
+    return p;
+}
+
+
+/* a refusal of the batch being applied: why, for the dead-letter list */
+
+int
+ingest_refuse(ingest_consumer_t *ic, const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    vsnprintf(ic->refusal, sizeof(ic->refusal), fmt, args);
+    va_end(args);
+
+    return INGEST_STORE_REFUSED;
 }
 
 
 /*
  * The records table of batch for this connection: 1 and *found if it
- * was checked already; 0 and *found a fresh entry holding the batch's
- * columns, which the store checks against the database and keeps with
- * ic->ntables++; -1 (logged) if the batch's columns differ from the
- * checked table's, or there are too many tables.  Types compare as the
- * store names them (SQLite stores ints and bools alike).
+ * was checked already with these columns; 0 and *found a fresh entry
+ * holding the batch's columns, which the store checks against the
+ * database and keeps with ic->ntables++.  A checked table whose columns
+ * differ from the batch's is checked again, since a person may have
+ * changed the table (and then requeued the batch): its entry is dropped.
+ * Types compare as the store names them (SQLite stores ints and bools
+ * alike).
  */
 
 int
@@ -671,28 +1063,32 @@ ingest_table_entry(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
             continue;
         }
 
-        if (t->ncolumns != batch->ncolumns) {
-            ingest_table_conflict(batch);
-            return -1;
-        }
+        if (t->ncolumns == batch->ncolumns) {
+            for (n = 0; n < t->ncolumns; n++) {
+                if (strcmp(t->columns[n], batch->columns[n]) != 0
+                    || types[t->types[n]] != types[batch->types[n]])
+                {
+                    break;
+                }
+            }
 
-        for (n = 0; n < t->ncolumns; n++) {
-            if (strcmp(t->columns[n], batch->columns[n]) != 0
-                || types[t->types[n]] != types[batch->types[n]])
-            {
-                ingest_table_conflict(batch);
-                return -1;
+            if (n == t->ncolumns) {
+                *found = t;
+                return 1;
             }
         }
 
-        *found = t;
-        return 1;
+        /* the last entry takes this one's place */
+
+        sqlite3_finalize(t->insert);
+        ic->tables[i] = ic->tables[--ic->ntables];
+        break;
     }
 
     if (ic->ntables == INGEST_MAX_TABLES) {
-        ingest_log(INGEST_LOG_ERR, "more than %d record tables",
-                   INGEST_MAX_TABLES);
-        return -1;
+        /* full: forget one; it is checked again when next seen */
+        sqlite3_finalize(ic->tables[0].insert);
+        ic->tables[0] = ic->tables[--ic->ntables];
     }
 
     t = &ic->tables[ic->ntables];
@@ -707,11 +1103,11 @@ ingest_table_entry(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
 }
 
 
-void
-ingest_table_conflict(ingest_wire_batch_t *batch)
+int
+ingest_table_conflict(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
 {
-    ingest_log(INGEST_LOG_ERR, "the columns of a batch for table \"%s\" "
-               "differ from the table's", batch->table);
+    return ingest_refuse(ic, "the columns of a batch for table \"%s\" "
+                         "differ from the table's", batch->table);
 }
 
 
@@ -732,7 +1128,8 @@ ingest_log(int level, const char *fmt, ...)
     struct tm         tm;
     struct timespec   ts;
 
-    static const char  *levels[] = { "error", "warn", "notice", "info" };
+    static const char  *levels[] = { "error", "warn", "notice", "info",
+                                     "alert" };
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);

@@ -25,7 +25,7 @@
 
 #define INGEST_EXIT_OK        0      /* stopped by SIGTERM/SIGINT */
 #define INGEST_EXIT_USAGE     1      /* bad options or configuration */
-#define INGEST_EXIT_RUNTIME   2      /* a batch or the store stopped us */
+#define INGEST_EXIT_RUNTIME   2      /* the store failed, out of memory */
 
 /* after a lost connection or an error reply: 100 ms, doubling, to this */
 #define INGEST_REDIS_BACKOFF_MAX_MS   5000
@@ -34,6 +34,7 @@
 #define INGEST_LOG_WARN       1
 #define INGEST_LOG_NOTICE     2
 #define INGEST_LOG_INFO       3
+#define INGEST_LOG_ALERT      4
 
 
 /* a records table the store has checked and can insert into */
@@ -58,14 +59,23 @@ typedef struct ingest_consumer_s  ingest_consumer_t;
 
 /*
  * Where totals and records go: SQLite (a file) or PostgreSQL (a
- * postgresql:// URI).  Each function returns 0, -1 (an error that
- * retrying will not mend: the round's batches stay in Redis and the
- * consumer stops) or INGEST_STORE_AGAIN (the connection was lost, or
- * the database chose this transaction to abort: the round is rolled
- * back and read again).
+ * postgresql:// URI).  Each function returns 0, -1 (an error of the
+ * database that retrying will not mend: the round's batches stay in
+ * Redis and the consumer stops), INGEST_STORE_AGAIN (the connection was
+ * lost, the database was busy or chose this transaction to abort: the
+ * round is rolled back and read again) or, from apply only,
+ * INGEST_STORE_REFUSED (this batch can never be applied to the database
+ * as it stands: a column conflict, a value or total it rejects; the
+ * reason is in ic->refusal, and the batch goes to the dead-letter list).
+ *
+ * A batch that went to the dead-letter list is recorded by dead() in the
+ * table dead_batches: apply() applies a batch so recorded even though
+ * its producer's last_seq is past it (a requeued batch), once, and
+ * forgets the record in the same transaction.
  */
 
 #define INGEST_STORE_AGAIN    -2
+#define INGEST_STORE_REFUSED  -3
 
 typedef struct {
     const char               *name;
@@ -78,6 +88,8 @@ typedef struct {
                                      ingest_wire_batch_t *batch,
                                      int *skipped);
     int                     (*prune)(ingest_consumer_t *ic);
+    int                     (*dead)(ingest_consumer_t *ic,
+                                    ingest_wire_batch_t *batch);
 } ingest_store_t;
 
 
@@ -94,6 +106,7 @@ struct ingest_consumer_s {
     long                      prune_days;  /* forget idle producers */
     long                      idem_window; /* seconds keys are remembered */
     int                       verbose;
+    int                       requeue_dead;  /* --requeue-dead, then exit */
 
     /* Redis; in a cluster, the list's master, found from the seeds */
     int                       cluster;
@@ -104,6 +117,7 @@ struct ingest_consumer_s {
     redisContext             *redis_ctx;   /* NULL while disconnected */
     char                      lock_key[512];
     char                      heartbeat_key[512];
+    char                      dead_key[512];  /* the dead-letter list */
     char                      owner[256];  /* our value of the lock key */
     int                       locked;
     int64_t                   lock_renewed_ms;
@@ -133,15 +147,24 @@ struct ingest_consumer_s {
     sqlite3_stmt             *stmt_prune;
     sqlite3_stmt             *stmt_idem;
     sqlite3_stmt             *stmt_idem_prune;
+    sqlite3_stmt             *stmt_dead;
+    sqlite3_stmt             *stmt_dead_forget;
+    sqlite3_stmt             *stmt_dead_gap;
+    sqlite3_stmt             *stmt_dead_prune;
+    int                       sqlite_overflow;  /* the checked add refused */
     ingest_table_t            tables[INGEST_MAX_TABLES];  /* checked */
     size_t                    ntables;
     int64_t                   pruned_ms;   /* when applied was last pruned */
+
+    /* why the store refused the last batch it refused */
+    char                      refusal[512];
 
     /* what was done, for the log */
     uint64_t                  batches;
     uint64_t                  skipped;
     uint64_t                  keys;
     uint64_t                  repeats;     /* idempotent requests skipped */
+    uint64_t                  refused;     /* moved to the dead-letter list */
 
     /* the heartbeat, "<list>:heartbeat" in Redis, every second */
     int64_t                   heartbeat_ms;   /* when it was last sent */
@@ -157,9 +180,11 @@ void ingest_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int64_t ingest_now_ms(void);
 void ingest_sleep_ms(long ms);
+int ingest_refuse(ingest_consumer_t *ic, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 int ingest_table_entry(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     const char *const *types, ingest_table_t **found);
-void ingest_table_conflict(ingest_wire_batch_t *batch);
+int ingest_table_conflict(ingest_consumer_t *ic, ingest_wire_batch_t *batch);
 
 int ingest_queue_address(const char *text, char *host, size_t size,
     int *port);
@@ -170,6 +195,9 @@ int ingest_queue_renew(ingest_consumer_t *ic);
 void ingest_queue_unlock(ingest_consumer_t *ic);
 redisReply *ingest_queue_read(ingest_consumer_t *ic);
 int ingest_queue_trim(ingest_consumer_t *ic, size_t n);
+int ingest_queue_bury(ingest_consumer_t *ic, redisReply *element,
+    const char *header);
+int ingest_queue_requeue(ingest_consumer_t *ic, size_t max, size_t *moved);
 void ingest_queue_heartbeat(ingest_consumer_t *ic);
 
 extern const ingest_store_t  ingest_sqlite_store;

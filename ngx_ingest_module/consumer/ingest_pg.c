@@ -15,7 +15,10 @@
  *
  * A lost connection, a deadlock or a serialization failure returns
  * INGEST_STORE_AGAIN: the round is rolled back and read again once the
- * connection is back.  A COMMIT whose answer was lost may have committed;
+ * connection is back.  A data exception (class 22: a bigint out of range,
+ * a text the encoding refuses, ...) or an integrity constraint violation
+ * (class 23) is the batch's fault: INGEST_STORE_REFUSED.  Any other
+ * error stops the consumer.  A COMMIT whose answer was lost may have committed;
  * reading the round again is still exact, since its batches are then
  * skipped by last_seq.
  */
@@ -53,6 +56,13 @@ static const char  ingest_pg_schema[] =
     "  applied_at BIGINT NOT NULL,"
     "  PRIMARY KEY (id, queue)"
     ");"
+    "CREATE TABLE IF NOT EXISTS dead_batches ("
+    "  producer TEXT NOT NULL,"
+    "  queue TEXT NOT NULL,"
+    "  seq BIGINT NOT NULL,"
+    "  dead_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (producer, queue, seq)"
+    ");"
     "COMMIT;";
 
 
@@ -64,13 +74,30 @@ static const struct {
     int          nparams;
 } ingest_pg_statements[] = {
     { "last_seq",
-      "SELECT last_seq FROM applied WHERE producer = $1 AND queue = $2", 2 },
+      "SELECT (SELECT last_seq FROM applied"
+      " WHERE producer = $1 AND queue = $2),"
+      " EXISTS (SELECT 1 FROM dead_batches"
+      " WHERE producer = $1 AND queue = $2 AND seq = $3::bigint)", 3 },
     { "applied",
       "INSERT INTO applied (producer, queue, last_seq, updated_at)"
       " VALUES ($1, $2, $3, $4)"
       " ON CONFLICT (producer, queue) DO UPDATE"
-      " SET last_seq = excluded.last_seq, updated_at = excluded.updated_at",
+      " SET last_seq = GREATEST(applied.last_seq, excluded.last_seq),"
+      " updated_at = excluded.updated_at",
       4 },
+    { "dead",
+      "INSERT INTO dead_batches (producer, queue, seq, dead_at)"
+      " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4 },
+    { "dead_forget",
+      "DELETE FROM dead_batches"
+      " WHERE producer = $1 AND queue = $2 AND seq = $3", 3 },
+    { "dead_gap",
+      "SELECT count(*) FROM dead_batches WHERE producer = $1 AND queue = $2"
+      " AND seq > $3 AND seq < $4", 4 },
+    { "dead_prune",
+      "DELETE FROM dead_batches d WHERE dead_at < $1"
+      " AND NOT EXISTS (SELECT 1 FROM applied a"
+      " WHERE a.producer = d.producer AND a.queue = d.queue)", 1 },
     { "totals",
       "INSERT INTO totals (key, value, updated_at)"
       " SELECT k, v, $3 FROM unnest($1::text[], $2::bigint[]) AS u (k, v)"
@@ -114,6 +141,9 @@ static ingest_table_t *ingest_pg_table(ingest_consumer_t *ic,
 static int ingest_pg_records(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch, const char *now);
 static int ingest_pg_prune(ingest_consumer_t *ic);
+static int ingest_pg_dead(ingest_consumer_t *ic, ingest_wire_batch_t *batch);
+static void ingest_pg_jumped(ingest_consumer_t *ic,
+    ingest_wire_batch_t *batch, int64_t last);
 static int ingest_pg_exec(ingest_consumer_t *ic, const char *name,
     int nparams, const char *const *params, const char *what,
     PGresult **out);
@@ -307,14 +337,15 @@ ingest_pg_rollback(ingest_consumer_t *ic)
 
 /*
  * Inside the round's transaction: apply batch unless its producer's
- * last_seq on this list already covers it.
+ * last_seq on this list already covers it and it is not a dead batch
+ * come back.
  */
 
 static int
 ingest_pg_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     int *skipped)
 {
-    int                     rc;
+    int                     rc, dead;
     char                    now[24], seq[24], id[INGEST_WIRE_MAX_ID + 1];
     size_t                  i;
     int64_t                 last;
@@ -328,25 +359,33 @@ ingest_pg_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
 
     params[0] = batch->producer;
     params[1] = ic->queue;
+    params[2] = seq;
 
-    rc = ingest_pg_exec(ic, "last_seq", 2, params, "reading applied", &res);
+    rc = ingest_pg_exec(ic, "last_seq", 3, params, "reading applied", &res);
     if (rc != 0) {
         return rc;
     }
 
-    last = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    last = 0;
+    dead = 0;
+
+    if (PQntuples(res) == 1) {
+        if (!PQgetisnull(res, 0, 0)) {
+            last = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        }
+
+        dead = (PQgetvalue(res, 0, 1)[0] == 't');
+    }
+
     PQclear(res);
 
-    if ((uint64_t) last >= batch->seq) {
+    if ((uint64_t) last >= batch->seq && !dead) {
         *skipped = 1;
         return 0;
     }
 
-    if (last != 0 && batch->seq != (uint64_t) last + 1) {
-        /* a producer never skips a seq: something upstream lost a batch */
-        ingest_log(INGEST_LOG_WARN, "producer \"%s\" jumped from seq %lld "
-                   "to %llu on \"%s\"", batch->producer, (long long) last,
-                   (unsigned long long) batch->seq, ic->queue);
+    if (last != 0 && batch->seq > (uint64_t) last + 1) {
+        ingest_pg_jumped(ic, batch, last);
     }
 
     if (batch->kind == INGEST_WIRE_KIND_RECORDS) {
@@ -366,9 +405,8 @@ ingest_pg_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
         r = &batch->requests[i];
 
         if (r->id_len > INGEST_WIRE_MAX_ID) {
-            ingest_log(INGEST_LOG_ERR, "an Idempotency-Key of %zu bytes",
-                       r->id_len);
-            return -1;
+            return ingest_refuse(ic, "an Idempotency-Key of %zu bytes",
+                                 r->id_len);
         }
 
         /* text parameters end with a NUL; the decoder's do not */
@@ -399,6 +437,8 @@ ingest_pg_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
         }
     }
 
+    /* last_seq never goes back: a requeued batch may be older */
+
     params[0] = batch->producer;
     params[1] = ic->queue;
     params[2] = seq;
@@ -411,7 +451,87 @@ ingest_pg_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
 
     PQclear(res);
 
-    return 0;
+    if (!dead) {
+        return 0;
+    }
+
+    rc = ingest_pg_exec(ic, "dead_forget", 3, params,
+                        "forgetting a dead batch", &res);
+    if (rc == 0) {
+        PQclear(res);
+    }
+
+    return rc;
+}
+
+
+/*
+ * A producer never skips a seq: a jump means something upstream lost a
+ * batch, unless the batches in between went to the dead-letter list.
+ */
+
+static void
+ingest_pg_jumped(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    int64_t last)
+{
+    char         from[24], to[24];
+    int64_t      dead;
+    PGresult    *res;
+    const char  *params[4];
+
+    snprintf(from, sizeof(from), "%lld", (long long) last);
+    snprintf(to, sizeof(to), "%llu", (unsigned long long) batch->seq);
+
+    params[0] = batch->producer;
+    params[1] = ic->queue;
+    params[2] = from;
+    params[3] = to;
+
+    dead = 0;
+
+    if (ingest_pg_exec(ic, "dead_gap", 4, params, "counting dead batches",
+                       &res)
+        == 0)
+    {
+        dead = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+        PQclear(res);
+    }
+
+    if ((uint64_t) dead == batch->seq - (uint64_t) last - 1) {
+        return;
+    }
+
+    ingest_log(INGEST_LOG_WARN, "producer \"%s\" jumped from seq %lld "
+               "to %llu on \"%s\"", batch->producer, (long long) last,
+               (unsigned long long) batch->seq, ic->queue);
+}
+
+
+/* inside a transaction: batch went to the dead-letter list */
+
+static int
+ingest_pg_dead(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
+{
+    int          rc;
+    char         seq[24], now[24];
+    PGresult    *res;
+    const char  *params[4];
+
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long) batch->seq);
+    snprintf(now, sizeof(now), "%lld", (long long) ingest_now_ms());
+
+    params[0] = batch->producer;
+    params[1] = ic->queue;
+    params[2] = seq;
+    params[3] = now;
+
+    rc = ingest_pg_exec(ic, "dead", 4, params, "recording a dead batch",
+                        &res);
+    if (rc == 0) {
+        PQclear(res);
+    }
+
+    return rc;
 }
 
 
@@ -506,13 +626,10 @@ ingest_pg_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch, int *rc)
     ingest_table_t   *t;
     ingest_pg_text_t  sql;
 
-    *rc = -1;
+    *rc = 0;
 
-    switch (ingest_table_entry(ic, batch, ingest_pg_types, &t)) {
-    case 1:
+    if (ingest_table_entry(ic, batch, ingest_pg_types, &t) == 1) {
         return t;
-    case -1:
-        return NULL;
     }
 
     /* one creator at a time, until this transaction ends */
@@ -647,7 +764,7 @@ ingest_pg_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch, int *rc)
 
 conflict:
 
-    ingest_table_conflict(batch);
+    *rc = ingest_table_conflict(ic, batch);
     return NULL;
 }
 
@@ -692,9 +809,9 @@ ingest_pg_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
                      && v->type == INGEST_WIRE_INT);
 
             if (!ok) {
-                ingest_log(INGEST_LOG_ERR, "row %zu of a batch for \"%s\": "
-                           "column \"%s\" holds a value of another type",
-                           row, t->name, t->columns[col]);
+                rc = ingest_refuse(ic, "row %zu of a batch for \"%s\": "
+                                   "column \"%s\" holds a value of another "
+                                   "type", row, t->name, t->columns[col]);
                 goto done;
             }
 
@@ -769,6 +886,19 @@ ingest_pg_prune(ingest_consumer_t *ic)
 
     PQclear(res);
 
+    /*
+     * A dead batch is remembered while its producer is: a requeued copy
+     * of a forgotten producer's batch is applied anyway (last_seq 0).
+     */
+
+    rc = ingest_pg_exec(ic, "dead_prune", 1, params, "pruning dead_batches",
+                        &res);
+    if (rc != 0) {
+        return rc;
+    }
+
+    PQclear(res);
+
     snprintf(before, sizeof(before), "%lld",
              (long long) (ingest_now_ms() - ic->idem_window * 1000));
 
@@ -826,6 +956,19 @@ ingest_pg_failed(ingest_consumer_t *ic, PGresult *res, const char *what)
                     || strcmp(state, "40001") == 0        /* serialization */
                     || strcmp(state, "40P01") == 0        /* deadlock */
                     || strncmp(state, "57P", 3) == 0));   /* shutdown */
+
+    if (!again && state != NULL
+        && (strncmp(state, "22", 2) == 0                  /* data */
+            || strncmp(state, "23", 2) == 0))             /* integrity */
+    {
+        /* the batch's fault: refused, logged with the move */
+        ingest_refuse(ic, "%s: %s", what,
+                      ingest_pg_line(PQresultErrorMessage(res), line,
+                                     sizeof(line)));
+        PQclear(res);
+
+        return INGEST_STORE_REFUSED;
+    }
 
     ingest_log(again ? INGEST_LOG_WARN : INGEST_LOG_ERR, "%s: %s%s", what,
                ingest_pg_line(res ? PQresultErrorMessage(res)
@@ -939,5 +1082,6 @@ const ingest_store_t  ingest_pg_store = {
     ingest_pg_commit,
     ingest_pg_rollback,
     ingest_pg_apply,
-    ingest_pg_prune
+    ingest_pg_prune,
+    ingest_pg_dead
 };

@@ -14,6 +14,12 @@
  * What the scripts add is a lock and a heartbeat of a few bytes each;
  * the trim takes far more away.
  *
+ * A batch the store refuses leaves the head of the list for the tail of
+ * "<list>:dead" in one script, under the lock, behind a header line that
+ * says why; --requeue-dead moves such batches back to the tail of the
+ * list, the header line cut off, again in one script.  In a cluster the
+ * dead-letter list is in the list's slot, named as the lock is.
+ *
  * An error reply (LOADING, NOAUTH, MISCONF, READONLY, ...) is logged once
  * per state, when the error changes and when the command it refused is
  * taken again; the loop backs off meanwhile (ic->redis_refused).
@@ -42,6 +48,8 @@ static const char  ingest_for_lock[] = "the lock";
 static const char  ingest_for_read[] = "the read";
 static const char  ingest_for_trim[] = "the trim";
 static const char  ingest_for_heartbeat[] = "the heartbeat";
+static const char  ingest_for_bury[] = "the dead-letter move";
+static const char  ingest_for_requeue[] = "the requeue";
 
 
 /* 1: taken; 2: it was ours already (kept across a Redis restart); 0 */
@@ -73,6 +81,40 @@ static const char  ingest_unlock_script[] =
     "return redis.call('DEL', KEYS[1]) end "
     "return 0";
 
+/*
+ * The batch at the head of the list, if it is still the one refused
+ * (ARGV[3]), to the tail of the dead-letter list behind its header line:
+ * 1; 0 when the lock is not ours; -1 when the head is another batch.
+ */
+
+static const char  ingest_bury_script[] =
+    "#!lua flags=allow-oom\n"
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+    "if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[3] then return -1 end "
+    "redis.call('RPUSH', KEYS[3], ARGV[2] .. '\\n' .. ARGV[3]) "
+    "redis.call('LPOP', KEYS[2]) "
+    "return 1";
+
+/*
+ * Up to ARGV[1] dead batches, oldest first, back to the tail of the list
+ * without their header line: { moved, 1 if the next one has no header
+ * line (it stays) }.
+ */
+
+static const char  ingest_requeue_script[] =
+    "#!lua flags=allow-oom\n"
+    "local moved = 0 "
+    "while moved < tonumber(ARGV[1]) do "
+    "local entry = redis.call('LINDEX', KEYS[1], 0) "
+    "if not entry then break end "
+    "local eol = string.find(entry, '\\n', 1, true) "
+    "if not eol then return { moved, 1 } end "
+    "redis.call('RPUSH', KEYS[2], string.sub(entry, eol + 1)) "
+    "redis.call('LPOP', KEYS[1]) "
+    "moved = moved + 1 "
+    "end "
+    "return { moved, 0 }";
+
 static const char  ingest_heartbeat_script[] =
     "#!lua flags=allow-oom\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
@@ -80,6 +122,8 @@ static const char  ingest_heartbeat_script[] =
 
 static redisReply *ingest_queue_command(ingest_consumer_t *ic,
     const char *what, int argc, const char **argv);
+static redisReply *ingest_queue_command_len(ingest_consumer_t *ic,
+    const char *what, int argc, const char **argv, const size_t *argvlen);
 static void ingest_queue_refused(ingest_consumer_t *ic, const char *what,
     const char *error);
 static int ingest_queue_script(ingest_consumer_t *ic, const char *what,
@@ -266,13 +310,23 @@ static redisReply *
 ingest_queue_command(ingest_consumer_t *ic, const char *what, int argc,
     const char **argv)
 {
+    return ingest_queue_command_len(ic, what, argc, argv, NULL);
+}
+
+
+/* the same, with the arguments' lengths (binary batches), or NULL */
+
+static redisReply *
+ingest_queue_command_len(ingest_consumer_t *ic, const char *what, int argc,
+    const char **argv, const size_t *argvlen)
+{
     redisReply  *reply;
 
     if (ic->redis_ctx == NULL) {
         return NULL;
     }
 
-    reply = redisCommandArgv(ic->redis_ctx, argc, argv, NULL);
+    reply = redisCommandArgv(ic->redis_ctx, argc, argv, argvlen);
 
     if (reply == NULL) {
         if (!ic->redis_down) {
@@ -546,6 +600,115 @@ ingest_queue_trim(ingest_consumer_t *ic, size_t n)
 
     return ingest_queue_script(ic, ingest_for_trim, ingest_trim_script,
                                ic->queue, start);
+}
+
+
+/*
+ * The refused batch at the head of the list to the dead-letter list,
+ * header line first: 0; -2 when the lock is lost (nothing moved); -1 when
+ * Redis failed, or the head is no longer that batch.
+ */
+
+int
+ingest_queue_bury(ingest_consumer_t *ic, redisReply *element,
+    const char *header)
+{
+    int          rc;
+    size_t       argvlen[9];
+    const char  *argv[9];
+    redisReply  *reply;
+
+    argv[0] = "EVAL";
+    argv[1] = ingest_bury_script;
+    argv[2] = "3";
+    argv[3] = ic->lock_key;
+    argv[4] = ic->queue;
+    argv[5] = ic->dead_key;
+    argv[6] = ic->owner;
+    argv[7] = header;
+    argv[8] = element->str;
+
+    argvlen[0] = 4;
+    argvlen[1] = sizeof(ingest_bury_script) - 1;
+    argvlen[2] = 1;
+    argvlen[3] = strlen(ic->lock_key);
+    argvlen[4] = strlen(ic->queue);
+    argvlen[5] = strlen(ic->dead_key);
+    argvlen[6] = strlen(ic->owner);
+    argvlen[7] = strlen(header);
+    argvlen[8] = element->len;
+
+    reply = ingest_queue_command_len(ic, ingest_for_bury, 9, argv, argvlen);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    rc = (reply->type == REDIS_REPLY_INTEGER) ? (int) reply->integer : -2;
+
+    freeReplyObject(reply);
+
+    switch (rc) {
+    case 1:
+        return 0;
+
+    case 0:
+        ic->locked = 0;
+        return -2;
+
+    case -1:
+        ingest_log(INGEST_LOG_ERR, "the head of \"%s\" is no longer the "
+                   "batch refused; reading it again", ic->queue);
+        return -1;
+
+    default:
+        return -1;
+    }
+}
+
+
+/*
+ * Up to max dead batches back to the tail of the list: 0 and *moved;
+ * 1 when the next element of the dead-letter list is no dead batch (it
+ * stays); -1 when Redis failed.
+ */
+
+int
+ingest_queue_requeue(ingest_consumer_t *ic, size_t max, size_t *moved)
+{
+    int          rc;
+    char         count[32];
+    const char  *argv[6];
+    redisReply  *reply;
+
+    snprintf(count, sizeof(count), "%zu", max);
+
+    argv[0] = "EVAL";
+    argv[1] = ingest_requeue_script;
+    argv[2] = "2";
+    argv[3] = ic->dead_key;
+    argv[4] = ic->queue;
+    argv[5] = count;
+
+    *moved = 0;
+
+    reply = ingest_queue_command(ic, ingest_for_requeue, 6, argv);
+    if (reply == NULL) {
+        return -1;
+    }
+
+    rc = -1;
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+        && reply->element[0]->type == REDIS_REPLY_INTEGER
+        && reply->element[1]->type == REDIS_REPLY_INTEGER)
+    {
+        *moved = (size_t) reply->element[0]->integer;
+        rc = reply->element[1]->integer ? 1 : 0;
+    }
+
+    freeReplyObject(reply);
+
+    return rc;
 }
 
 

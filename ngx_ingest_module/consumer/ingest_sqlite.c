@@ -9,6 +9,13 @@
  *
  * WAL with synchronous=FULL: the list is trimmed right after COMMIT, so a
  * commit must be on disk when COMMIT returns, power loss included.
+ *
+ * What a failed statement means: SQLITE_BUSY or SQLITE_LOCKED (another
+ * writer past the busy timeout) is passing, the round is read again; a
+ * constraint, a value too big or of a type the table refuses, or a total
+ * the checked addition refuses is the batch's fault, which is refused;
+ * anything else (I/O, a full disk, a corrupt or read-only file) stops
+ * the consumer.
  */
 
 
@@ -50,6 +57,13 @@ static const char  ingest_schema[] =
     "  applied_at INTEGER NOT NULL,"
     "  PRIMARY KEY (id, queue)"
     ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS dead_batches ("
+    "  producer TEXT NOT NULL,"
+    "  queue TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  dead_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (producer, queue, seq)"
+    ") WITHOUT ROWID;"
     "COMMIT;";
 
 
@@ -61,17 +75,23 @@ static void ingest_sqlite_rollback(ingest_consumer_t *ic);
 static int ingest_sqlite_apply(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch, int *skipped);
 static int ingest_sqlite_prune(ingest_consumer_t *ic);
+static int ingest_sqlite_dead(ingest_consumer_t *ic,
+    ingest_wire_batch_t *batch);
+static void ingest_sqlite_jumped(ingest_consumer_t *ic,
+    ingest_wire_batch_t *batch, int64_t last);
 static int ingest_sqlite_wal(ingest_consumer_t *ic);
 static int ingest_sqlite_prepare(ingest_consumer_t *ic, sqlite3_stmt **stmt,
     const char *sql);
 static int ingest_sqlite_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
+    const char *what);
+static int ingest_sqlite_failed(ingest_consumer_t *ic, int rc,
     const char *what);
 static int ingest_sqlite_counts(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch, size_t first, size_t n, int64_t now);
 static int ingest_sqlite_records(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch, int64_t now);
 static ingest_table_t *ingest_sqlite_table(ingest_consumer_t *ic,
-    ingest_wire_batch_t *batch);
+    ingest_wire_batch_t *batch, int *rc);
 static void ingest_sqlite_forget_tables(ingest_consumer_t *ic);
 static void ingest_sqlite_checked_add(sqlite3_context *ctx, int argc,
     sqlite3_value **argv);
@@ -145,7 +165,7 @@ ingest_sqlite_open(ingest_consumer_t *ic)
     /* SQLite turns an overflowing integer sum into a REAL: refuse it */
 
     if (sqlite3_create_function(ic->db, "ingest_checked_add", 2,
-                                SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC, ic,
                                 ingest_sqlite_checked_add, NULL, NULL)
         != SQLITE_OK)
     {
@@ -158,13 +178,15 @@ ingest_sqlite_open(ingest_consumer_t *ic)
         || ingest_sqlite_prepare(ic, &ic->stmt_commit, "COMMIT") != 0
         || ingest_sqlite_prepare(ic, &ic->stmt_rollback, "ROLLBACK") != 0
         || ingest_sqlite_prepare(ic, &ic->stmt_last_seq,
-               "SELECT last_seq FROM applied"
-               " WHERE producer = ?1 AND queue = ?2") != 0
+               "SELECT (SELECT last_seq FROM applied"
+               " WHERE producer = ?1 AND queue = ?2),"
+               " EXISTS (SELECT 1 FROM dead_batches"
+               " WHERE producer = ?1 AND queue = ?2 AND seq = ?3)") != 0
         || ingest_sqlite_prepare(ic, &ic->stmt_applied,
                "INSERT INTO applied (producer, queue, last_seq, updated_at)"
                " VALUES (?1, ?2, ?3, ?4)"
                " ON CONFLICT (producer, queue) DO UPDATE"
-               " SET last_seq = excluded.last_seq,"
+               " SET last_seq = max(last_seq, excluded.last_seq),"
                " updated_at = excluded.updated_at") != 0
         || ingest_sqlite_prepare(ic, &ic->stmt_total,
                "INSERT INTO totals (key, value, updated_at)"
@@ -178,7 +200,22 @@ ingest_sqlite_open(ingest_consumer_t *ic)
                "INSERT INTO idempotency (id, queue, applied_at)"
                " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING") != 0
         || ingest_sqlite_prepare(ic, &ic->stmt_idem_prune,
-               "DELETE FROM idempotency WHERE applied_at < ?1") != 0)
+               "DELETE FROM idempotency WHERE applied_at < ?1") != 0
+        || ingest_sqlite_prepare(ic, &ic->stmt_dead,
+               "INSERT INTO dead_batches (producer, queue, seq, dead_at)"
+               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING") != 0
+        || ingest_sqlite_prepare(ic, &ic->stmt_dead_forget,
+               "DELETE FROM dead_batches"
+               " WHERE producer = ?1 AND queue = ?2 AND seq = ?3") != 0
+        || ingest_sqlite_prepare(ic, &ic->stmt_dead_gap,
+               "SELECT count(*) FROM dead_batches"
+               " WHERE producer = ?1 AND queue = ?2"
+               " AND seq > ?3 AND seq < ?4") != 0
+        || ingest_sqlite_prepare(ic, &ic->stmt_dead_prune,
+               "DELETE FROM dead_batches WHERE dead_at < ?1"
+               " AND NOT EXISTS (SELECT 1 FROM applied"
+               " WHERE applied.producer = dead_batches.producer"
+               " AND applied.queue = dead_batches.queue)") != 0)
     {
         return -1;
     }
@@ -201,6 +238,10 @@ ingest_sqlite_close(ingest_consumer_t *ic)
     sqlite3_finalize(ic->stmt_prune);
     sqlite3_finalize(ic->stmt_idem);
     sqlite3_finalize(ic->stmt_idem_prune);
+    sqlite3_finalize(ic->stmt_dead);
+    sqlite3_finalize(ic->stmt_dead_forget);
+    sqlite3_finalize(ic->stmt_dead_gap);
+    sqlite3_finalize(ic->stmt_dead_prune);
 
     if (sqlite3_close(ic->db) != SQLITE_OK) {
         ingest_log(INGEST_LOG_WARN, "closing \"%s\": %s", ic->db_path,
@@ -264,19 +305,19 @@ static const char  *ingest_sql_types[4] = {
  */
 
 static ingest_table_t *
-ingest_sqlite_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
+ingest_sqlite_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    int *rc)
 {
-    int              rc;
     char             sql[16384], *p, *end;
     size_t           i, n;
     sqlite3_stmt    *s;
     ingest_table_t  *t;
 
-    switch (ingest_table_entry(ic, batch, ingest_sql_types, &t)) {
-    case 1:
+    *rc = -1;
+
+    if (ingest_table_entry(ic, batch, ingest_sql_types, &t) == 1) {
+        *rc = 0;
         return t;
-    case -1:
-        return NULL;
     }
 
     /* what the table has, if it exists (names were checked: quoting is safe) */
@@ -290,7 +331,7 @@ ingest_sqlite_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
 
     n = 0;
 
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((*rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char  *name = (const char *) sqlite3_column_text(s, 1);
         const char  *type = (const char *) sqlite3_column_text(s, 2);
 
@@ -314,11 +355,12 @@ ingest_sqlite_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
 
     sqlite3_finalize(s);
 
-    if (rc != SQLITE_DONE) {
-        ingest_log(INGEST_LOG_ERR, "reading table \"%s\": %s", t->name,
-                   sqlite3_errmsg(ic->db));
+    if (*rc != SQLITE_DONE) {
+        *rc = ingest_sqlite_failed(ic, *rc, "reading a table's columns");
         return NULL;
     }
+
+    *rc = -1;
 
     if (n != 0 && n != t->ncolumns + 1) {
         goto conflict;
@@ -370,12 +412,13 @@ ingest_sqlite_table(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
     }
 
     ic->ntables++;
+    *rc = 0;
 
     return t;
 
 conflict:
 
-    ingest_table_conflict(batch);
+    *rc = ingest_table_conflict(ic, batch);
     return NULL;
 }
 
@@ -392,9 +435,9 @@ ingest_sqlite_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     ingest_table_t       *t;
     ingest_wire_value_t  *v;
 
-    t = ingest_sqlite_table(ic, batch);
+    t = ingest_sqlite_table(ic, batch, &rc);
     if (t == NULL) {
-        return -1;
+        return rc;
     }
 
     s = t->insert;
@@ -432,12 +475,12 @@ ingest_sqlite_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
                 rc = sqlite3_bind_int(s, col + 2, v->s[0] == 't');
 
             } else {
-                ingest_log(INGEST_LOG_ERR, "row %zu of a batch for \"%s\": "
-                           "column \"%s\" holds a value of another type",
-                           row, t->name, t->columns[col]);
                 sqlite3_reset(s);
                 sqlite3_clear_bindings(s);
-                return -1;
+                return ingest_refuse(ic, "row %zu of a batch for \"%s\": "
+                                     "column \"%s\" holds a value of "
+                                     "another type", row, t->name,
+                                     t->columns[col]);
             }
 
             if (rc != SQLITE_OK) {
@@ -447,8 +490,9 @@ ingest_sqlite_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
             }
         }
 
-        if (ingest_sqlite_done(ic, s, "inserting a row") != 0) {
-            return -1;
+        rc = ingest_sqlite_done(ic, s, "inserting a row");
+        if (rc != 0) {
+            return rc;
         }
     }
 
@@ -460,14 +504,15 @@ ingest_sqlite_records(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
 
 /*
  * Inside the round's transaction: apply batch unless its producer's
- * last_seq on this list already covers it.  0 or -1.
+ * last_seq on this list already covers it and it is not a dead batch
+ * come back.  0, -1, INGEST_STORE_AGAIN or INGEST_STORE_REFUSED.
  */
 
 static int
 ingest_sqlite_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     int *skipped)
 {
-    int                     rc;
+    int                     rc, dead;
     size_t                  i;
     int64_t                 now, last;
     sqlite3_stmt           *s;
@@ -479,36 +524,36 @@ ingest_sqlite_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     s = ic->stmt_last_seq;
     sqlite3_bind_text(s, 1, batch->producer, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, ic->queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (int64_t) batch->seq);
 
     rc = sqlite3_step(s);
     last = (rc == SQLITE_ROW) ? sqlite3_column_int64(s, 0) : 0;
+    dead = (rc == SQLITE_ROW) ? sqlite3_column_int(s, 1) : 0;
     sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
 
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        ingest_log(INGEST_LOG_ERR, "reading applied: %s",
-                   sqlite3_errmsg(ic->db));
-        return -1;
+    if (rc != SQLITE_ROW) {
+        return ingest_sqlite_failed(ic, rc, "reading applied");
     }
 
-    if ((uint64_t) last >= batch->seq) {
+    if ((uint64_t) last >= batch->seq && !dead) {
         *skipped = 1;
         return 0;
     }
 
-    if (last != 0 && batch->seq != (uint64_t) last + 1) {
-        /* a producer never skips a seq: something upstream lost a batch */
-        ingest_log(INGEST_LOG_WARN, "producer \"%s\" jumped from seq %lld "
-                   "to %llu on \"%s\"", batch->producer, (long long) last,
-                   (unsigned long long) batch->seq, ic->queue);
+    if (last != 0 && batch->seq > (uint64_t) last + 1) {
+        ingest_sqlite_jumped(ic, batch, last);
     }
 
     if (batch->kind == INGEST_WIRE_KIND_RECORDS) {
-        if (ingest_sqlite_records(ic, batch, now) != 0) {
-            return -1;
-        }
+        rc = ingest_sqlite_records(ic, batch, now);
 
-    } else if (ingest_sqlite_counts(ic, batch, 0, batch->ncounts, now) != 0) {
-        return -1;
+    } else {
+        rc = ingest_sqlite_counts(ic, batch, 0, batch->ncounts, now);
+    }
+
+    if (rc != 0) {
+        return rc;
     }
 
     /*
@@ -524,8 +569,9 @@ ingest_sqlite_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
         sqlite3_bind_text(s, 2, ic->queue, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, now);
 
-        if (ingest_sqlite_done(ic, s, "recording an Idempotency-Key") != 0) {
-            return -1;
+        rc = ingest_sqlite_done(ic, s, "recording an Idempotency-Key");
+        if (rc != 0) {
+            return rc;
         }
 
         if (sqlite3_changes(ic->db) == 0) {
@@ -533,10 +579,13 @@ ingest_sqlite_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
             continue;
         }
 
-        if (ingest_sqlite_counts(ic, batch, r->first, r->n, now) != 0) {
-            return -1;
+        rc = ingest_sqlite_counts(ic, batch, r->first, r->n, now);
+        if (rc != 0) {
+            return rc;
         }
     }
+
+    /* last_seq never goes back: a requeued batch may be older */
 
     s = ic->stmt_applied;
     sqlite3_bind_text(s, 1, batch->producer, -1, SQLITE_STATIC);
@@ -544,11 +593,72 @@ ingest_sqlite_apply(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     sqlite3_bind_int64(s, 3, (int64_t) batch->seq);
     sqlite3_bind_int64(s, 4, now);
 
-    if (ingest_sqlite_done(ic, s, "updating applied") != 0) {
-        return -1;
+    rc = ingest_sqlite_done(ic, s, "updating applied");
+    if (rc != 0) {
+        return rc;
     }
 
-    return 0;
+    if (!dead) {
+        return 0;
+    }
+
+    s = ic->stmt_dead_forget;
+    sqlite3_bind_text(s, 1, batch->producer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ic->queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (int64_t) batch->seq);
+
+    return ingest_sqlite_done(ic, s, "forgetting a dead batch");
+}
+
+
+/*
+ * A producer never skips a seq: a jump means something upstream lost a
+ * batch, unless the batches in between went to the dead-letter list.
+ */
+
+static void
+ingest_sqlite_jumped(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
+    int64_t last)
+{
+    int            rc;
+    int64_t        dead;
+    sqlite3_stmt  *s;
+
+    s = ic->stmt_dead_gap;
+    sqlite3_bind_text(s, 1, batch->producer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ic->queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, last);
+    sqlite3_bind_int64(s, 4, (int64_t) batch->seq);
+
+    rc = sqlite3_step(s);
+    dead = (rc == SQLITE_ROW) ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+
+    if ((uint64_t) dead == batch->seq - (uint64_t) last - 1) {
+        return;
+    }
+
+    ingest_log(INGEST_LOG_WARN, "producer \"%s\" jumped from seq %lld "
+               "to %llu on \"%s\"", batch->producer, (long long) last,
+               (unsigned long long) batch->seq, ic->queue);
+}
+
+
+/* inside a transaction: batch went to the dead-letter list */
+
+static int
+ingest_sqlite_dead(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
+{
+    sqlite3_stmt  *s;
+
+    s = ic->stmt_dead;
+    sqlite3_bind_text(s, 1, batch->producer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ic->queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (int64_t) batch->seq);
+    sqlite3_bind_int64(s, 4, ingest_now_ms());
+
+    return ingest_sqlite_done(ic, s, "recording a dead batch");
 }
 
 
@@ -558,7 +668,8 @@ static int
 ingest_sqlite_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     size_t first, size_t n, int64_t now)
 {
-    size_t                i;
+    int                   rc;
+    size_t                i, len;
     sqlite3_stmt         *s;
     ingest_wire_count_t  *c;
 
@@ -571,11 +682,22 @@ ingest_sqlite_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
         sqlite3_bind_int64(s, 2, c->value);
         sqlite3_bind_int64(s, 3, now);
 
-        if (ingest_sqlite_done(ic, s, "updating totals") != 0) {
+        rc = ingest_sqlite_done(ic, s, "updating totals");
+
+        if (rc == INGEST_STORE_REFUSED) {
+            len = strlen(ic->refusal);
+            snprintf(ic->refusal + len, sizeof(ic->refusal) - len,
+                     " (key \"%.*s\")", (int) c->len, c->key);
+        }
+
+        if (rc == -1) {
             ingest_log(INGEST_LOG_ERR, "key \"%.*s\" of batch %llu "
                        "of \"%s\"", (int) c->len, c->key,
                        (unsigned long long) batch->seq, batch->producer);
-            return -1;
+        }
+
+        if (rc != 0) {
+            return rc;
         }
     }
 
@@ -590,19 +712,36 @@ ingest_sqlite_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
 static int
 ingest_sqlite_prune(ingest_consumer_t *ic)
 {
+    int            rc;
+    int64_t        before;
     sqlite3_stmt  *s;
 
-    s = ic->stmt_prune;
-    sqlite3_bind_int64(s, 1,
-                       ingest_now_ms() - ic->prune_days * 86400 * 1000);
+    before = ingest_now_ms() - ic->prune_days * 86400 * 1000;
 
-    if (ingest_sqlite_done(ic, s, "pruning applied") != 0) {
-        return -1;
+    s = ic->stmt_prune;
+    sqlite3_bind_int64(s, 1, before);
+
+    rc = ingest_sqlite_done(ic, s, "pruning applied");
+    if (rc != 0) {
+        return rc;
     }
 
     if (sqlite3_changes(ic->db)) {
         ingest_log(INGEST_LOG_INFO, "forgot %d idle producers",
                    sqlite3_changes(ic->db));
+    }
+
+    /*
+     * A dead batch is remembered while its producer is: a requeued copy
+     * of a forgotten producer's batch is applied anyway (last_seq 0).
+     */
+
+    s = ic->stmt_dead_prune;
+    sqlite3_bind_int64(s, 1, before);
+
+    rc = ingest_sqlite_done(ic, s, "pruning dead_batches");
+    if (rc != 0) {
+        return rc;
     }
 
     s = ic->stmt_idem_prune;
@@ -637,16 +776,58 @@ ingest_sqlite_done(ingest_consumer_t *ic, sqlite3_stmt *stmt,
 {
     int  rc;
 
+    ic->sqlite_overflow = 0;
+
     rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
+
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+        return 0;
+    }
+
+    /* the statement's own error code, and errmsg, before the reset */
+    rc = sqlite3_reset(stmt);
+    rc = ingest_sqlite_failed(ic, rc, what);
     sqlite3_clear_bindings(stmt);
 
-    if (rc != SQLITE_DONE) {
+    return rc;
+}
+
+
+/*
+ * What an error of a statement means (see the top of this file):
+ * INGEST_STORE_AGAIN, INGEST_STORE_REFUSED (ic->refusal says why) or -1.
+ */
+
+static int
+ingest_sqlite_failed(ingest_consumer_t *ic, int rc, const char *what)
+{
+    switch (rc & 0xff) {
+
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        ingest_log(INGEST_LOG_WARN, "%s: %s (the round is read again)", what,
+                   sqlite3_errmsg(ic->db));
+        return INGEST_STORE_AGAIN;
+
+    case SQLITE_CONSTRAINT:
+    case SQLITE_TOOBIG:
+    case SQLITE_MISMATCH:
+        return ingest_refuse(ic, "%s: %s", what, sqlite3_errmsg(ic->db));
+
+    case SQLITE_ERROR:
+        if (ic->sqlite_overflow) {
+            return ingest_refuse(ic, "%s: %s", what,
+                                 sqlite3_errmsg(ic->db));
+        }
+
+        /* fall through */
+
+    default:
         ingest_log(INGEST_LOG_ERR, "%s: %s", what, sqlite3_errmsg(ic->db));
         return -1;
     }
-
-    return 0;
 }
 
 
@@ -654,7 +835,8 @@ static void
 ingest_sqlite_checked_add(sqlite3_context *ctx, int argc,
     sqlite3_value **argv)
 {
-    sqlite3_int64  a, b, sum;
+    sqlite3_int64       a, b, sum;
+    ingest_consumer_t  *ic;
 
     (void) argc;
 
@@ -662,6 +844,10 @@ ingest_sqlite_checked_add(sqlite3_context *ctx, int argc,
     b = sqlite3_value_int64(argv[1]);
 
     if (__builtin_add_overflow(a, b, &sum)) {
+        /* the batch's fault, not the database's: it is refused */
+        ic = sqlite3_user_data(ctx);
+        ic->sqlite_overflow = 1;
+
         sqlite3_result_error(ctx, "total overflows a signed 64-bit integer",
                              -1);
         return;
@@ -679,5 +865,6 @@ const ingest_store_t  ingest_sqlite_store = {
     ingest_sqlite_commit,
     ingest_sqlite_rollback,
     ingest_sqlite_apply,
-    ingest_sqlite_prune
+    ingest_sqlite_prune,
+    ingest_sqlite_dead
 };
