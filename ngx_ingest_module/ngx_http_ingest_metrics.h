@@ -38,6 +38,7 @@ typedef struct {
 
 typedef struct {
     ngx_atomic_t              depth;           /* LLEN */
+    ngx_atomic_t              dead;            /* LLEN of <list>:dead */
     ngx_atomic_t              polled_at;       /* ms */
     ngx_atomic_t              hb_ts;           /* the consumer's heartbeat */
     ngx_atomic_t              hb_batches;

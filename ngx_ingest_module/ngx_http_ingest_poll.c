@@ -2,15 +2,23 @@
 /*
  * Copyright (C) ngx_ingest developers
  *
- * LLEN <list> and GET <list>:heartbeat for each list, each where its key
- * lives (in a cluster, on that key's master); the poll ends with the
- * last reply.  The replies only write the zone; whoever waits for the
- * poll learns of its end through a posted event.
+ * LLEN <list>, GET <list>:heartbeat and LLEN <list>:dead (the batches its
+ * consumer refused) for each list, each where its key lives (in a
+ * cluster, on that key's master); the poll ends with the last reply.
+ * The replies only write the zone; whoever waits for the poll learns of
+ * its end through a posted event.
  */
 
 
 #include "ngx_http_ingest_poll.h"
 #include "ngx_http_ingest_metrics.h"
+
+
+/* what a reply answers: list i's n is ASKED * i + one of these */
+#define NGX_HTTP_INGEST_POLL_DEPTH       0
+#define NGX_HTTP_INGEST_POLL_HEARTBEAT   1
+#define NGX_HTTP_INGEST_POLL_DEAD        2
+#define NGX_HTTP_INGEST_POLL_ASKED       3
 
 
 typedef struct {
@@ -139,12 +147,22 @@ ngx_http_ingest_poll(ngx_event_t *done)
 
     for (i = 0; i < pl->nlists; i++) {
         ngx_http_ingest_poll_send(pl, "LLEN", pl->lists[i].data,
-                                  pl->lists[i].len, 2 * i);
+                                  pl->lists[i].len,
+                                  NGX_HTTP_INGEST_POLL_ASKED * i
+                                  + NGX_HTTP_INGEST_POLL_DEPTH);
 
         p = t->ops->companion(t, key, sizeof(key), &pl->lists[i],
                               "heartbeat");
 
-        ngx_http_ingest_poll_send(pl, "GET", key, p - key, 2 * i + 1);
+        ngx_http_ingest_poll_send(pl, "GET", key, p - key,
+                                  NGX_HTTP_INGEST_POLL_ASKED * i
+                                  + NGX_HTTP_INGEST_POLL_HEARTBEAT);
+
+        p = t->ops->companion(t, key, sizeof(key), &pl->lists[i], "dead");
+
+        ngx_http_ingest_poll_send(pl, "LLEN", key, p - key,
+                                  NGX_HTTP_INGEST_POLL_ASKED * i
+                                  + NGX_HTTP_INGEST_POLL_DEAD);
     }
 
     if (pl->pending == 0) {
@@ -212,12 +230,21 @@ ngx_http_ingest_poll_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
-    ls = &ngx_http_ingest_stats->queues[n / 2];
+    ls = &ngx_http_ingest_stats->queues[n / NGX_HTTP_INGEST_POLL_ASKED];
 
-    if (n % 2 == 0) {
+    switch (n % NGX_HTTP_INGEST_POLL_ASKED) {
+
+    case NGX_HTTP_INGEST_POLL_DEPTH:
         if (reply->type == REDIS_REPLY_INTEGER) {
             ls->depth = (ngx_atomic_uint_t) reply->integer;
             ls->polled_at = ngx_current_msec;
+        }
+
+        return;
+
+    case NGX_HTTP_INGEST_POLL_DEAD:
+        if (reply->type == REDIS_REPLY_INTEGER) {
+            ls->dead = (ngx_atomic_uint_t) reply->integer;
         }
 
         return;

@@ -3,7 +3,8 @@
  * Copyright (C) ngx_ingest developers
  *
  * What Redis says of each list, kept in the status zone for the status
- * endpoint: its length (LLEN) and its consumer's heartbeat.  Worker 0
+ * endpoint: its length (LLEN), its consumer's heartbeat and the length of
+ * its dead-letter list.  Worker 0
  * asks every second; any worker asks when a status request finds the
  * figures older than that.
  */

@@ -482,8 +482,9 @@ ngx_http_ingest_status_json(ngx_http_request_t *r,
     {
         qs = &st->queues[i];
 
-        p = ngx_sprintf(p, "%s\"%V\":{\"depth\":%uA,\"consumer\":",
-                        i ? "," : "", &queue[i], qs->depth);
+        p = ngx_sprintf(p, "%s\"%V\":{\"depth\":%uA,\"dead\":%uA,"
+                        "\"consumer\":", i ? "," : "", &queue[i], qs->depth,
+                        qs->dead);
 
         if (qs->hb_ts == 0) {
             p = ngx_sprintf(p, "null}");
@@ -542,7 +543,7 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
     }
 
     for (i = 0; i < imcf->queues.nelts; i++) {
-        size += 8 * (queue[i].len + NGX_HTTP_INGEST_LINE);
+        size += 9 * (queue[i].len + NGX_HTTP_INGEST_LINE);
     }
 
     b = ngx_create_temp_buf(r->pool, size);
@@ -648,6 +649,17 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
     {
         p = ngx_sprintf(p, "ingest_queue_depth{queue=\"%V\"} %uA\n",
                         &queue[i], st->queues[i].depth);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP ingest_queue_dead Batches the consumer refused, in the "
+        "list's dead-letter list.\n"
+        "# TYPE ingest_queue_dead gauge\n");
+
+    for (i = 0; i < imcf->queues.nelts && i < NGX_HTTP_INGEST_MAX_QUEUES; i++)
+    {
+        p = ngx_sprintf(p, "ingest_queue_dead{queue=\"%V\"} %uA\n",
+                        &queue[i], st->queues[i].dead);
     }
 
     p = ngx_sprintf(p,

@@ -102,8 +102,9 @@ typedef struct {
                                 const u_char *key, size_t len);
 
     /*
-     * "<list>:<suffix>" (the consumer's lock, its heartbeat): where the
-     * consumer keeps it, in the list's slot in a cluster.
+     * "<list>:<suffix>" (the consumer's lock, its heartbeat, its
+     * dead-letter list): where the consumer keeps it, in the list's slot
+     * in a cluster.
      */
     u_char    *(*companion)(ngx_http_ingest_transport_t *t, u_char *buf,
                             size_t size, ngx_str_t *list, const char *suffix);

@@ -1,5 +1,6 @@
 # ingest_status: whole-server numbers, JSON and Prometheus; the consumer's
-# heartbeat and lag; the Prometheus output passes promtool.
+# heartbeat and lag; each list's dead-letter depth; the Prometheus output
+# passes promtool.
 
 use lib 't/lib';
 use Ingest::Test;
@@ -20,6 +21,13 @@ _EOC_
     location = /c { ingest_counters; }
     location = /ingest/status { ingest_status; }
 _EOC_
+
+    if (defined $block->dead_letters) {
+        # elements in the dead-letter list: only their number shows
+        Ingest::Test::redis_cli('RPUSH', 'ingest:counters:dead',
+            map { qq({"reason":"test $_","at":1000,"consumer":"t130"} x) }
+            1 .. $block->dead_letters);
+    }
 
     if (defined $block->stale_heartbeat) {
         # the consumer stops; its last heartbeat is an old one
@@ -68,7 +76,7 @@ Content-Type: application/x-www-form-urlencoded
 [204, 400, 405, 200]
 --- response_body_like eval
 ["", qr/empty pair/, qr/method not allowed/,
- qr/^\{"workers":1,"requests":\{"\/c":\{"204":1,"400":1,"405":1\}\},"increments_accepted":2,"records_accepted":0,"pending":\{"keys":\d+,"bytes":\d+\},"batches":\{"flushed":\d+,"failed":0,"retried":0\},"flush_seconds":\{"count":\d+,"sum":[\d.]+\},"redis":\{"connected_workers":1,"reconnects":0\},"spool_files":0,"spool_aside":0,"queues":\{"ingest:counters":\{"depth":\d+,"consumer":/]
+ qr/^\{"workers":1,"requests":\{"\/c":\{"204":1,"400":1,"405":1\}\},"increments_accepted":2,"records_accepted":0,"pending":\{"keys":\d+,"bytes":\d+\},"batches":\{"flushed":\d+,"failed":0,"retried":0\},"flush_seconds":\{"count":\d+,"sum":[\d.]+\},"redis":\{"connected_workers":1,"reconnects":0\},"spool_files":0,"spool_aside":0,"queues":\{"ingest:counters":\{"depth":\d+,"dead":0,"consumer":/]
 --- no_error_log
 [error]
 [alert]
@@ -91,7 +99,7 @@ Content-Type: application/x-www-form-urlencoded
 GET /ingest/status
 --- error_code: 200
 --- response_body_like eval
-qr/"queues":\{"ingest:counters":\{"depth":0,"consumer":\{"up":true,"heartbeat_age_seconds":[\d.]+,"lag_seconds":[\d.]+,"batches_applied":\d+,"rows_applied":\d+,"last_commit":\d+\}\}\}\}$/
+qr/"queues":\{"ingest:counters":\{"depth":0,"dead":0,"consumer":\{"up":true,"heartbeat_age_seconds":[\d.]+,"lag_seconds":[\d.]+,"batches_applied":\d+,"rows_applied":\d+,"last_commit":\d+\}\}\}\}$/
 
 
 
@@ -105,7 +113,7 @@ Content-Type: application/x-www-form-urlencoded
 --- response_headers eval
 ["", "Content-Type: text/plain; version=0.0.4; charset=utf-8"]
 --- response_body_like eval
-["", qr/^# HELP ingest_requests_total .*\ningest_requests_total\{endpoint="\/c",code="204"\} 1\n.*\ningest_increments_total 1\n.*\ningest_flush_duration_seconds_bucket\{le="\+Inf"\} \d+\n.*\ningest_queue_depth\{queue="ingest:counters"\} \d+\n.*\ningest_consumer_up\{queue="ingest:counters"\} 1\n/s]
+["", qr/^# HELP ingest_requests_total .*\ningest_requests_total\{endpoint="\/c",code="204"\} 1\n.*\ningest_increments_total 1\n.*\ningest_flush_duration_seconds_bucket\{le="\+Inf"\} \d+\n.*\ningest_queue_depth\{queue="ingest:counters"\} \d+\n.*\ningest_queue_dead\{queue="ingest:counters"\} 0\n.*\ningest_consumer_up\{queue="ingest:counters"\} 1\n/s]
 --- promtool
 
 
@@ -136,7 +144,7 @@ Allow: GET, HEAD
 --- request
 GET /ingest/status
 --- response_body_like
-"queues":\{"ingest:counters":\{"depth":0,"consumer":\{"up":false,"heartbeat_age_seconds":\d+\.\d+,"lag_seconds":0\.000,"batches_applied":7,"rows_applied":9,"last_commit":1000\}\}\}\}$
+"queues":\{"ingest:counters":\{"depth":0,"dead":0,"consumer":\{"up":false,"heartbeat_age_seconds":\d+\.\d+,"lag_seconds":0\.000,"batches_applied":7,"rows_applied":9,"last_commit":1000\}\}\}\}$
 
 
 
@@ -151,7 +159,7 @@ Content-Type: application/x-www-form-urlencoded
 --- error_code eval
 [204, 200]
 --- response_body_like eval
-["", qr/^\{"workers":1,"requests":\{"\/c\\"x\\\\y":\{"204":1\}\},.*"queues":\{"st7\\"q\\\\r":\{"depth":\d+,"consumer":null\}\}\}$/]
+["", qr/^\{"workers":1,"requests":\{"\/c\\"x\\\\y":\{"204":1\}\},.*"queues":\{"st7\\"q\\\\r":\{"depth":\d+,"dead":0,"consumer":null\}\}\}$/]
 --- json_valid
 
 
@@ -168,4 +176,25 @@ Content-Type: application/x-www-form-urlencoded
 [204, 200]
 --- response_body_like eval
 ["", qr/\ningest_requests_total\{endpoint="\/c\\"x\\\\y",code="204"\} 1\n.*\ningest_queue_depth\{queue="st8\\"q\\\\r"\} \d+\n/s]
+--- promtool
+
+
+
+=== TEST 9: the dead-letter list's depth, per list
+--- dead_letters: 2
+--- request
+GET /ingest/status
+--- error_code: 200
+--- eventually eval
+["/ingest/status", qr/"queues":\{"ingest:counters":\{"depth":\d+,"dead":2,"consumer":/]
+--- json_valid
+
+
+
+=== TEST 10: ... and in Prometheus's text
+--- request
+GET /ingest/status?format=prometheus
+--- error_code: 200
+--- response_body_like eval
+qr/\n# HELP ingest_queue_dead Batches the consumer refused, in the list's dead-letter list\.\n# TYPE ingest_queue_dead gauge\ningest_queue_dead\{queue="ingest:counters"\} 2\n/
 --- promtool
