@@ -1,7 +1,9 @@
 # ingest_redis cluster while a list's slot moves between masters: ASK
 # (the batch goes to the importing master after ASKING) during the
 # migration, MOVED after it; a consumer of the list (--redis cluster:)
-# finds it on its new master.  Totals in SQLite are exact.
+# finds it on its new master.  Totals in SQLite are exact.  A batch the
+# consumer refuses goes to "{mig:list}:dead", in the list's slot, and the
+# status endpoint finds it there.
 
 use lib 't/lib';
 use Ingest::Test consumer => 0;
@@ -41,6 +43,7 @@ add_block_preprocessor(sub {
 _EOC_
     $block->set_value("config", <<'_EOC_');
     location = /c { ingest_counters queue=mig:list; }
+    location = /ingest/status { ingest_status; }
 _EOC_
 
     if ($block->name =~ /TEST 2:/) {
@@ -53,6 +56,18 @@ _EOC_
         Test::More::ok(wait_for(sub {
             (Ingest::Cluster::cli($From, 'EXISTS', $List) // 1) == 0 }),
             "the list is empty on $From when the migration starts");
+    }
+
+    if ($block->name =~ /TEST 4:/) {
+        Ingest::Cluster::cli($To, 'RPUSH', $List, 'not json');
+        Test::More::ok(wait_for(sub {
+            (Ingest::Cluster::cli($To, 'LLEN', "{$List}:dead") // 0) == 1 }),
+            "a batch the consumer refuses is in {$List}:dead on $To");
+        Test::More::is(Ingest::Cluster::cli($To, 'CLUSTER', 'KEYSLOT',
+                                            "{$List}:dead"), $Slot,
+                       "in the list's slot");
+        Test::More::is(Ingest::Cluster::cli($To, 'LLEN', $List), 0,
+                       'and the list is drained');
     }
 
     if ($block->name =~ /TEST 3:/) {
@@ -114,3 +129,12 @@ mig:a=100
 { "mig:a" => 111, "mig:b" => 2, "mig:c" => 30 }
 --- no_error_log
 [error]
+
+
+
+=== TEST 4: a refused batch, in the list's slot, shows in the status
+--- request
+GET /ingest/status
+--- error_code: 200
+--- eventually eval
+["/ingest/status", qr/"queues":\{"mig:list":\{"depth":0,"dead":1,"consumer":\{"up":true,/]
