@@ -113,9 +113,10 @@ is(log_lines($log, $refuses), 1, 'NOAUTH: the refusal was logged once');
 is(consumer_kill($pid, SIGTERM) >> 8, 0, 'NOAUTH: the consumer stops with 0');
 
 
-# OOM: maxmemory with noeviction, the list filled with batches until
-# Redis refuses more; the consumer must take its lock, drain the list and
-# trim it, which is what frees the memory
+# OOM: maxmemory with noeviction, the list filled with batches (one the
+# consumer refuses among them) until Redis refuses more; the consumer must
+# take its lock, drain the list, move the refused batch to the dead-letter
+# list and trim, which is what frees the memory
 
 cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
 my ($used) = cli('INFO', 'memory') =~ /^used_memory:(\d+)/m;
@@ -124,6 +125,8 @@ cli('CONFIG', 'SET', 'maxmemory', $used + 4 * 1024 * 1024);
 my $keys = 200;
 my $seq = 0;
 my $full = 0;
+
+cli('RPUSH', 'ingest:counters', 'not json');
 
 while (!$full && $seq < 100000) {
     my @batches = map {
@@ -152,7 +155,11 @@ is_deeply(wait_totals($want, 10), $want,
 ok(wait_for(sub { cli('GET', 'ingest:counters:heartbeat')
                   =~ /^\{"ts":\d+,"batches":$seq,/ }, 3),
    'OOM: its heartbeat (every second) is in Redis');
-is(log_lines($log, qr/\[error\]|\[warn\]/), 0, 'OOM: with nothing refused');
+is(cli('LRANGE', 'ingest:counters:dead', 0, -1) =~ /\nnot json\z/ ? 1 : 0, 1,
+   'OOM: the refused batch is in the dead-letter list');
+is(log_lines($log, qr/\[alert\]/), 1, 'OOM: its move is logged');
+is(log_lines($log, qr/\[error\]|\[warn\]/), 0,
+   'OOM: and Redis refused nothing');
 is(consumer_kill($pid, SIGTERM) >> 8, 0, 'OOM: the consumer stops with 0');
 is(cli('EXISTS', 'ingest:counters:consumer'), '0',
    'OOM: and gives its lock back');
