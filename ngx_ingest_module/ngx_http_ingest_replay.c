@@ -18,9 +18,11 @@
  *   behind it go on.  A refusal about the server's state (OOM, LOADING
  *   ...) refuses every file alike: the transport sends the same batch
  *   again after its backoff.
- * - A file that can be neither removed nor renamed (a read-only
- *   directory) is passed over for a minute, with an alert, so that it is
- *   neither sent again and again nor in the way of the others.
+ * - A file that can be neither removed nor renamed is passed over for a
+ *   minute, with an alert, so that it is neither sent again and again nor
+ *   in the way of the others; past 64 such files (a read-only directory)
+ *   the replay pauses for that minute instead, so a file goes at most
+ *   once a minute.
  *
  * Scans, reads, checks, renames and unlinks run in nginx's thread pool
  * "default"; the event loop only hands the batches over.  Each scan
@@ -47,8 +49,11 @@
 /* malformed files moved aside in one run, before the loop hears */
 #define NGX_HTTP_INGEST_REPLAY_ASIDE   8
 
-/* files that stay where they are, passed over for a while */
-#define NGX_HTTP_INGEST_REPLAY_SKIP    8
+/*
+ * Files that stay where they are, passed over for a while; past that
+ * many (a read-only directory), the whole replay pauses as long.
+ */
+#define NGX_HTTP_INGEST_REPLAY_SKIP    64
 #define NGX_HTTP_INGEST_REPLAY_SKIP_S  60
 
 #define NGX_HTTP_INGEST_REPLAY_WHY     128
@@ -88,10 +93,12 @@ typedef struct {
     ngx_uint_t                   nnames;
     ngx_uint_t                   cursor;
     ngx_http_ingest_replay_skip_t  skip[NGX_HTTP_INGEST_REPLAY_SKIP];
+    time_t                       paused_until;
 
     /* out: what became of the file finished */
     u_char                       done[NGX_HTTP_INGEST_REPLAY_NAME];
     ngx_err_t                    finish_err;   /* of unlink or rename */
+    ngx_uint_t                   paused;       /* the replay, just now */
 
     /* out: the directory, when scanned */
     ngx_uint_t                   scanned;
@@ -373,6 +380,7 @@ ngx_http_ingest_replay_work(void *data, ngx_log_t *log)
     ngx_uint_t  tries;
 
     w->finish_err = 0;
+    w->paused = 0;
     w->scanned = 0;
     w->dir_err = 0;
     w->found = 0;
@@ -383,7 +391,7 @@ ngx_http_ingest_replay_work(void *data, ngx_log_t *log)
         ngx_http_ingest_replay_finish(w);
     }
 
-    if (!w->scan) {
+    if (!w->scan || time(NULL) < w->paused_until) {
         return;
     }
 
@@ -877,23 +885,28 @@ ngx_http_ingest_replay_skipped(ngx_http_ingest_replay_work_t *w,
 }
 
 
-/* passed over for a while; when all are taken, in place of the oldest */
+/* passed over for a while; when all are taken, the replay pauses */
 
 static void
 ngx_http_ingest_replay_skip(ngx_http_ingest_replay_work_t *w, u_char *name)
 {
-    ngx_uint_t  i, oldest;
+    time_t      now;
+    ngx_uint_t  i;
 
-    oldest = 0;
+    now = time(NULL);
 
     for (i = 0; i < NGX_HTTP_INGEST_REPLAY_SKIP; i++) {
-        if (w->skip[i].until < w->skip[oldest].until) {
-            oldest = i;
+        if (w->skip[i].until <= now) {
+            ngx_cpystrn(w->skip[i].name, name, NGX_HTTP_INGEST_REPLAY_NAME);
+            w->skip[i].until = now + NGX_HTTP_INGEST_REPLAY_SKIP_S;
+            return;
         }
     }
 
-    ngx_cpystrn(w->skip[oldest].name, name, NGX_HTTP_INGEST_REPLAY_NAME);
-    w->skip[oldest].until = time(NULL) + NGX_HTTP_INGEST_REPLAY_SKIP_S;
+    /* not evicting one: it would be sent again at once */
+
+    w->paused_until = now + NGX_HTTP_INGEST_REPLAY_SKIP_S;
+    w->paused = 1;
 }
 
 
@@ -983,6 +996,14 @@ ngx_http_ingest_replay_worked(ngx_event_t *ev)
                       "ingest spool file \"%V/%s\" is malformed (%s): "
                       "moved aside as \"%s.malformed\"", &rp->dir, name,
                       w->why[i], name);
+    }
+
+    if (w->paused) {
+        ngx_log_error(NGX_LOG_ALERT, rp->log, 0,
+                      "ingest spool \"%V\": more than %d files can be "
+                      "neither removed nor moved aside; the replay pauses "
+                      "for %d s", &rp->dir, NGX_HTTP_INGEST_REPLAY_SKIP,
+                      NGX_HTTP_INGEST_REPLAY_SKIP_S);
     }
 
     if (w->dir_err) {

@@ -317,4 +317,36 @@ SKIP: {
     system("chattr -i '$path'");
 }
 
+# 9. More files that cannot be removed than the replay passes over (a
+#    read-only directory, say): the replay pauses, and no file is sent
+#    again and again.
+SKIP: {
+    my $dir = spool_dir('spool9');
+    my @paths = map { "$dir/0~s9%3Ak$_~00000000000000000001.batch" } 1 .. 70;
+
+    for my $i (1 .. 70) {
+        cli('del', "s9:k$i");
+        spool_file($paths[$i - 1], "s9:k$i",
+                   spool_batch("t9/$i/1", 1, k => 1));
+    }
+
+    skip "chattr +i does not work here", 3
+        if system("chattr +i " . join(' ', map { "'$_'" } @paths)
+                  . " 2>/dev/null") != 0;
+
+    my $n = Ingest::Nginx->start(
+        http => "ingest_redis 127.0.0.1:$redis; ingest_spool $dir;",
+        server => 'location = /c { ingest_counters queue=s9:k1; }');
+
+    sleep 4;
+    my @sent = map { cli('llen', "s9:k$_") } 1 .. 70;
+    is(scalar(grep { $_ > 1 } @sent), 0, "read-only: no file sent twice");
+    is(count($n->log, qr/the replay pauses for 60 s/), 1,
+       "read-only: the replay pauses, said once");
+    ok(count($n->log, qr/ingest cannot remove replayed spool file/) <= 70,
+       "read-only: an alert a file at most");
+
+    system("chattr -i " . join(' ', map { "'$_'" } @paths));
+}
+
 done_testing();
