@@ -60,8 +60,7 @@ sub redis_on {
     like($n->log, qr/ingest drained/, "drain: logged as drained");
     unlike($n->log, qr/ingest lost/, "drain: nothing lost");
 
-    kill 'TERM', $redis;
-    waitpid $redis, 0;
+    Ingest::Test::stop_pid($redis);
 }
 
 

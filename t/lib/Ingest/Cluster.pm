@@ -139,14 +139,15 @@ sub replica_of {
 sub kill_node {
     my ($port, $sig) = @_;
     my $pid = delete $Pid{$port} or return;
-    kill $sig // SIGKILL, $pid;
-    waitpid $pid, 0;
+    Ingest::Test::stop_pid($pid, $sig // SIGKILL);
 }
 
 END {
+    local $?;    # the test's exit status, not the nodes'
+    # SIGKILL: nothing in a test cluster is kept, and a node still
+    # writing its first AOF would ignore SIGTERM
     for my $port (keys %Pid) {
-        kill SIGTERM, $Pid{$port};
-        waitpid $Pid{$port}, 0;
+        Ingest::Test::stop_pid($Pid{$port}, SIGKILL);
     }
 }
 

@@ -95,6 +95,6 @@ sub totals {
     return { map { $_->[0] => $_->[1] } @$rows };
 }
 
-END { stop() }
+END { local $?; stop() }
 
 1;

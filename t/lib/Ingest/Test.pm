@@ -117,10 +117,27 @@ sub redis_start {
     die "redis-server did not start on port $RedisPort";
 }
 
+# a signal (SIGTERM by default), then wait at most $grace seconds (10)
+# before SIGKILL: a process that will not stop must not hang the suite
+# (redis-server refuses SIGTERM while it writes its first AOF, for one).
+# Returns the status as $? has it.
+sub stop_pid {
+    my ($pid, $sig, $grace) = @_;
+    kill $sig // SIGTERM, $pid;
+    my $deadline = time + ($grace // 10);
+    while (time < $deadline) {
+        return $? if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.02;
+    }
+    warn "pid $pid still running ${\($grace // 10)}s after a signal: SIGKILL\n";
+    kill SIGKILL, $pid;
+    waitpid $pid, 0;
+    return $?;
+}
+
 sub redis_stop {
     return unless $RedisPid;
-    kill SIGTERM, $RedisPid;
-    waitpid $RedisPid, 0;
+    stop_pid($RedisPid);
     undef $RedisPid;
 }
 
@@ -152,9 +169,7 @@ sub consumer_spawn {
 # a signal (SIGTERM by default), then the exit status as $? has it
 sub consumer_kill {
     my ($pid, $sig) = @_;
-    kill $sig // SIGTERM, $pid;
-    waitpid $pid, 0;
-    return $?;
+    return stop_pid($pid, $sig, 30);
 }
 
 # the exit status of a consumer that stops by itself, or undef
@@ -380,6 +395,7 @@ sub check_list {
 
 END {
     return unless defined $Owner && $$ == $Owner;
+    local $?;    # the test's exit status, not redis's or the consumer's
     consumer_stop();
     redis_stop();
 }
