@@ -2,8 +2,10 @@
 # hand: duplicates skipped, PostgreSQL stopped and started under it (no
 # refusal), a consumer killed mid-window, a total that would overflow and
 # records whose columns conflict with their table (refused, moved to the
-# dead-letter list, requeued once fixed and applied once), and consumers
-# of two lists adding to the same keys at once.  Plain and ASan builds.
+# dead-letter list, requeued once fixed and applied once), consumers
+# of two lists adding to the same keys at once, and a constraint checked
+# at COMMIT (the window applied again one batch per transaction).  Plain
+# and ASan builds.
 
 use strict;
 use warnings;
@@ -177,6 +179,69 @@ for my $bin (@bins) {
     consumer_kill($_) for @pair;
     unlike(consumer_log("$log.x") . consumer_log("$log.y"), qr/\[error\]/,
            "$tag: with no error");
+
+    # a constraint checked at COMMIT (a DEFERRABLE INITIALLY DEFERRED
+    # unique one an operator put on a records table): the window is
+    # applied again one batch per transaction, so that the batches the
+    # database takes are committed once and the one it refuses goes to
+    # the dead-letter list
+
+    my $dl = "$list:deferred";
+    my $dlog = "$log.deferred";
+    my $dt = "pgd$round";
+    Ingest::Pg::rows("CREATE TABLE $dt (received_at bigint NOT NULL,"
+                     . " a bigint, b text, CONSTRAINT ${dt}_a UNIQUE (a)"
+                     . " DEFERRABLE INITIALLY DEFERRED)");
+    my $drec = sub {
+        my ($seq, $a) = @_;
+        return qq({"v":1,"kind":"records","producer":"$p-d","seq":$seq,)
+             . qq("ts":1,"table":"$dt","columns":["a","b"],)
+             . qq("types":["int","text"],"rows":[[$a,"d$seq"]]});
+    };
+    my $dup = $drec->(3, 1);
+    redis_cli('RPUSH', $dl, $drec->(1, 1), batch("$p-dc", 1, { "$p:dc" => 1 }),
+              $drec->(2, 2), $dup, batch("$p-dc", 2, { "$p:dc" => 10 }),
+              $drec->(4, 4));
+    $pid = consumer_spawn(db => $uri, log => $dlog, args => ['--queue', $dl]);
+
+    ok(drained($dl), "$tag: a window refused at COMMIT is drained");
+    is_deeply(Ingest::Pg::rows("SELECT a, b FROM $dt ORDER BY a"),
+              [[1, 'd1'], [2, 'd2'], [4, 'd4']],
+              "$tag: the rows the database takes are in, once");
+    is_deeply(wait_totals({ "$p:dc" => 11 }), { "$p:dc" => 11 },
+              "$tag: and the counts of the window, once");
+    is(redis_cli('LLEN', "$dl:dead"), 1, "$tag: one batch is refused");
+    my ($dhead, $dbody) = split /\n/, redis_cli('LINDEX', "$dl:dead", 0), 2;
+    is($dbody, $dup, "$tag: the one that breaks the constraint, unchanged");
+    like($dhead, qr/^\{"reason":"COMMIT: ERROR: duplicate key value violates unique constraint \\"${dt}_a\\" DETAIL: Key \(a\)=\(1\) already exists\.","at":\d+,"consumer":"[^"]+","producer":"\Q$p\E-d","seq":3\}$/,
+         "$tag: with the reason, said once");
+    like(consumer_log($dlog), qr/\[warn\] ingest-consumer: the COMMIT of 6 batches of "\Q$dl\E" is refused \(COMMIT: ERROR: duplicate key value violates unique constraint "${dt}_a" DETAIL: Key \(a\)=\(1\) already exists\.\); applying them one per transaction$/m,
+         "$tag: the split is logged");
+    like(consumer_log($dlog), qr/\[alert\] ingest-consumer: a batch of "\Q$dl\E" \(producer "\Q$p\E-d", seq 3\) is refused: COMMIT: ERROR: duplicate key/,
+         "$tag: the refusal is logged at alert");
+    unlike(consumer_log($dlog), qr/COMMIT: COMMIT:|\[error\]/,
+           "$tag: with no error and no doubled prefix");
+    is_deeply(Ingest::Pg::rows("SELECT producer, queue, seq FROM dead_batches"),
+              [["$p-d", $dl, 3]], "$tag: it is recorded as dead");
+    is(consumer_wait($pid, 0.1), undef, "$tag: and the consumer goes on");
+
+    # fixed and requeued: applied once
+    Ingest::Pg::rows("UPDATE $dt SET a = 100 WHERE b = 'd1'");
+    is(system("$bin --redis 127.0.0.1:$Ingest::Test::RedisPort --queue $dl"
+              . " --requeue-dead >/dev/null 2>&1") >> 8, 0,
+       "$tag: --requeue-dead after the fix exits 0");
+    ok(wait_for(sub { @{ Ingest::Pg::rows("SELECT a FROM $dt"
+                                          . " WHERE b = 'd3'") // [] } }),
+       "$tag: the requeued batch is applied");
+    ok(drained($dl), "$tag: and the list drained");
+    is_deeply(Ingest::Pg::rows("SELECT a, b FROM $dt ORDER BY b"),
+              [[100, 'd1'], [2, 'd2'], [1, 'd3'], [4, 'd4']], "$tag: once");
+    is_deeply(Ingest::Pg::rows('SELECT count(*) FROM dead_batches'), [[0]],
+              "$tag: nothing is remembered as dead");
+    is_deeply(Ingest::Pg::totals()->{"$p:dc"}, 11, "$tag: the counts stay");
+    is(consumer_kill($pid) >> 8, 0, "$tag: SIGTERM exits 0");
+    like(consumer_log($dlog), qr/stopped: 6 batches applied, .* 1 refused/,
+         "$tag: it counts each batch once");
 }
 
 # a bad URI is a configuration error, exit 1

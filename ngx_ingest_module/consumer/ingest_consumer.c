@@ -48,9 +48,11 @@
  *     and after it are applied.  A batch moved there does not count as
  *     applied: its producer and seq are recorded in the table
  *     "dead_batches" first, and a copy of it that comes back (requeued)
- *     is applied once, whatever its producer's last_seq.  A lost
- *     connection, a deadlock or a busy database is never a refusal: the
- *     round is read again.
+ *     is applied once, whatever its producer's last_seq.  A refusal at
+ *     COMMIT (a deferred constraint) names no batch: the round is then
+ *     applied one batch per transaction, which commits the others once
+ *     and finds the one refused.  A lost connection, a deadlock or a
+ *     busy database is never a refusal: the round is read again.
  *
  *     --requeue-dead moves the batches in "LIST:dead" when it starts back
  *     to the tail of LIST, unchanged, and exits; the consumer, running or
@@ -140,7 +142,9 @@ static int ingest_number(const char *name, const char *text, long min,
 static int ingest_run(ingest_consumer_t *ic);
 static int ingest_round(ingest_consumer_t *ic);
 static int ingest_round_apply(ingest_consumer_t *ic, redisReply *reply,
-    size_t n, size_t *refused);
+    size_t first, size_t n, size_t *refused);
+static int ingest_round_single(ingest_consumer_t *ic, redisReply *reply,
+    size_t n);
 static int ingest_round_bury(ingest_consumer_t *ic, redisReply *element);
 static int ingest_requeue(ingest_consumer_t *ic);
 static char *ingest_append(char *p, char *end, const char *fmt, ...)
@@ -524,6 +528,15 @@ ingest_run(ingest_consumer_t *ic)
 
 
 /*
+ * ingest_round_apply: the COMMIT of more than one batch was refused (a
+ * deferred constraint, a constraint trigger): which batch is at fault is
+ * not known, nothing was committed.
+ */
+
+#define INGEST_ROUND_SPLIT   -4
+
+
+/*
  * One round: read a window, apply it in one transaction, commit, trim.
  *
  * A batch the store refuses is never applied with the others: the
@@ -533,6 +546,9 @@ ingest_run(ingest_consumer_t *ic)
  * own (ingest_round_bury).  No transaction holds good batches and a
  * refused one, and the move is one script: a crash anywhere re-reads, and
  * neither loses nor applies twice.
+ *
+ * A refusal at COMMIT names no batch: the window is then applied one
+ * batch per transaction (ingest_round_single), which finds it.
  *
  * 0 on success or a hiccup (retried), INGEST_EXIT_RUNTIME to stop.
  */
@@ -593,7 +609,17 @@ ingest_round(ingest_consumer_t *ic)
     n = reply->elements;
 
     for ( ;; ) {
-        rc = ingest_round_apply(ic, reply, n, &refused);
+        rc = ingest_round_apply(ic, reply, 0, n, &refused);
+
+        if (rc == INGEST_ROUND_SPLIT) {
+            ingest_log(INGEST_LOG_WARN, "the COMMIT of %zu batches of \"%s\" "
+                       "is refused (%s); applying them one per transaction",
+                       n, ic->queue, ic->refusal);
+
+            rc = ingest_round_single(ic, reply, n);
+            freeReplyObject(reply);
+            return rc;
+        }
 
         if (rc != INGEST_STORE_REFUSED) {
             break;
@@ -629,14 +655,62 @@ ingest_round(ingest_consumer_t *ic)
 
 
 /*
- * The first n batches of the window in one transaction: 0 (committed),
- * INGEST_STORE_AGAIN, -1, or INGEST_STORE_REFUSED with *refused the index
- * of the batch refused (ic->refusal says why) and nothing committed.
+ * The window's batches one per transaction, after a COMMIT of them all
+ * was refused: those before the one refused are committed (each once:
+ * read again after a crash, they are skipped by last_seq) and trimmed,
+ * then the refused one, now the head of the list, goes to the
+ * dead-letter list.  0 or INGEST_EXIT_RUNTIME.
  */
 
 static int
-ingest_round_apply(ingest_consumer_t *ic, redisReply *reply, size_t n,
-    size_t *refused)
+ingest_round_single(ingest_consumer_t *ic, redisReply *reply, size_t n)
+{
+    int     rc, trc;
+    size_t  i, refused;
+
+    rc = 0;
+
+    for (i = 0; i < n; i++) {
+        rc = ingest_round_apply(ic, reply, i, 1, &refused);
+
+        if (rc != 0) {
+            break;
+        }
+    }
+
+    /* batches [0, i) are committed */
+
+    trc = (i > 0) ? ingest_queue_trim(ic, i) : 0;
+
+    if (trc == -2) {
+        ingest_log(INGEST_LOG_ERR, "lost the lock of \"%s\" before the "
+                   "trim; taking it again", ic->queue);
+    }
+
+    if (rc == INGEST_STORE_REFUSED) {
+        /*
+         * Not trimmed: the head is still a committed batch, which the
+         * bury script would not move; the next round skips what was
+         * committed and finds the refused one again.
+         */
+        return (trc == 0) ? ingest_round_bury(ic, reply->element[i]) : 0;
+    }
+
+    return (rc == 0 || rc == INGEST_STORE_AGAIN) ? 0 : INGEST_EXIT_RUNTIME;
+}
+
+
+/*
+ * The batches [first, first + n) of the window in one transaction: 0
+ * (committed), INGEST_STORE_AGAIN, -1, INGEST_STORE_REFUSED with
+ * *refused the index of the batch refused (ic->refusal says why) and
+ * nothing committed, or INGEST_ROUND_SPLIT when the COMMIT of more than
+ * one batch was refused (ic->refusal says why).
+ */
+
+static int
+ingest_round_apply(ingest_consumer_t *ic, redisReply *reply, size_t first,
+    size_t n, size_t *refused)
 {
     int                   skipped, rc;
     char                  err[256];
@@ -654,7 +728,8 @@ ingest_round_apply(ingest_consumer_t *ic, redisReply *reply, size_t n,
 
     if (rc != 0) {
         if (rc == INGEST_STORE_REFUSED) {
-            ingest_log(INGEST_LOG_ERR, "BEGIN: %s", ic->refusal);
+            /* the store's reason names the statement ("BEGIN: ...") */
+            ingest_log(INGEST_LOG_ERR, "%s", ic->refusal);
             rc = -1;
         }
 
@@ -665,7 +740,7 @@ ingest_round_apply(ingest_consumer_t *ic, redisReply *reply, size_t n,
     skips = 0;
     oldest = INT64_MAX;
 
-    for (i = 0; i < n; i++) {
+    for (i = first; i < first + n; i++) {
         e = reply->element[i];
 
         if (e->type != REDIS_REPLY_STRING) {
@@ -725,11 +800,23 @@ ingest_round_apply(ingest_consumer_t *ic, redisReply *reply, size_t n,
         goto again;
     }
 
-    if (rc != 0) {
-        if (rc == INGEST_STORE_REFUSED) {
-            ingest_log(INGEST_LOG_ERR, "COMMIT: %s", ic->refusal);
+    if (rc == INGEST_STORE_REFUSED) {
+        /*
+         * A constraint checked at COMMIT (deferred): the database rolled
+         * back; the refusal ("COMMIT: ...") names no batch, unless there
+         * is only one.
+         */
+
+        if (n == 1) {
+            i = first;
+            goto refused;
         }
 
+        rc = INGEST_ROUND_SPLIT;
+        goto rollback;
+    }
+
+    if (rc != 0) {
         goto failed;
     }
 
