@@ -42,6 +42,7 @@ static void *ingest_wire_bounded(ingest_wire_reader_t *r, size_t min_len,
     size_t size, size_t *cap);
 static int ingest_wire_string(ingest_wire_reader_t *r, char *out,
     size_t cap, size_t *len);
+static int ingest_wire_utf8(const unsigned char *p, size_t len);
 static int ingest_wire_int(ingest_wire_reader_t *r, int64_t *v);
 static int ingest_wire_skip(ingest_wire_reader_t *r, int depth);
 static int ingest_wire_number(ingest_wire_reader_t *r, int *integer);
@@ -160,7 +161,7 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
     size_t       len;
     int64_t      v;
     unsigned     have, bit;
-    const char  *rows_at, *counts_at, *requests_at;
+    const char  *rows_at, *counts_at, *requests_at, *at;
 
     have = 0;
     rows_at = NULL;
@@ -222,6 +223,8 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
             }
 
         } else if (strcmp(name, "producer") == 0) {
+            at = r->p;
+
             if (ingest_wire_string(r, batch->producer,
                                    INGEST_WIRE_MAX_PRODUCER - 1, &len)
                 != INGEST_WIRE_OK)
@@ -233,6 +236,20 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
                 || memchr(batch->producer, '\0', len) != NULL)
             {
                 return ingest_wire_fail(r, "invalid producer");
+            }
+
+            /*
+             * The producer goes into every table of the store, and into
+             * dead_batches when the batch is refused: a name PostgreSQL
+             * would refuse there (and SQLite keep as bytes no reader
+             * expects) makes the batch one that cannot be read.
+             */
+
+            if (!ingest_wire_utf8((const unsigned char *) batch->producer,
+                                  len))
+            {
+                r->p = at;
+                return ingest_wire_fail(r, "producer is not UTF-8");
             }
 
             batch->producer[len] = '\0';
@@ -1017,6 +1034,64 @@ ingest_wire_hex4(ingest_wire_reader_t *r, unsigned *cp)
     r->p += 4;
 
     return INGEST_WIRE_OK;
+}
+
+
+/*
+ * 1 if p holds UTF-8 as RFC 3629 has it (and PostgreSQL takes it): no
+ * overlong form, no surrogate, nothing past U+10FFFF.  Escapes decode to
+ * such UTF-8 already; raw bytes are checked here.
+ */
+
+static int
+ingest_wire_utf8(const unsigned char *p, size_t len)
+{
+    size_t         i, need;
+    unsigned char  ch, lo, hi;
+
+    i = 0;
+
+    while (i < len) {
+        ch = p[i++];
+
+        if (ch < 0x80) {
+            continue;
+        }
+
+        /* the lead byte sets the count and the second byte's bounds */
+
+        lo = 0x80;
+        hi = 0xbf;
+
+        if (ch >= 0xc2 && ch <= 0xdf) {
+            need = 1;
+
+        } else if (ch >= 0xe0 && ch <= 0xef) {
+            need = 2;
+            lo = (ch == 0xe0) ? 0xa0 : 0x80;
+            hi = (ch == 0xed) ? 0x9f : 0xbf;
+
+        } else if (ch >= 0xf0 && ch <= 0xf4) {
+            need = 3;
+            lo = (ch == 0xf0) ? 0x90 : 0x80;
+            hi = (ch == 0xf4) ? 0x8f : 0xbf;
+
+        } else {
+            return 0;
+        }
+
+        if (len - i < need || p[i] < lo || p[i] > hi) {
+            return 0;
+        }
+
+        for (i++, need--; need > 0; i++, need--) {
+            if (p[i] < 0x80 || p[i] > 0xbf) {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
 }
 
 

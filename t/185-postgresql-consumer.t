@@ -242,6 +242,35 @@ for my $bin (@bins) {
     is(consumer_kill($pid) >> 8, 0, "$tag: SIGTERM exits 0");
     like(consumer_log($dlog), qr/stopped: 6 batches applied, .* 1 refused/,
          "$tag: it counts each batch once");
+
+    # a producer name that is not UTF-8, which PostgreSQL refuses in any
+    # table, dead_batches too: the batch cannot be read, and goes to the
+    # dead-letter list as such, recorded nowhere
+
+    my $ul = "$list:utf8";
+    my $ulog = "$log.utf8";
+    my $notutf8 = qq({"v":1,"kind":"counters","producer":"$p/\xff","seq":1,)
+                . qq("ts":1,"counts":{"$p:u":100}});
+    my $at = index($notutf8, qq("$p/));
+    # (redis_cli goes through a shell)
+    system('redis-cli', '-p', $Ingest::Test::RedisPort, 'RPUSH', $ul,
+           batch("$p-u", 1, { "$p:u" => 1 }), $notutf8,
+           batch("$p-u", 2, { "$p:u" => 2 })) == 0 or die 'redis-cli failed';
+    $pid = consumer_spawn(db => $uri, log => $ulog, args => ['--queue', $ul]);
+
+    ok(drained($ul), "$tag: a list with a producer not in UTF-8 is drained");
+    is_deeply(wait_totals({ "$p:u" => 3 }), { "$p:u" => 3 },
+              "$tag: the batches around it are applied, once");
+    is(redis_cli('LLEN', "$ul:dead"), 1, "$tag: it is refused");
+    my ($uhead, $ubody) = split /\n/, redis_cli('LINDEX', "$ul:dead", 0), 2;
+    is($ubody, $notutf8, "$tag: unchanged");
+    like($uhead, qr/^\{"reason":"cannot be read: producer is not UTF-8 at byte $at","at":\d+,"consumer":"[^"]+"\}$/,
+         "$tag: as a batch that cannot be read");
+    is_deeply(Ingest::Pg::rows('SELECT count(*) FROM dead_batches'), [[0]],
+              "$tag: recorded nowhere");
+    is(consumer_wait($pid, 0.1), undef, "$tag: and the consumer goes on");
+    unlike(consumer_log($ulog), qr/\[error\]/, "$tag: with no error");
+    is(consumer_kill($pid) >> 8, 0, "$tag: SIGTERM exits 0");
 }
 
 # a bad URI is a configuration error, exit 1

@@ -252,6 +252,24 @@ fixtures(const char *dir)
                    "a newer version is named as such");
         }
 
+        /*
+         * PostgreSQL refuses such a producer in every table, dead_batches
+         * too: it must be unreadable here, before any store sees it.
+         */
+
+        if (strncmp(de->d_name, "bad-producer-", 13) == 0) {
+            tap_ok(strcmp(err, "producer is not UTF-8 at byte 36") == 0,
+                   "%s: the producer is named", de->d_name);
+        }
+
+        if (strcmp(de->d_name, "ok-producer-utf8.json") == 0 && rc == 0) {
+            ingest_wire_decode(data, len, &batch, err, sizeof(err));
+            tap_ok(strcmp(batch.producer, "h\xc3\xb4te/\xf0\x9f\x98\x80/"
+                          "\xc3\xa9") == 0,
+                   "a UTF-8 producer, raw and escaped, is read exactly");
+            ingest_wire_batch_free(&batch);
+        }
+
         if (strcmp(de->d_name, "ok-edges.json") == 0 && rc == 0) {
             /* checked again: the batch was freed above */
             ingest_wire_decode(data, len, &batch, err, sizeof(err));
