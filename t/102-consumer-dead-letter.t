@@ -2,8 +2,9 @@
 # conflict or an overflow goes to <list>:dead while the later batches of
 # its producer are applied; once the cause is fixed, --requeue-dead puts
 # it back, unchanged, at the tail of the list, and it is applied exactly
-# once although its producer's last_seq has passed it.  A database that
-# stays busy is waited for, never a refusal.
+# once although its producer's last_seq has passed it.  A refused batch
+# whose record in dead_batches the database refuses in turn is moved all
+# the same.  A database that stays busy is waited for, never a refusal.
 
 use strict;
 use warnings;
@@ -141,6 +142,36 @@ is($status, 0, '--requeue-dead with nothing dead exits 0');
 like($out, qr/requeued 0 batches from "dl:q:dead"/, 'having moved nothing');
 
 
+# recording a dead batch fails for a reason of the database's (here a
+# trigger an operator put on dead_batches): the batch goes to the
+# dead-letter list all the same, with the reason it was refused, and
+# the consumer goes on
+
+fix(q{CREATE TRIGGER t102_x BEFORE INSERT ON dead_batches
+      WHEN NEW.producer = 't102/x' BEGIN SELECT RAISE(ABORT, 'not here'); END});
+my $over = batch('t102/x', 2, { 't102:xmax' => 1, 't102:x' => 100 });
+redis_cli('RPUSH', $list, batch('t102/x', 1, { 't102:xmax' => $max }),
+          $over, batch('t102/x', 3, { 't102:x' => 1 }));
+
+is_deeply(wait_totals({ 't102:xmax' => $max, 't102:x' => 1 }),
+          { 't102:xmax' => $max, 't102:x' => 1 },
+          'a refusal that cannot be recorded: the others applied once');
+ok(wait_for(sub { alerts() == 4 && redis_cli('LLEN', $list) eq '0' }),
+   'it is refused and the list drained');
+is(redis_cli('LLEN', $dead), 1, "it is in $dead");
+my ($xhead, $xbody) = split /\n/, redis_cli('LINDEX', $dead, 0), 2;
+is($xbody, $over, 'unchanged');
+like($xhead, qr/^\{"reason":"updating totals: total overflows a signed 64-bit integer \(key \\"t102:xmax\\"\)","at":\d+,"consumer":"[^"]+","producer":"t102\/x","seq":2\}$/,
+     'with the reason it was refused');
+like(consumer_log($log), qr/\[error\] ingest-consumer: recording a dead batch: not here; seq 2 of producer "t102\/x" goes to "dl:q:dead" unrecorded \(requeued, it is skipped if its producer's last_seq is past it\)$/m,
+     'the failure to record it is logged at error');
+is_deeply(sql("SELECT count(*) FROM dead_batches WHERE producer = 't102/x'"),
+          [[0]], 'it is not recorded');
+is(consumer_wait($pid, 0.1), undef, 'and the consumer goes on');
+fix('DROP TRIGGER t102_x');
+redis_cli('DEL', $dead);
+
+
 # an element of the dead-letter list that is no dead batch stops the
 # requeue and stays, with what was before it moved
 
@@ -178,7 +209,7 @@ like(consumer_log($log), qr/\[warn\] ingest-consumer: BEGIN: database is locked 
      'the wait is logged');
 
 is(consumer_kill($pid, SIGTERM) >> 8, 0, 'SIGTERM exits 0');
-like(consumer_log($log), qr/, 3 refused \(moved to "dl:q:dead"\)$/m,
-     'three refusals in all');
+like(consumer_log($log), qr/, 4 refused \(moved to "dl:q:dead"\)$/m,
+     'four refusals in all');
 
 done_testing();

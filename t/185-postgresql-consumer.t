@@ -271,6 +271,41 @@ for my $bin (@bins) {
     is(consumer_wait($pid, 0.1), undef, "$tag: and the consumer goes on");
     unlike(consumer_log($ulog), qr/\[error\]/, "$tag: with no error");
     is(consumer_kill($pid) >> 8, 0, "$tag: SIGTERM exits 0");
+
+    # recording a dead batch fails with a data error (here a CHECK an
+    # operator put on dead_batches): the batch goes to the dead-letter
+    # list all the same, with the reason it was refused, and the consumer
+    # goes on
+
+    my $xl = "$list:unrecorded";
+    my $xlog = "$log.unrecorded";
+    Ingest::Pg::rows("ALTER TABLE dead_batches ADD CONSTRAINT t185_x"
+                     . " CHECK (producer <> '$p-x')");
+    my $over = batch("$p-x", 2, { "$p:xmax" => 1, "$p:x" => 100 });
+    redis_cli('RPUSH', $xl,
+              batch("$p-x", 1, { "$p:xmax" => '9223372036854775807' }),
+              $over, batch("$p-x", 3, { "$p:x" => 1 }));
+    $pid = consumer_spawn(db => $uri, log => $xlog, args => ['--queue', $xl]);
+
+    ok(drained($xl), "$tag: a refusal that cannot be recorded is drained");
+    is_deeply(wait_totals({ "$p:xmax" => '9223372036854775807',
+                            "$p:x" => 1 }),
+              { "$p:xmax" => '9223372036854775807', "$p:x" => 1 },
+              "$tag: the others applied once, nothing of it");
+    is(redis_cli('LLEN', "$xl:dead"), 1, "$tag: it is in the dead-letter list");
+    my ($xhead, $xbody) = split /\n/, redis_cli('LINDEX', "$xl:dead", 0), 2;
+    is($xbody, $over, "$tag: unchanged");
+    like($xhead, qr/^\{"reason":"updating totals: ERROR: bigint out of range","at":\d+,"consumer":"[^"]+","producer":"\Q$p\E-x","seq":2\}$/,
+         "$tag: with the reason it was refused");
+    like(consumer_log($xlog), qr/\[error\] ingest-consumer: recording a dead batch: ERROR: new row for relation "dead_batches" violates check constraint "t185_x" .*; seq 2 of producer "\Q$p\E-x" goes to "\Q$xl\E:dead" unrecorded \(requeued, it is skipped if its producer's last_seq is past it\)$/m,
+         "$tag: the failure to record it is logged at error");
+    like(consumer_log($xlog), qr/\[alert\] ingest-consumer: a batch of "\Q$xl\E" \(producer "\Q$p\E-x", seq 2\) is refused: updating totals: ERROR: bigint out of range; moved to "\Q$xl\E:dead"$/m,
+         "$tag: the refusal at alert");
+    is(consumer_wait($pid, 0.1), undef, "$tag: and the consumer goes on");
+    Ingest::Pg::rows('ALTER TABLE dead_batches DROP CONSTRAINT t185_x');
+    is(consumer_kill($pid) >> 8, 0, "$tag: SIGTERM exits 0");
+    like(consumer_log($xlog), qr/stopped: 2 batches applied, .* 1 refused/,
+         "$tag: having counted it once");
 }
 
 # a bad URI is a configuration error, exit 1

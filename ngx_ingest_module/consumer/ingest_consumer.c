@@ -868,7 +868,13 @@ rollback:
  * read, so that a requeued copy is applied whatever its producer's
  * last_seq), then move it to the dead-letter list.  A crash between the
  * two leaves it at the head, to be refused again: recording it twice is
- * recording it once.  0 or INGEST_EXIT_RUNTIME.
+ * recording it once.
+ *
+ * A record the database refuses in turn (a constraint or a trigger on
+ * dead_batches, a producer it cannot store) does not keep the batch at
+ * the head, where it would stop the list for good: it is moved all the
+ * same, unrecorded, and said at error.  Applying it would be refused for
+ * the same cause anyway.  0 or INGEST_EXIT_RUNTIME.
  */
 
 static int
@@ -876,6 +882,7 @@ ingest_round_bury(ingest_consumer_t *ic, redisReply *element)
 {
     int                   rc, readable;
     char                  header[8192], *p, *end;
+    char                  reason[sizeof(ic->refusal)];
     ingest_wire_batch_t   batch;
 
     readable = element->type == REDIS_REPLY_STRING
@@ -884,7 +891,16 @@ ingest_round_bury(ingest_consumer_t *ic, redisReply *element)
                   == INGEST_WIRE_OK;
 
     if (readable) {
+        /* the header's reason: a refused record overwrites ic->refusal */
+        memcpy(reason, ic->refusal, sizeof(reason));
+
         rc = ic->store->begin(ic);
+
+        if (rc == INGEST_STORE_REFUSED) {
+            /* no fault of the batch's: BEGIN itself */
+            ingest_log(INGEST_LOG_ERR, "%s", ic->refusal);
+            rc = -1;
+        }
 
         if (rc == 0) {
             rc = ic->store->dead(ic, &batch);
@@ -895,12 +911,20 @@ ingest_round_bury(ingest_consumer_t *ic, redisReply *element)
         }
 
         if (rc != 0) {
-            if (rc == INGEST_STORE_REFUSED) {
-                ingest_log(INGEST_LOG_ERR, "recording a dead batch: %s",
-                           ic->refusal);
-            }
-
             ic->store->rollback(ic);
+        }
+
+        if (rc == INGEST_STORE_REFUSED) {
+            /* the store's reason names the statement, once */
+            ingest_log(INGEST_LOG_ERR, "%s; seq %llu of producer \"%s\" "
+                       "goes to \"%s\" unrecorded (requeued, it is skipped "
+                       "if its producer's last_seq is past it)",
+                       ic->refusal, (unsigned long long) batch.seq,
+                       batch.producer, ic->dead_key);
+
+            memcpy(ic->refusal, reason, sizeof(ic->refusal));
+
+        } else if (rc != 0) {
             ingest_wire_batch_free(&batch);
 
             return (rc == INGEST_STORE_AGAIN) ? 0 : INGEST_EXIT_RUNTIME;
