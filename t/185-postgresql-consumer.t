@@ -3,9 +3,12 @@
 # refusal), a consumer killed mid-window, a total that would overflow and
 # records whose columns conflict with their table (refused, moved to the
 # dead-letter list, requeued once fixed and applied once), consumers
-# of two lists adding to the same keys at once, and a constraint checked
-# at COMMIT (the window applied again one batch per transaction).  Plain
-# and ASan builds.
+# of two lists adding to the same keys at once, a constraint checked at
+# COMMIT (the window applied again one batch per transaction), a
+# producer that is not UTF-8 (unreadable), a dead batch PostgreSQL will
+# not record (moved all the same), a trigger's RAISE EXCEPTION (refused),
+# and lock_timeout and statement_timeout (read again after a backoff,
+# never refused).  Plain and ASan builds.
 
 use strict;
 use warnings;
@@ -306,6 +309,105 @@ for my $bin (@bins) {
     is(consumer_kill($pid) >> 8, 0, "$tag: SIGTERM exits 0");
     like(consumer_log($xlog), qr/stopped: 2 batches applied, .* 1 refused/,
          "$tag: having counted it once");
+
+    # a trigger that raises an exception (SQLSTATE class P0) refuses
+    # that batch: to the dead-letter list, the others applied
+
+    my $rl = "$list:raise";
+    my $rlog = "$log.raise";
+    my $rt = "pgr$round";
+    Ingest::Pg::rows("CREATE TABLE $rt (received_at bigint NOT NULL,"
+                     . " a bigint, b text);"
+                     . " CREATE FUNCTION ${rt}_f() RETURNS trigger"
+                     . " LANGUAGE plpgsql AS \$\$BEGIN IF NEW.a < 0 THEN"
+                     . " RAISE EXCEPTION 'negative a'; END IF;"
+                     . " RETURN NEW; END\$\$;"
+                     . " CREATE TRIGGER ${rt}_t BEFORE INSERT ON $rt"
+                     . " FOR EACH ROW EXECUTE FUNCTION ${rt}_f()");
+    my $rrec = sub {
+        my ($seq, $a) = @_;
+        return qq({"v":1,"kind":"records","producer":"$p-t","seq":$seq,)
+             . qq("ts":1,"table":"$rt","columns":["a","b"],)
+             . qq("types":["int","text"],"rows":[[$a,"t$seq"]]});
+    };
+    my $negative = $rrec->(2, -5);
+    redis_cli('RPUSH', $rl, $rrec->(1, 1), $negative,
+              batch("$p-tc", 1, { "$p:t" => 1 }), $rrec->(3, 3));
+    $pid = consumer_spawn(db => $uri, log => $rlog, args => ['--queue', $rl]);
+
+    ok(drained($rl), "$tag: a window with a RAISE EXCEPTION is drained");
+    is_deeply(Ingest::Pg::rows("SELECT a, b FROM $rt ORDER BY a"),
+              [[1, 't1'], [3, 't3']], "$tag: the other rows are in, once");
+    is_deeply(wait_totals({ "$p:t" => 1 }), { "$p:t" => 1 },
+              "$tag: and the counts, once");
+    is(redis_cli('LLEN', "$rl:dead"), 1, "$tag: one batch is refused");
+    my ($rhead, $rbody) = split /\n/, redis_cli('LINDEX', "$rl:dead", 0), 2;
+    is($rbody, $negative, "$tag: the one the trigger raised for");
+    like($rhead, qr/^\{"reason":"inserting rows: ERROR: negative a CONTEXT: PL\/pgSQL function ${rt}_f\(\) line 1 at RAISE","at":\d+,"consumer":"[^"]+","producer":"\Q$p\E-t","seq":2\}$/,
+         "$tag: with the exception's message");
+    is_deeply(Ingest::Pg::rows("SELECT producer, seq FROM dead_batches"),
+              [["$p-t", 2]], "$tag: recorded as dead");
+    is(consumer_wait($pid, 0.1), undef, "$tag: and the consumer goes on");
+    unlike(consumer_log($rlog), qr/\[error\]/, "$tag: with no error");
+    is(consumer_kill($pid) >> 8, 0, "$tag: SIGTERM exits 0");
+    Ingest::Pg::rows("DELETE FROM dead_batches");
+
+    # a lock held past lock_timeout, or a statement past
+    # statement_timeout, is passing: the round is rolled back and read
+    # again after a backoff that doubles, never refused, never an exit
+
+    for my $guc (qw(lock_timeout statement_timeout)) {
+        my $gl = "$list:$guc";
+        my $glog = "$log.$guc";
+        my $gp = "$p-$guc";
+        $pid = consumer_spawn(db => "$uri?options=-c%20$guc%3D300",
+                              log => $glog, args => ['--queue', $gl]);
+        redis_cli('RPUSH', $gl, batch($gp, 1, { "$gp:n" => 1 }));
+        is_deeply(wait_totals({ "$gp:n" => 1 }), { "$gp:n" => 1 },
+                  "$tag: $guc 300 ms: a batch is applied");
+
+        # a person holds totals for 2.5 s
+        my $holder = fork // die "fork: $!";
+        if ($holder == 0) {
+            open STDOUT, '>', '/dev/null' or die $!;
+            exec 'psql', $uri, '-X', '-qc',
+                 'BEGIN; LOCK TABLE totals IN ACCESS EXCLUSIVE MODE;'
+                 . ' SELECT pg_sleep(2.5); COMMIT;'
+                or POSIX::_exit(127);
+        }
+        ok(wait_for(sub {
+               (Ingest::Pg::rows("SELECT count(*) FROM pg_locks l"
+                                 . " JOIN pg_class c ON c.oid = l.relation"
+                                 . " WHERE c.relname = 'totals'"
+                                 . " AND l.mode = 'AccessExclusiveLock'"
+                                 . " AND l.granted") // [[0]])->[0][0] == 1
+           }), "$tag: $guc: totals are locked");
+
+        redis_cli('RPUSH', $gl, batch($gp, 2, { "$gp:n" => 10 }));
+        my $cancel = $guc eq 'lock_timeout' ? 'lock timeout'
+                                            : 'statement timeout';
+        ok(wait_for(sub { consumer_log($glog) =~ /\Q$cancel\E/ }),
+           "$tag: $guc: the statement is cancelled");
+        is(consumer_wait($pid, 0.1), undef, "$tag: $guc: the consumer waits");
+        waitpid $holder, 0;
+
+        is_deeply(wait_totals({ "$gp:n" => 11 }), { "$gp:n" => 11 },
+                  "$tag: $guc: once the lock is gone, the batch is applied once");
+        ok(drained($gl), "$tag: $guc: the list is drained");
+        is(redis_cli('LLEN', "$gl:dead"), 0, "$tag: $guc: nothing refused");
+        my @waits = consumer_log($glog) =~ /^\S+ \[warn\] ingest-consumer: updating totals: ERROR: canceling statement due to \Q$cancel\E \(the round is read again in (\d+) ms\)$/mg;
+        ok(@waits >= 2, "$tag: $guc: read again " . scalar(@waits)
+                        . " times, logged at warn");
+        is_deeply([ @waits[0, 1] ], [100, 200],
+                  "$tag: $guc: after a backoff that doubles");
+        unlike(consumer_log($glog), qr/\[(error|alert)\]/,
+               "$tag: $guc: with no error");
+        is(consumer_kill($pid) >> 8, 0, "$tag: $guc: SIGTERM exits 0");
+        like(consumer_log($glog), qr/stopped: 2 batches applied, .* 0 refused/,
+             "$tag: $guc: each batch counted once");
+    }
+    is_deeply(Ingest::Pg::rows('SELECT count(*) FROM dead_batches'), [[0]],
+              "$tag: nothing is remembered as dead");
 }
 
 # a bad URI is a configuration error, exit 1

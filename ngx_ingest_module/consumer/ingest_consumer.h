@@ -62,11 +62,13 @@ typedef struct ingest_consumer_s  ingest_consumer_t;
  * postgresql:// URI).  Each function returns 0, -1 (an error of the
  * database that retrying will not mend: the round's batches stay in
  * Redis and the consumer stops), INGEST_STORE_AGAIN (the connection was
- * lost, the database was busy or chose this transaction to abort: the
- * round is rolled back and read again) or, from apply only,
+ * lost, the database was busy, timed a statement out or chose this
+ * transaction to abort: the round is rolled back and read again) or
  * INGEST_STORE_REFUSED (this batch can never be applied to the database
- * as it stands: a column conflict, a value or total it rejects; the
- * reason is in ic->refusal, and the batch goes to the dead-letter list).
+ * as it stands: a column conflict, a value or total it rejects, a
+ * constraint or a trigger; the reason is in ic->refusal, and the batch
+ * goes to the dead-letter list).  From commit, a refusal names no batch
+ * when the transaction held several.
  *
  * A batch that went to the dead-letter list is recorded by dead() in the
  * table dead_batches: apply() applies a batch so recorded even though
@@ -134,6 +136,10 @@ struct ingest_consumer_s {
     int                       pg_prepared; /* this session's statements */
     int                       pg_down;     /* "unreachable" was logged */
     int64_t                   pg_retry_ms; /* backoff after a lost link */
+    int64_t                   pg_busy_ms;  /* after a lock or statement
+                                              timeout; 0 after a commit */
+    int                       pg_busy;     /* sleep it before the next
+                                              transaction */
     uint64_t                  pg_statements;  /* names given */
 
     /* SQLite */

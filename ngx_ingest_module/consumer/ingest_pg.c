@@ -13,14 +13,25 @@
  * which is the checked addition.  The connection is synchronous: the
  * consumer is a loop of its own, outside nginx.
  *
- * A lost connection, a deadlock or a serialization failure returns
- * INGEST_STORE_AGAIN: the round is rolled back and read again once the
- * connection is back.  A data exception (class 22: a bigint out of range,
- * a text the encoding refuses, ...) or an integrity constraint violation
- * (class 23) is the batch's fault: INGEST_STORE_REFUSED.  Any other
- * error stops the consumer.  A COMMIT whose answer was lost may have committed;
- * reading the round again is still exact, since its batches are then
- * skipped by last_seq.
+ * What an error's SQLSTATE means:
+ *
+ *   passing, INGEST_STORE_AGAIN: the round is rolled back and read again
+ *     class 08 (a lost connection), 40001 (serialization), 40P01
+ *     (deadlock), class 57P (a server shutting down): at once, or once
+ *     the connection is back; 55P03 (lock_not_available, lock_timeout)
+ *     and 57014 (query_canceled, statement_timeout or a person's
+ *     pg_cancel_backend): after a backoff, 100 ms doubling to 5 s (at
+ *     most a third of the lock's TTL, which stays renewed), since
+ *     whatever held the lock or slowed the statement may hold it a while;
+ *   the batch's fault, INGEST_STORE_REFUSED: to the dead-letter list
+ *     class 22 (data: a bigint out of range, a text the encoding
+ *     refuses, ...), class 23 (integrity: a constraint, checked at once
+ *     or at COMMIT), class P0 (a PL/pgSQL trigger's RAISE EXCEPTION);
+ *   anything else stops the consumer (exit 2): a permission, a missing
+ *     or altered table, a full disk, ...
+ *
+ * A COMMIT whose answer was lost may have committed; reading the round
+ * again is still exact, since its batches are then skipped by last_seq.
  */
 
 
@@ -33,6 +44,9 @@
 
 /* one lock for creating tables, whoever creates them */
 #define INGEST_PG_DDL_LOCK   "SELECT pg_advisory_xact_lock(7316229001)"
+
+/* the backoff after a lock or statement timeout: from 100 ms to this */
+#define INGEST_PG_BUSY_MAX_MS   5000
 
 
 static const char  ingest_pg_schema[] =
@@ -174,6 +188,8 @@ ingest_pg_notice(void *arg, const char *message)
 static int
 ingest_pg_open(ingest_consumer_t *ic)
 {
+    int  rc;
+
     ic->pg = PQconnectdb(ic->db_path);
 
     if (ic->pg == NULL || PQstatus(ic->pg) != CONNECTION_OK) {
@@ -184,7 +200,18 @@ ingest_pg_open(ingest_consumer_t *ic)
 
     PQsetNoticeProcessor(ic->pg, ingest_pg_notice, NULL);
 
-    return ingest_pg_ready(ic) == 0 ? 0 : -1;
+    /*
+     * Connected, the tables may still wait for a lock another session
+     * holds (lock_timeout): passing, tried again after the backoff.  A
+     * connection lost here is a configuration to check: exit 1.
+     */
+
+    do {
+        rc = ingest_pg_ready(ic);
+    } while (rc == INGEST_STORE_AGAIN && PQstatus(ic->pg) == CONNECTION_OK
+             && !ingest_quit);
+
+    return rc == 0 ? 0 : -1;
 }
 
 
@@ -209,9 +236,16 @@ ingest_pg_close(ingest_consumer_t *ic)
 static int
 ingest_pg_ready(ingest_consumer_t *ic)
 {
+    int        rc;
     char       line[512];
     size_t     i;
     PGresult  *res;
+
+    if (ic->pg_busy) {
+        /* out of any transaction, so that no lock is held meanwhile */
+        ic->pg_busy = 0;
+        ingest_sleep_ms(ic->pg_busy_ms);
+    }
 
     if (PQstatus(ic->pg) != CONNECTION_OK) {
         ic->pg_prepared = 0;
@@ -251,7 +285,15 @@ ingest_pg_ready(ingest_consumer_t *ic)
     res = PQexec(ic->pg, ingest_pg_schema);
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        return ingest_pg_failed(ic, res, "creating the tables");
+        rc = ingest_pg_failed(ic, res, "creating the tables");
+
+        /*
+         * The script stopped inside its transaction: end it, or the
+         * next BEGIN would find it aborted.
+         */
+        ingest_pg_rollback(ic);
+
+        return rc;
     }
 
     PQclear(res);
@@ -312,7 +354,16 @@ ingest_pg_begin(ingest_consumer_t *ic)
 static int
 ingest_pg_commit(ingest_consumer_t *ic)
 {
-    return ingest_pg_simple(ic, "COMMIT");
+    int  rc;
+
+    rc = ingest_pg_simple(ic, "COMMIT");
+
+    if (rc == 0) {
+        /* whatever held us up is gone */
+        ic->pg_busy_ms = 0;
+    }
+
+    return rc;
 }
 
 
@@ -936,30 +987,62 @@ ingest_pg_exec(ingest_consumer_t *ic, const char *name, int nparams,
 
 
 /*
- * Log a failure and clear its result: INGEST_STORE_AGAIN if the link
- * went, or the server aborted the transaction for a deadlock or a
- * serialization failure, or is shutting down; -1 otherwise.
+ * Log a failure and clear its result (see the top of this file):
+ * INGEST_STORE_AGAIN if it is passing, INGEST_STORE_REFUSED (ic->refusal
+ * says why) if it is the batch's fault, -1 otherwise.
  */
 
 static int
 ingest_pg_failed(ingest_consumer_t *ic, PGresult *res, const char *what)
 {
-    int          again;
+    int          again, timeout;
     char         line[512];
+    int64_t      cap;
     const char  *state;
 
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
+    /* whoever holds the lock or slows the statement may go on a while */
+    timeout = state != NULL
+              && (strcmp(state, "55P03") == 0           /* lock_timeout */
+                  || strcmp(state, "57014") == 0);      /* canceled */
+
     again = PQstatus(ic->pg) != CONNECTION_OK
+            || timeout
             || (state != NULL
                 && (strncmp(state, "08", 2) == 0          /* connection */
                     || strcmp(state, "40001") == 0        /* serialization */
                     || strcmp(state, "40P01") == 0        /* deadlock */
                     || strncmp(state, "57P", 3) == 0));   /* shutdown */
 
+    if (timeout) {
+        /* no longer than a third of the lock's TTL: it stays renewed */
+        cap = ic->lock_ttl_ms / 3;
+        if (cap > INGEST_PG_BUSY_MAX_MS) {
+            cap = INGEST_PG_BUSY_MAX_MS;
+        }
+
+        ic->pg_busy_ms = ic->pg_busy_ms ? ic->pg_busy_ms * 2 : 100;
+        if (ic->pg_busy_ms > cap) {
+            ic->pg_busy_ms = cap;
+        }
+
+        ic->pg_busy = 1;
+
+        ingest_log(INGEST_LOG_WARN, "%s: %s (the round is read again in "
+                   "%lld ms)", what,
+                   ingest_pg_line(PQresultErrorMessage(res), line,
+                                  sizeof(line)),
+                   (long long) ic->pg_busy_ms);
+        PQclear(res);
+
+        return INGEST_STORE_AGAIN;
+    }
+
     if (!again && state != NULL
         && (strncmp(state, "22", 2) == 0                  /* data */
-            || strncmp(state, "23", 2) == 0))             /* integrity */
+            || strncmp(state, "23", 2) == 0               /* integrity */
+            || strncmp(state, "P0", 2) == 0))             /* RAISE */
     {
         /* the batch's fault: refused, logged with the move */
         ingest_refuse(ic, "%s: %s", what,
