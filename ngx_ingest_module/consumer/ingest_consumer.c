@@ -40,19 +40,25 @@
  *     this list within the window, recorded in the table "idempotency"
  *     in the same transaction.
  *
- *     A batch the database refuses (it cannot be read, is of an unknown
- *     version or kind, would overflow a total, has columns that conflict
- *     with its table or a value the database rejects) is moved, unchanged,
- *     to the tail of "LIST:dead" behind a header line that says why, in
- *     one script under the lock, and logged at alert; the batches before
- *     and after it are applied.  A batch moved there does not count as
- *     applied: its producer and seq are recorded in the table
- *     "dead_batches" first, and a copy of it that comes back (requeued)
- *     is applied once, whatever its producer's last_seq.  A refusal at
- *     COMMIT (a deferred constraint) names no batch: the round is then
- *     applied one batch per transaction, which commits the others once
- *     and finds the one refused.  A lost connection, a deadlock or a
- *     busy database is never a refusal: the round is read again.
+ *     A batch the database refuses (it cannot be read, names a producer
+ *     that is not UTF-8, is of an unknown version or kind, would overflow
+ *     a total, has columns that conflict with its table, a value the
+ *     database rejects, or breaks a constraint or a trigger) is moved,
+ *     unchanged, to the tail of "LIST:dead" behind a header line that
+ *     says why, in one script under the lock, and logged at alert; the
+ *     batches before and after it are applied.  A batch moved there does
+ *     not count as applied: its producer and seq are recorded in the
+ *     table "dead_batches" first, and a copy of it that comes back
+ *     (requeued) is applied once, whatever its producer's last_seq.  A
+ *     record the database refuses does not keep the batch in the list:
+ *     it is moved unrecorded, logged at error.  A refusal at COMMIT (a
+ *     deferred constraint) names no batch: the round is then applied one
+ *     batch per transaction, which commits the others once and finds the
+ *     one refused.
+ *
+ *     A lost connection, a deadlock, a busy database, or PostgreSQL's
+ *     lock_timeout or statement_timeout (read again after a backoff) is
+ *     never a refusal: the round is read again.
  *
  *     --requeue-dead moves the batches in "LIST:dead" when it starts back
  *     to the tail of LIST, unchanged, and exits; the consumer, running or
@@ -82,7 +88,8 @@
  *     1  bad options, or the database cannot be opened
  *     2  the database failed in a way that is neither passing nor a
  *        batch's fault (I/O error, disk full, corrupt or read-only file,
- *        permission denied, ...), or out of memory: the round stays in
+ *        permission denied, a table gone, ...; see ingest_pg.c for
+ *        PostgreSQL's SQLSTATEs), or out of memory: the round stays in
  *        Redis.  --requeue-dead: Redis failed, or an element of LIST:dead
  *        is no dead batch (it stays there, with what is behind it)
  */
