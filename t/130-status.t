@@ -191,10 +191,10 @@ GET /ingest/status
 
 
 
-=== TEST 10: ... and in Prometheus's text
+=== TEST 10: ... and in Prometheus's text (once the new worker has polled)
 --- request
 GET /ingest/status?format=prometheus
 --- error_code: 200
---- response_body_like eval
-qr/\n# HELP ingest_queue_dead Batches the consumer refused, in the list's dead-letter list\.\n# TYPE ingest_queue_dead gauge\ningest_queue_dead\{queue="ingest:counters"\} 2\n/
+--- eventually eval
+["/ingest/status?format=prometheus", qr/\n# HELP ingest_queue_dead Batches the consumer refused, in the list's dead-letter list\.\n# TYPE ingest_queue_dead gauge\ningest_queue_dead\{queue="ingest:counters"\} 2\n/]
 --- promtool
