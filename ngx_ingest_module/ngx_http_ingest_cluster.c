@@ -156,6 +156,7 @@ ngx_http_ingest_cluster_node(ngx_http_ingest_transport_t *t, u_char *host,
     node->conn.host = node->host;
     node->conn.port = port;
     node->conn.connect_timeout = t->imcf->connect_timeout;
+    node->conn.auth = &t->imcf->auth;
     node->conn.log = t->log;
     node->conn.changed.handler = ngx_http_ingest_cluster_changed;
     node->conn.changed.data = node;
@@ -168,7 +169,8 @@ ngx_http_ingest_cluster_node(ngx_http_ingest_transport_t *t, u_char *host,
 
 /*
  * Node index (1-based), its connection opened if need be; NULL while it
- * cannot be had, or no node is known (index 0: the map is asked for).
+ * is connecting or cannot be had, or no node is known (index 0: the map
+ * is asked for).
  */
 
 static ngx_http_ingest_node_t *
@@ -185,7 +187,10 @@ ngx_http_ingest_cluster_reach(ngx_http_ingest_transport_t *t,
 
     node = &cl->nodes[index - 1];
 
-    if (ngx_http_ingest_conn_open(&node->conn) != NGX_OK) {
+    if (ngx_http_ingest_conn_open(&node->conn) != NGX_OK
+        || !node->conn.connected)
+    {
+        /* connecting: its "changed" sends what waits */
         return NULL;
     }
 
@@ -245,6 +250,8 @@ ngx_http_ingest_cluster_changed(ngx_event_t *ev)
             ngx_http_ingest_cluster_refresh(t);
         }
 
+        /* what waited for this node goes now */
+        ngx_http_ingest_transport_resend(t);
         return;
     }
 
@@ -662,6 +669,15 @@ ngx_http_ingest_cluster_send_sync(ngx_http_ingest_transport_t *t,
                 redisFree(rc);
             }
 
+            return;
+        }
+
+        if (ngx_http_ingest_conn_sync_login(rc, &t->imcf->auth, s->why,
+                                            sizeof(s->why))
+            != NGX_OK)
+        {
+            s->failed[index - 1] = 1;
+            redisFree(rc);
             return;
         }
 

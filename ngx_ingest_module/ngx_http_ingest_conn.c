@@ -6,6 +6,10 @@
  * only note the new state, log it and post the owner's event.  A context
  * is freed only by ngx_http_ingest_conn_close(), from a timer or a
  * posted event.
+ *
+ * The login (AUTH, SELECT) is queued as soon as the context exists, so
+ * that it goes before any command an owner queues while connecting; a
+ * refused login is logged once, at error, until a login succeeds.
  */
 
 
@@ -17,8 +21,10 @@ static void ngx_http_ingest_conn_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_http_ingest_conn_disconnected(const redisAsyncContext *ac,
     int status);
+static ngx_int_t ngx_http_ingest_conn_login(ngx_http_ingest_conn_t *c);
 static void ngx_http_ingest_conn_ready(redisAsyncContext *ac, void *r,
     void *privdata);
+static ngx_uint_t ngx_http_ingest_conn_denial(const char *error);
 static void ngx_http_ingest_conn_refused(ngx_event_t *ev);
 static void ngx_http_ingest_conn_closed(ngx_http_ingest_adapter_t *a);
 static void ngx_http_ingest_conn_lost(ngx_http_ingest_conn_t *c,
@@ -89,6 +95,11 @@ ngx_http_ingest_conn_open(ngx_http_ingest_conn_t *c)
 
     redisAsyncSetConnectCallback(ac, ngx_http_ingest_conn_connected);
     redisAsyncSetDisconnectCallback(ac, ngx_http_ingest_conn_disconnected);
+
+    if (ngx_http_ingest_conn_login(c) != NGX_OK) {
+        ngx_http_ingest_conn_close(c, "cannot queue the login");
+        return NGX_ERROR;
+    }
 
     ngx_add_timer(&c->connect_timer, c->connect_timeout);
 
@@ -164,7 +175,50 @@ ngx_http_ingest_conn_connected(const redisAsyncContext *ac, int status)
 }
 
 
-/* the answer to the first command (inside hiredis) */
+/* AUTH and SELECT, first in the queue; their answers go to "ready" */
+
+static ngx_int_t
+ngx_http_ingest_conn_login(ngx_http_ingest_conn_t *c)
+{
+    int                      rc;
+    ngx_http_ingest_auth_t  *auth = c->auth;
+
+    if (auth == NULL) {
+        return NGX_OK;
+    }
+
+    if (auth->password.len) {
+        rc = auth->user.len
+             ? redisAsyncCommand(c->ac, ngx_http_ingest_conn_ready, c,
+                                 "AUTH %b %b", auth->user.data,
+                                 auth->user.len, auth->password.data,
+                                 auth->password.len)
+             : redisAsyncCommand(c->ac, ngx_http_ingest_conn_ready, c,
+                                 "AUTH %b", auth->password.data,
+                                 auth->password.len);
+
+        if (rc != REDIS_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (auth->db
+        && redisAsyncCommand(c->ac, ngx_http_ingest_conn_ready, c,
+                             "SELECT %d", (int) auth->db)
+           != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The answers to the login and to the first command, PING (inside
+ * hiredis): connected once PING has its answer, which Redis gives only
+ * after the login's.
+ */
 
 static void
 ngx_http_ingest_conn_ready(redisAsyncContext *ac, void *r, void *privdata)
@@ -178,10 +232,33 @@ ngx_http_ingest_conn_ready(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        /* LOADING, NOAUTH ...: dropped, from outside hiredis */
-        ngx_cpystrn(c->error, (u_char *) reply->str,
-                    ngx_min((size_t) reply->len + 1, sizeof(c->error)));
-        ngx_post_event(&c->refused, &ngx_posted_events);
+        /*
+         * WRONGPASS, LOADING, NOAUTH ...: dropped, from outside hiredis.
+         * The first error says why (the PING after a refused AUTH only
+         * echoes it).
+         */
+
+        if (!c->refused.posted) {
+            ngx_cpystrn(c->error, (u_char *) reply->str,
+                        ngx_min((size_t) reply->len + 1, sizeof(c->error)));
+            ngx_post_event(&c->refused, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STATUS
+        || ngx_strcmp(reply->str, "PONG") != 0)
+    {
+        /* AUTH's or SELECT's OK */
+        return;
+    }
+
+    if (c->refused.posted) {
+        /*
+         * A refused login leaves the connection logged in as Redis's
+         * default user, if that one is on: not a connection to use.
+         */
         return;
     }
 
@@ -190,6 +267,11 @@ ngx_http_ingest_conn_ready(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     c->connected = 1;
+
+    if (c->denied) {
+        c->denied = 0;
+        ngx_http_ingest_metrics_denied(0);
+    }
 
     if (c->down) {
         c->down = 0;
@@ -208,7 +290,117 @@ ngx_http_ingest_conn_refused(ngx_event_t *ev)
 {
     ngx_http_ingest_conn_t  *c = ev->data;
 
+    u_char  user[NGX_HTTP_INGEST_USER_LEN];
+
+    if (ngx_http_ingest_conn_denial((const char *) c->error)) {
+
+        /* once per state: the credentials are wrong until someone acts */
+
+        if (!c->denied) {
+            c->denied = 1;
+            ngx_http_ingest_metrics_denied(1);
+
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "ingest %s \"%V\" refuses the login of %s: %s",
+                          c->kind, &c->name,
+                          ngx_http_ingest_conn_user(user, sizeof(user),
+                                                    c->auth),
+                          c->error);
+        }
+
+        /* said already: not "lost" as well */
+        c->down = 1;
+    }
+
     ngx_http_ingest_conn_close(c, (const char *) c->error);
+}
+
+
+/* an error about the credentials or the rights, not the server's state */
+
+static ngx_uint_t
+ngx_http_ingest_conn_denial(const char *error)
+{
+    return ngx_strncmp(error, "WRONGPASS", 9) == 0
+           || ngx_strncmp(error, "NOAUTH", 6) == 0
+           || ngx_strncmp(error, "NOPERM", 6) == 0
+           || ngx_strncmp(error, "ERR invalid password", 20) == 0
+           || ngx_strncmp(error, "ERR AUTH", 8) == 0;
+}
+
+
+ngx_int_t
+ngx_http_ingest_conn_sync_login(redisContext *rc,
+    ngx_http_ingest_auth_t *auth, u_char *why, size_t size)
+{
+    u_char       user[NGX_HTTP_INGEST_USER_LEN];
+    ngx_int_t    ok;
+    redisReply  *reply;
+
+    if (auth == NULL) {
+        return NGX_OK;
+    }
+
+    if (auth->password.len) {
+        reply = auth->user.len
+                ? redisCommand(rc, "AUTH %b %b", auth->user.data,
+                               auth->user.len, auth->password.data,
+                               auth->password.len)
+                : redisCommand(rc, "AUTH %b", auth->password.data,
+                               auth->password.len);
+
+        ok = (reply != NULL && reply->type != REDIS_REPLY_ERROR);
+
+        if (!ok) {
+            ngx_snprintf(why, size - 1, "the login of %s was refused: %s%Z",
+                         ngx_http_ingest_conn_user(user, sizeof(user), auth),
+                         reply ? reply->str : rc->errstr);
+        }
+
+        if (reply != NULL) {
+            freeReplyObject(reply);
+        }
+
+        if (!ok) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (auth->db) {
+        reply = redisCommand(rc, "SELECT %d", (int) auth->db);
+
+        ok = (reply != NULL && reply->type != REDIS_REPLY_ERROR);
+
+        if (!ok) {
+            ngx_snprintf(why, size - 1, "SELECT %ui failed: %s%Z", auth->db,
+                         reply ? reply->str : rc->errstr);
+        }
+
+        if (reply != NULL) {
+            freeReplyObject(reply);
+        }
+
+        if (!ok) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+u_char *
+ngx_http_ingest_conn_user(u_char *buf, size_t size,
+    ngx_http_ingest_auth_t *auth)
+{
+    if (auth == NULL || auth->user.len == 0) {
+        ngx_cpystrn(buf, (u_char *) "the default user", size);
+
+    } else {
+        ngx_snprintf(buf, size - 1, "user \"%V\"%Z", &auth->user);
+    }
+
+    return buf;
 }
 
 

@@ -22,12 +22,26 @@
 #include "ngx_http_ingest_adapter.h"
 
 
+/*
+ * How a connection logs in, before anything else: AUTH (with a user, or
+ * the default user), then SELECT.  Nothing when the password is empty
+ * and db is 0.  The password is never logged.
+ */
+
+typedef struct {
+    ngx_str_t                   user;      /* empty: the default user */
+    ngx_str_t                   password;  /* empty: no AUTH */
+    ngx_uint_t                  db;
+} ngx_http_ingest_auth_t;
+
+
 typedef struct {
     const char                 *kind;      /* "redis", for logs */
     ngx_str_t                   name;      /* the address, for logs */
     u_char                     *host;      /* numeric address, or a path */
     int                         port;      /* 0: a unix socket */
     ngx_msec_t                  connect_timeout;
+    ngx_http_ingest_auth_t     *auth;      /* NULL: none */
     ngx_log_t                  *log;
 
     redisAsyncContext          *ac;        /* NULL: none */
@@ -44,6 +58,7 @@ typedef struct {
     unsigned                    connected:1;
     unsigned                    down:1;     /* "lost" was logged */
     unsigned                    quiet:1;    /* closed on purpose */
+    unsigned                    denied:1;   /* the login was refused */
 } ngx_http_ingest_conn_t;
 
 
@@ -65,6 +80,19 @@ void ngx_http_ingest_conn_close(ngx_http_ingest_conn_t *c, const char *why);
 
 /* close once every reply is in */
 void ngx_http_ingest_conn_disconnect(ngx_http_ingest_conn_t *c);
+
+/*
+ * The exit path's blocking twin of the login: NGX_OK, or NGX_ERROR with
+ * why (a C string naming the user, never the password).
+ */
+ngx_int_t ngx_http_ingest_conn_sync_login(redisContext *rc,
+    ngx_http_ingest_auth_t *auth, u_char *why, size_t size);
+
+#define NGX_HTTP_INGEST_USER_LEN   160
+
+/* "user \"x\"" or "the default user", for logs (cut at 160 bytes) */
+u_char *ngx_http_ingest_conn_user(u_char *buf, size_t size,
+    ngx_http_ingest_auth_t *auth);
 
 
 #endif /* _NGX_HTTP_INGEST_CONN_H_INCLUDED_ */

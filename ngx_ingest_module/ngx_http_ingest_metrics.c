@@ -213,6 +213,7 @@ ngx_http_ingest_metrics_claim(ngx_log_t *log)
             ws->keys = 0;
             ws->bytes = 0;
             ws->connected = 0;
+            ws->denied = 0;
             ngx_http_ingest_worker_stats = ws;
             return;
         }
@@ -234,6 +235,7 @@ ngx_http_ingest_metrics_release(void)
         ws->keys = 0;
         ws->bytes = 0;
         ws->connected = 0;
+        ws->denied = 0;
         (void) ngx_atomic_cmp_set(&ws->pid, (ngx_atomic_uint_t) ngx_pid, 0);
         ngx_http_ingest_worker_stats = NULL;
     }
@@ -255,6 +257,15 @@ ngx_http_ingest_metrics_connected(ngx_uint_t connected)
 {
     if (ngx_http_ingest_worker_stats != NULL) {
         ngx_http_ingest_worker_stats->connected = connected ? 1 : 0;
+    }
+}
+
+
+void
+ngx_http_ingest_metrics_denied(ngx_uint_t denied)
+{
+    if (ngx_http_ingest_worker_stats != NULL) {
+        ngx_http_ingest_worker_stats->denied = denied ? 1 : 0;
     }
 }
 

@@ -31,6 +31,7 @@ typedef struct {
     ngx_atomic_t              keys;            /* pending, not yet cut */
     ngx_atomic_t              bytes;           /* tables and backlogs */
     ngx_atomic_t              connected;       /* to Redis */
+    ngx_atomic_t              denied;          /* its login refused */
 } ngx_http_ingest_worker_stats_t;
 
 
@@ -99,6 +100,7 @@ void ngx_http_ingest_metrics_claim(ngx_log_t *log);
 void ngx_http_ingest_metrics_release(void);
 void ngx_http_ingest_metrics_pending(ngx_uint_t keys, size_t bytes);
 void ngx_http_ingest_metrics_connected(ngx_uint_t connected);
+void ngx_http_ingest_metrics_denied(ngx_uint_t denied);
 
 /* the spool's files, as a scan of its directory found them */
 void ngx_http_ingest_metrics_spool(ngx_uint_t files, ngx_uint_t aside);

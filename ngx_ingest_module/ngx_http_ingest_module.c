@@ -11,6 +11,7 @@
 
 #include "ngx_http_ingest_module.h"
 #include "ngx_http_ingest_handler.h"
+#include "ngx_http_ingest_redis_conf.h"
 #include "ngx_http_ingest_records.h"
 #include "ngx_http_ingest_totals.h"
 #include "ngx_http_ingest_status.h"
@@ -28,12 +29,6 @@ static ngx_int_t ngx_http_ingest_shard_lists(ngx_conf_t *cf,
 static void *ngx_http_ingest_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
-static char *ngx_http_ingest_redis(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_ingest_redis_cluster(ngx_conf_t *cf,
-    ngx_http_ingest_main_conf_t *imcf);
-static char *ngx_http_ingest_redis_address(ngx_conf_t *cf, ngx_str_t *addr,
-    u_char **host, int *port);
 static char *ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_ingest_init_process(ngx_cycle_t *cycle);
@@ -65,7 +60,7 @@ static ngx_command_t  ngx_http_ingest_commands[] = {
 
     { ngx_string("ingest_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
-      ngx_http_ingest_redis,
+      ngx_http_ingest_redis_conf,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -394,178 +389,6 @@ ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "\"ingest_max_line_length\" must be at most 512k");
         return NGX_CONF_ERROR;
     }
-
-    return NGX_CONF_OK;
-}
-
-
-/*
- * ingest_redis 127.0.0.1:6379 | [::1]:6379 | localhost:6379 | unix:/path
- * ingest_redis cluster <host:port> [<host:port> ...] [replicas=<n>]
- *
- * A name is resolved here, once: hiredis would call a blocking
- * getaddrinfo() in the worker on every reconnect.
- */
-
-static char *
-ngx_http_ingest_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_ingest_main_conf_t  *imcf = conf;
-
-    u_char     *p;
-    size_t      len;
-    ngx_str_t  *value;
-
-    if (imcf->redis_host != NULL) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    imcf->redis = value[1];
-
-    if (ngx_strcmp(value[1].data, "cluster") == 0) {
-        return ngx_http_ingest_redis_cluster(cf, imcf);
-    }
-
-    if (cf->args->nelts != 2) {
-        return "takes one address, or \"cluster\" and addresses";
-    }
-
-    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        len = value[1].len - 5;
-
-        if (len >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "unix socket path too long in \"%V\"",
-                               &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        p = ngx_pnalloc(cf->pool, len + 1);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_cpystrn(p, value[1].data + 5, len + 1);
-
-        imcf->redis_host = p;
-        imcf->redis_port = 0;
-
-        return NGX_CONF_OK;
-    }
-
-    return ngx_http_ingest_redis_address(cf, &value[1], &imcf->redis_host,
-                                         &imcf->redis_port);
-}
-
-
-/* a cluster: seeds, of which any one is enough to learn the map */
-
-static char *
-ngx_http_ingest_redis_cluster(ngx_conf_t *cf,
-    ngx_http_ingest_main_conf_t *imcf)
-{
-    ngx_int_t                n;
-    ngx_str_t               *value;
-    ngx_uint_t               i;
-    ngx_http_ingest_seed_t  *seed;
-
-    value = cf->args->elts;
-
-    imcf->cluster = 1;
-    imcf->replicas = 1;
-
-    if (ngx_array_init(&imcf->seeds, cf->pool, 4,
-                       sizeof(ngx_http_ingest_seed_t))
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (value[i].len > 9
-            && ngx_strncmp(value[i].data, "replicas=", 9) == 0)
-        {
-            n = ngx_atoi(value[i].data + 9, value[i].len - 9);
-            if (n == NGX_ERROR || n > 16) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid \"%V\": 0 to 16", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            imcf->replicas = (ngx_uint_t) n;
-            continue;
-        }
-
-        seed = ngx_array_push(&imcf->seeds);
-        if (seed == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (ngx_http_ingest_redis_address(cf, &value[i], &seed->host,
-                                          &seed->port)
-            != NGX_CONF_OK)
-        {
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    if (imcf->seeds.nelts == 0) {
-        return "needs at least one address after \"cluster\"";
-    }
-
-    seed = imcf->seeds.elts;
-    imcf->redis_host = seed[0].host;
-    imcf->redis_port = seed[0].port;
-
-    return NGX_CONF_OK;
-}
-
-
-/* host:port, resolved once, as a numeric host and a port */
-
-static char *
-ngx_http_ingest_redis_address(ngx_conf_t *cf, ngx_str_t *addr, u_char **host,
-    int *port)
-{
-    u_char     *p;
-    size_t      len;
-    ngx_url_t   u;
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = *addr;
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in \"ingest_redis\" \"%V\"", u.err,
-                               &u.url);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.naddrs == 0 || u.uri.len) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid address \"%V\" in \"ingest_redis\"",
-                           addr);
-        return NGX_CONF_ERROR;
-    }
-
-    p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-    if (p == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                        NGX_SOCKADDR_STRLEN, 0);
-    p[len] = '\0';
-
-    *host = p;
-    *port = u.port;
 
     return NGX_CONF_OK;
 }

@@ -19,6 +19,7 @@
 #include <ngx_thread_pool.h>
 #endif
 
+#include "ngx_http_ingest_conn.h"
 #include "ngx_http_ingest_parse.h"
 #include "ngx_http_ingest_ndjson.h"
 
@@ -32,9 +33,10 @@ typedef struct {
 
 
 typedef struct {
-    ngx_str_t                 redis;           /* as written, for logs */
+    ngx_str_t                 redis;           /* for logs: no password */
     u_char                   *redis_host;      /* numeric address or path */
     int                       redis_port;      /* 0: a unix socket */
+    ngx_http_ingest_auth_t    auth;            /* every connection's login */
     ngx_uint_t                cluster;         /* ingest_redis cluster */
     ngx_array_t               seeds;           /* ngx_http_ingest_seed_t */
     ngx_uint_t                replicas;        /* WAIT for this many */

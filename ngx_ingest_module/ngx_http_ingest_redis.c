@@ -5,9 +5,9 @@
  * The standalone transport: one connection to one Redis server (a host
  * and port, or a unix socket), on nginx's loop.
  *
- * - Commands are queued as soon as the connection is being opened, so a
- *   batch handed to a worker that is reconnecting leaves with the
- *   connection's first write.
+ * - A batch goes only on a connection that is up: logged in, and its
+ *   PING answered (a batch queued behind a refused login would run as
+ *   whatever user Redis left the connection with).
  * - A refused RPUSH (OOM, LOADING, READONLY, MISCONF ...) keeps its
  *   batch, which goes again after the backoff (the spool's channel takes
  *   back one refused for what it is); a lost connection is
@@ -44,6 +44,7 @@ ngx_http_ingest_redis_init(ngx_http_ingest_transport_t *t, ngx_pool_t *pool)
     rs->conn.host = t->imcf->redis_host;
     rs->conn.port = t->imcf->redis_port;
     rs->conn.connect_timeout = t->imcf->connect_timeout;
+    rs->conn.auth = &t->imcf->auth;
     rs->conn.log = t->log;
     rs->conn.changed.handler = ngx_http_ingest_redis_changed;
     rs->conn.changed.data = t;
@@ -83,8 +84,9 @@ ngx_http_ingest_redis_send(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_redis_t  *rs = t->state;
 
     if (ngx_http_ingest_transport_hand(t, ch) != NGX_OK
-        || rs->conn.ac == NULL)
+        || !rs->conn.connected)
     {
+        /* it goes once the connection is up ("changed") */
         return;
     }
 
@@ -140,7 +142,11 @@ ngx_http_ingest_redis_changed(ngx_event_t *ev)
 
     if (!rs->conn.connected) {
         ngx_http_ingest_transport_schedule(t);
+        return;
     }
+
+    /* what was handed while connecting goes now */
+    ngx_http_ingest_transport_resend(t);
 }
 
 
@@ -203,6 +209,15 @@ ngx_http_ingest_redis_send_sync(ngx_http_ingest_transport_t *t,
                 redisFree(rc);
             }
 
+            return;
+        }
+
+        if (ngx_http_ingest_conn_sync_login(rc, &t->imcf->auth, s->why,
+                                            sizeof(s->why))
+            != NGX_OK)
+        {
+            s->failed[0] = 1;
+            redisFree(rc);
             return;
         }
 

@@ -352,6 +352,7 @@ ngx_http_ingest_status_names(ngx_http_request_t *r, ngx_array_t *names,
 typedef struct {
     ngx_uint_t                workers;
     ngx_uint_t                connected;
+    ngx_uint_t                denied;
     ngx_uint_t                keys;
     ngx_uint_t                bytes;
 } ngx_http_ingest_sum_t;
@@ -376,6 +377,7 @@ ngx_http_ingest_status_sum(ngx_http_ingest_sum_t *sum)
 
         sum->workers++;
         sum->connected += ws->connected ? 1 : 0;
+        sum->denied += ws->denied ? 1 : 0;
         sum->keys += ws->keys;
         sum->bytes += ws->bytes;
     }
@@ -470,13 +472,15 @@ ngx_http_ingest_status_json(ngx_http_request_t *r,
                     "\"retried\":%uA},"
                     "\"flush_seconds\":{\"count\":%uA,\"sum\":%.3f},"
                     "\"redis\":{\"connected_workers\":%ui,"
+                    "\"denied_workers\":%ui,"
                     "\"reconnects\":%uA},\"spool_files\":%uA,"
                     "\"spool_aside\":%uA,\"queues\":{",
                     st->increments, st->records, sum.keys, sum.bytes,
                     st->batches_flushed, st->batches_failed,
                     st->batches_retried, st->flush_count,
                     (double) st->flush_sum_ms / 1000, sum.connected,
-                    st->reconnects, st->spool_files, st->spool_aside);
+                    sum.denied, st->reconnects, st->spool_files,
+                    st->spool_aside);
 
     for (i = 0; i < imcf->queues.nelts && i < NGX_HTTP_INGEST_MAX_QUEUES; i++)
     {
@@ -536,7 +540,7 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         return NULL;
     }
 
-    size = 44 * NGX_HTTP_INGEST_LINE;
+    size = 48 * NGX_HTTP_INGEST_LINE;
 
     for (i = 0; i < imcf->endpoint_names.nelts; i++) {
         size += NGX_HTTP_INGEST_CODES * (name[i].len + NGX_HTTP_INGEST_LINE);
@@ -625,6 +629,10 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         "Redis.\n"
         "# TYPE ingest_redis_connected_workers gauge\n"
         "ingest_redis_connected_workers %ui\n"
+        "# HELP ingest_redis_denied_workers Workers whose login Redis "
+        "refuses (WRONGPASS, NOAUTH, NOPERM).\n"
+        "# TYPE ingest_redis_denied_workers gauge\n"
+        "ingest_redis_denied_workers %ui\n"
         "# HELP ingest_redis_reconnects_total Connections to Redis "
         "restored.\n"
         "# TYPE ingest_redis_reconnects_total counter\n"
@@ -638,8 +646,8 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         "# TYPE ingest_spool_aside_files gauge\n"
         "ingest_spool_aside_files %uA\n",
         st->flush_count, (double) st->flush_sum_ms / 1000, st->flush_count,
-        sum.workers, sum.connected, st->reconnects, st->spool_files,
-        st->spool_aside);
+        sum.workers, sum.connected, sum.denied, st->reconnects,
+        st->spool_files, st->spool_aside);
 
     p = ngx_sprintf(p,
         "# HELP ingest_queue_depth Batches in the Redis list.\n"

@@ -74,6 +74,7 @@ ngx_http_ingest_stats_t  *ngx_http_ingest_stats;
 
 void ngx_http_ingest_metrics_pending(ngx_uint_t keys, size_t bytes) { }
 void ngx_http_ingest_metrics_connected(ngx_uint_t connected) { }
+void ngx_http_ingest_metrics_denied(ngx_uint_t denied) { }
 void ngx_http_ingest_metrics_flushed(ngx_msec_t ms) { }
 void ngx_http_ingest_metrics_spool(ngx_uint_t files, ngx_uint_t aside) { }
 
