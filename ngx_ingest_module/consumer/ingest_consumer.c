@@ -26,10 +26,15 @@
  *     while it still holds it.  A second consumer waits, saying who holds
  *     the list.
  *
- *     Redis answering with an error (LOADING, NOAUTH, MISCONF, ...) is
- *     logged once per state and tried again with a backoff (100 ms
- *     doubling to 5 s).  Its writes are Lua scripts flagged allow-oom, so
- *     that a Redis full under maxmemory noeviction is drained.
+ *     Every connection it opens to Redis (in a cluster, to any node) is
+ *     logged in first: AUTH [user] password when it has a password, then
+ *     SELECT when the db is not 0.
+ *
+ *     Redis answering with an error (LOADING, NOAUTH, WRONGPASS, NOPERM,
+ *     MISCONF, ...) is logged once per state and tried again with a
+ *     backoff (100 ms doubling to 5 s).  Its writes are Lua scripts
+ *     flagged allow-oom, so that a Redis full under maxmemory noeviction
+ *     is drained.
  *
  *     Every second it sets "LIST:heartbeat" (a 10 s TTL) to what it has
  *     applied, its last commit and its lag (commit time minus the oldest
@@ -71,7 +76,13 @@
  * OPTIONS
  *     --db FILE|URI     the SQLite database, created if missing, or a
  *                       PostgreSQL URI, postgresql://... (required)
- *     --redis ADDR      HOST:PORT or unix:PATH (default 127.0.0.1:6379)
+ *     --redis ADDR      redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]
+ *                       (HOST may be [V6]; USER and PASSWORD
+ *                       percent-decoded), unix://[USER[:PASSWORD]@]/PATH
+ *                       [?db=N], HOST:PORT, [V6]:PORT, unix:PATH, or
+ *                       cluster:SEED,SEED,... (HOST:PORT or redis://,
+ *                       db 0); default 127.0.0.1:6379.  A password typed
+ *                       here is overwritten in argv once read.
  *     --queue LIST      the list to drain (default ingest:counters)
  *     --window N        batches read and applied per round (default 100)
  *     --poll MS         wait when the list is empty (default 100)
@@ -123,7 +134,10 @@ static const char  ingest_usage[] =
     "\n"
     "  --db FILE|URI     the SQLite database, created if missing, or a\n"
     "                    PostgreSQL URI, postgresql://... (required)\n"
-    "  --redis ADDR      HOST:PORT or unix:PATH (default 127.0.0.1:6379)\n"
+    "  --redis ADDR      redis://[USER[:PASSWORD]@]HOST[:PORT][/DB],\n"
+    "                    unix://[USER[:PASSWORD]@]/PATH[?db=N], HOST:PORT,\n"
+    "                    [V6]:PORT, unix:PATH or cluster:SEED,SEED,...\n"
+    "                    (default 127.0.0.1:6379)\n"
     "  --queue LIST      the list to drain (default ingest:counters)\n"
     "  --window N        batches read and applied per round (default 100)\n"
     "  --poll MS         wait when the list is empty (default 100)\n"
@@ -143,7 +157,7 @@ static const char  ingest_usage[] =
 
 
 static int ingest_options(ingest_consumer_t *ic, int argc, char **argv);
-static int ingest_options_cluster(ingest_consumer_t *ic);
+static int ingest_options_redis(ingest_consumer_t *ic, char *text);
 static int ingest_number(const char *name, const char *text, long min,
     long max, long *out);
 static int ingest_run(ingest_consumer_t *ic);
@@ -255,8 +269,8 @@ main(int argc, char **argv)
 static int
 ingest_options(ingest_consumer_t *ic, int argc, char **argv)
 {
-    int          ch;
-    const char  *p;
+    int    ch;
+    char  *redis;
 
     static const struct option  options[] = {
         { "redis",      required_argument, NULL, 'r' },
@@ -273,7 +287,7 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         { NULL, 0, NULL, 0 }
     };
 
-    ic->redis = "127.0.0.1:6379";
+    redis = NULL;
     ic->queue = INGEST_WIRE_COUNTERS_QUEUE;
     ic->window = 100;
     ic->poll_ms = 100;
@@ -284,7 +298,7 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (ch) {
         case 'r':
-            ic->redis = optarg;
+            redis = optarg;
             break;
         case 'q':
             ic->queue = optarg;
@@ -355,91 +369,69 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         return INGEST_EXIT_USAGE;
     }
 
-    if (strncmp(ic->redis, "cluster:", 8) == 0) {
-        return ingest_options_cluster(ic);
-    }
-
-    if (strncmp(ic->redis, "unix:", 5) == 0) {
-        p = ic->redis + 5;
-
-        if (*p == '\0' || strlen(p) >= sizeof(ic->redis_host)) {
-            fprintf(stderr, "ingest-consumer: invalid --redis \"%s\"\n",
-                    ic->redis);
-            return INGEST_EXIT_USAGE;
-        }
-
-        strcpy(ic->redis_host, p);
-        ic->redis_port = 0;
-
-        return -1;
-    }
-
-    if (ingest_queue_address(ic->redis, ic->redis_host,
-                             sizeof(ic->redis_host), &ic->redis_port)
-        != 0)
-    {
-        fprintf(stderr, "ingest-consumer: invalid --redis \"%s\", "
-                "expected HOST:PORT, unix:PATH or cluster:HOST:PORT,...\n",
-                ic->redis);
-        return INGEST_EXIT_USAGE;
-    }
-
-    return -1;
+    return ingest_options_redis(ic, redis);
 }
 
 
-/* --redis cluster:HOST:PORT,HOST:PORT,...: the seeds */
+/*
+ * --redis (text, in argv; NULL: the default): where Redis is, which db,
+ * who to log in as.  -1: go on; otherwise the exit status.
+ */
 
 static int
-ingest_options_cluster(ingest_consumer_t *ic)
+ingest_options_redis(ingest_consumer_t *ic, char *text)
 {
-    char         seed[300];
-    size_t       len;
-    const char  *p, *comma;
+    char                  err[256];
+    size_t                i;
+    ingest_redis_conf_t  *conf;
 
-    ic->cluster = 1;
+    conf = &ic->redis_conf;
 
-    for (p = ic->redis + 8; *p; p = comma + (*comma == ',')) {
-        comma = strchr(p, ',');
-        if (comma == NULL) {
-            comma = p + strlen(p);
+    if (text == NULL) {
+        (void) ingest_redis_parse("127.0.0.1:6379", conf, err, sizeof(err));
+
+    } else if (ingest_redis_parse(text, conf, err, sizeof(err)) != 0) {
+        /* only a URL with an '@' can hold a password: no other is hidden */
+
+        if (strchr(text, '@') == NULL) {
+            fprintf(stderr, "ingest-consumer: invalid --redis \"%s\": %s\n",
+                    text, err);
+
+        } else {
+            fprintf(stderr, "ingest-consumer: invalid --redis (not shown, "
+                    "it may hold a password): %s\n", err);
         }
 
-        len = comma - p;
-
-        if (len == 0 || len >= sizeof(seed) || ic->nseeds == INGEST_MAX_SEEDS)
-        {
-            goto invalid;
-        }
-
-        memcpy(seed, p, len);
-        seed[len] = '\0';
-
-        if (ingest_queue_address(seed, ic->seeds[ic->nseeds],
-                                 sizeof(ic->seeds[0]),
-                                 &ic->seed_ports[ic->nseeds])
-            != 0)
-        {
-            goto invalid;
-        }
-
-        ic->nseeds++;
-    }
-
-    if (ic->nseeds == 0) {
-        fprintf(stderr, "ingest-consumer: --redis cluster: needs an "
-                "address\n");
         return INGEST_EXIT_USAGE;
     }
 
+    /*
+     * A password typed into the URL is overwritten in argv now that it is
+     * read: /proc/PID/cmdline, which ps shows to every local user, is
+     * argv's memory as it is, not as it was at exec.  (Until now it could
+     * be seen: --password-file keeps it out of argv altogether.)
+     */
+
+    for (i = 0; i < conf->nsecrets; i++) {
+        memset(text + conf->secrets[i][0], 'x',
+               conf->secrets[i][1] - conf->secrets[i][0]);
+    }
+
+    if (conf->user[0] != '\0' && conf->password[0] == '\0') {
+        fprintf(stderr, "ingest-consumer: --redis names user \"%s\" but "
+                "gives no password\n", conf->user);
+        return INGEST_EXIT_USAGE;
+    }
+
+    ic->redis = conf->shown;
+    ic->cluster = conf->cluster;
+
+    if (!conf->cluster) {
+        strcpy(ic->redis_host, conf->nodes[0].host);
+        ic->redis_port = conf->nodes[0].port;
+    }
+
     return -1;
-
-invalid:
-
-    fprintf(stderr, "ingest-consumer: invalid --redis \"%s\", expected "
-            "cluster:HOST:PORT,HOST:PORT,... (up to %d)\n", ic->redis,
-            INGEST_MAX_SEEDS);
-    return INGEST_EXIT_USAGE;
 }
 
 
@@ -483,6 +475,8 @@ ingest_run(ingest_consumer_t *ic)
     while (!ingest_quit) {
 
         if (ic->redis_ctx == NULL && ingest_queue_connect(ic) != 0) {
+            /* unreachable, or it refused the login: the same backoff */
+            ic->redis_refused = 0;
             ingest_sleep_ms(backoff);
             backoff = backoff * 2 > INGEST_REDIS_BACKOFF_MAX_MS
                       ? INGEST_REDIS_BACKOFF_MAX_MS : backoff * 2;

@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "ingest_wire_decode.h"
+#include "ingest_redis_url.h"
 
 
 #define INGEST_EXIT_OK        0      /* stopped by SIGTERM/SIGINT */
@@ -51,7 +52,6 @@ typedef struct {
 
 
 #define INGEST_MAX_TABLES     64
-#define INGEST_MAX_SEEDS      16
 
 
 typedef struct ingest_consumer_s  ingest_consumer_t;
@@ -97,7 +97,8 @@ typedef struct {
 
 struct ingest_consumer_s {
     /* options */
-    const char               *redis;       /* host:port or unix:/path */
+    const char               *redis;       /* --redis for the log */
+    ingest_redis_conf_t       redis_conf;  /* what it says, credentials */
     char                      redis_host[256];
     int                       redis_port;  /* 0: a unix socket */
     const char               *queue;       /* the list drained */
@@ -110,11 +111,11 @@ struct ingest_consumer_s {
     int                       verbose;
     int                       requeue_dead;  /* --requeue-dead, then exit */
 
-    /* Redis; in a cluster, the list's master, found from the seeds */
+    /*
+     * Redis; in a cluster, the list's master, found from the seeds
+     * (redis_conf.nodes)
+     */
     int                       cluster;
-    size_t                    nseeds;
-    char                      seeds[INGEST_MAX_SEEDS][256];
-    int                       seed_ports[INGEST_MAX_SEEDS];
     size_t                    next_seed;
     redisContext             *redis_ctx;   /* NULL while disconnected */
     char                      lock_key[512];
@@ -192,8 +193,6 @@ int ingest_table_entry(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     const char *const *types, ingest_table_t **found);
 int ingest_table_conflict(ingest_consumer_t *ic, ingest_wire_batch_t *batch);
 
-int ingest_queue_address(const char *text, char *host, size_t size,
-    int *port);
 int ingest_queue_connect(ingest_consumer_t *ic);
 void ingest_queue_disconnect(ingest_consumer_t *ic);
 int ingest_queue_lock(ingest_consumer_t *ic);

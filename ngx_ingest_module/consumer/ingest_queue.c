@@ -20,9 +20,15 @@
  * list, the header line cut off, again in one script.  In a cluster the
  * dead-letter list is in the list's slot, named as the lock is.
  *
- * An error reply (LOADING, NOAUTH, MISCONF, READONLY, ...) is logged once
- * per state, when the error changes and when the command it refused is
- * taken again; the loop backs off meanwhile (ic->redis_refused).
+ * Every connection, to a standalone Redis or to any node of a cluster
+ * (a seed asked for the slot map, the list's master, after a MOVED or a
+ * failover), is logged in before it is used: AUTH when a password is
+ * given, then SELECT when the db is not 0.
+ *
+ * An error reply (LOADING, NOAUTH, MISCONF, READONLY, WRONGPASS, ...) is
+ * logged once per state, when the error changes and when the command it
+ * refused is taken again; the loop backs off meanwhile (ic->redis_refused).
+ * The login's errors name the user, never the password.
  *
  * Blocking hiredis calls with a timeout, so that a stuck Redis never
  * holds the loop past a signal for long.
@@ -50,6 +56,9 @@ static const char  ingest_for_trim[] = "the trim";
 static const char  ingest_for_heartbeat[] = "the heartbeat";
 static const char  ingest_for_bury[] = "the dead-letter move";
 static const char  ingest_for_requeue[] = "the requeue";
+static const char  ingest_for_login[] = "the login";
+static const char  ingest_for_select[] = "the db";
+static const char  ingest_for_slots[] = "the slot map";
 
 
 /* 1: taken; 2: it was ours already (kept across a Redis restart); 0 */
@@ -124,82 +133,62 @@ static redisReply *ingest_queue_command(ingest_consumer_t *ic,
     const char *what, int argc, const char **argv);
 static redisReply *ingest_queue_command_len(ingest_consumer_t *ic,
     const char *what, int argc, const char **argv, const size_t *argvlen);
+static int ingest_queue_open(ingest_consumer_t *ic, const char *host,
+    int port, struct timeval tv, redisContext **ctx, char *err, size_t size);
 static void ingest_queue_refused(ingest_consumer_t *ic, const char *what,
     const char *error);
+static void ingest_queue_accepted(ingest_consumer_t *ic, const char *what);
+static const char *ingest_queue_who(ingest_consumer_t *ic, char *buf,
+    size_t size);
 static int ingest_queue_script(ingest_consumer_t *ic, const char *what,
     const char *script, const char *key2, const char *arg2);
-
-
-/* HOST:PORT or [V6]:PORT into host and port; 0, or -1 if malformed */
-
-int
-ingest_queue_address(const char *text, char *host, size_t size, int *port)
-{
-    long         n;
-    char        *end;
-    const char  *colon;
-
-    colon = strrchr(text, ':');
-
-    if (colon == NULL || colon == text || (size_t) (colon - text) >= size) {
-        return -1;
-    }
-
-    errno = 0;
-    n = strtol(colon + 1, &end, 10);
-
-    if (errno || end == colon + 1 || *end != '\0' || n < 1 || n > 65535) {
-        return -1;
-    }
-
-    if (*text == '[' && colon[-1] == ']') {
-        memcpy(host, text + 1, colon - text - 2);
-        host[colon - text - 2] = '\0';
-
-    } else {
-        memcpy(host, text, colon - text);
-        host[colon - text] = '\0';
-    }
-
-    *port = (int) n;
-
-    return 0;
-}
 
 
 /*
  * In a cluster: the master of the list's slot, by CLUSTER SLOTS of the
  * first seed that answers (starting after the last that did); 0 and
- * ic->redis_host/port set, or -1.
+ * ic->redis_host/port set; -2 when a seed refused us (logged), -1 when
+ * none answered.
  */
 
 static int
 ingest_queue_owner(ingest_consumer_t *ic, struct timeval tv)
 {
+    int                      rc, refused;
+    char                     err[128];
     size_t                   i, n, s;
     unsigned                 slot;
     redisReply              *reply;
     redisContext            *c;
+    ingest_redis_node_t     *seed;
     ingest_cluster_range_t   r;
 
     slot = ingest_cluster_slot((const unsigned char *) ic->queue,
                                strlen(ic->queue));
+    refused = 0;
 
-    for (n = 0; n < ic->nseeds; n++) {
-        s = (ic->next_seed + n) % ic->nseeds;
+    for (n = 0; n < ic->redis_conf.nnodes; n++) {
+        s = (ic->next_seed + n) % ic->redis_conf.nnodes;
+        seed = &ic->redis_conf.nodes[s];
 
-        c = redisConnectWithTimeout(ic->seeds[s], ic->seed_ports[s], tv);
+        rc = ingest_queue_open(ic, seed->host, seed->port, tv, &c, err,
+                               sizeof(err));
 
-        if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
-            if (c != NULL) {
-                redisFree(c);
-            }
-
+        if (rc != 0) {
+            refused |= (rc == -2);
             continue;
         }
 
         reply = redisCommand(c, "CLUSTER SLOTS");
         redisFree(c);
+
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+            /* NOPERM: a role without cluster|slots */
+            ingest_queue_refused(ic, ingest_for_slots, reply->str);
+            refused = 1;
+            freeReplyObject(reply);
+            continue;
+        }
 
         if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
             if (reply != NULL) {
@@ -208,6 +197,8 @@ ingest_queue_owner(ingest_consumer_t *ic, struct timeval tv)
 
             continue;
         }
+
+        ingest_queue_accepted(ic, ingest_for_slots);
 
         for (i = 0; i < reply->elements; i++) {
             if (ingest_cluster_range(reply->element[i], &r) != 0
@@ -233,45 +224,43 @@ ingest_queue_owner(ingest_consumer_t *ic, struct timeval tv)
 
     ic->next_seed++;
 
-    return -1;
+    return refused ? -2 : -1;
 }
 
 
 int
 ingest_queue_connect(ingest_consumer_t *ic)
 {
+    int              rc;
+    char             err[128];
     redisContext    *c;
     struct timeval   tv;
 
     tv.tv_sec = INGEST_REDIS_TIMEOUT_MS / 1000;
     tv.tv_usec = (INGEST_REDIS_TIMEOUT_MS % 1000) * 1000;
 
-    if (ic->cluster && ingest_queue_owner(ic, tv) != 0) {
-        if (!ic->redis_down) {
+    if (ic->cluster) {
+        rc = ingest_queue_owner(ic, tv);
+
+        if (rc == -1 && !ic->redis_down) {
             ic->redis_down = 1;
             ingest_log(INGEST_LOG_WARN, "redis cluster \"%s\": no seed "
                        "names a master for \"%s\"", ic->redis, ic->queue);
         }
 
-        return -1;
+        if (rc != 0) {
+            return -1;
+        }
     }
 
-    if (ic->redis_port) {
-        c = redisConnectWithTimeout(ic->redis_host, ic->redis_port, tv);
+    rc = ingest_queue_open(ic, ic->redis_host, ic->redis_port, tv, &c, err,
+                           sizeof(err));
 
-    } else {
-        c = redisConnectUnixWithTimeout(ic->redis_host, tv);
-    }
-
-    if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+    if (rc == -1) {
         if (!ic->redis_down) {
             ic->redis_down = 1;
             ingest_log(INGEST_LOG_WARN, "redis \"%s\" unreachable: %s",
-                       ic->redis, c ? c->errstr : "out of memory");
-        }
-
-        if (c != NULL) {
-            redisFree(c);
+                       ic->redis, err);
         }
 
         return -1;
@@ -283,7 +272,103 @@ ingest_queue_connect(ingest_consumer_t *ic)
                    ic->redis);
     }
 
+    if (rc != 0) {
+        /* reached, but it refused the login or the db: logged */
+        return -1;
+    }
+
     ic->redis_ctx = c;
+
+    return 0;
+}
+
+
+/*
+ * A connection to host:port (port 0: host is a unix socket's path),
+ * usable: logged in with AUTH [user] password when there is a password,
+ * then SELECT db when the db is not 0.  0 and *ctx; -1 when Redis cannot
+ * be reached or the connection is lost (err says why); -2 when Redis
+ * refuses the login or the db (logged, once per state).
+ */
+
+static int
+ingest_queue_open(ingest_consumer_t *ic, const char *host, int port,
+    struct timeval tv, redisContext **ctx, char *err, size_t size)
+{
+    int                   argc, step;
+    char                  db[32];
+    const char           *argv[3], *what;
+    redisReply           *reply;
+    redisContext         *c;
+    ingest_redis_conf_t  *conf;
+
+    conf = &ic->redis_conf;
+
+    if (port) {
+        c = redisConnectWithTimeout(host, port, tv);
+
+    } else {
+        c = redisConnectUnixWithTimeout(host, tv);
+    }
+
+    if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+        snprintf(err, size, "%s", c ? c->errstr : "out of memory");
+
+        if (c != NULL) {
+            redisFree(c);
+        }
+
+        return -1;
+    }
+
+    for (step = 0; step < 2; step++) {
+        argc = 0;
+
+        if (step == 0) {
+            if (conf->password[0] == '\0') {
+                continue;
+            }
+
+            what = ingest_for_login;
+            argv[argc++] = "AUTH";
+
+            if (conf->user[0] != '\0') {
+                argv[argc++] = conf->user;
+            }
+
+            argv[argc++] = conf->password;
+
+        } else {
+            if (conf->db == 0) {
+                continue;
+            }
+
+            what = ingest_for_select;
+            snprintf(db, sizeof(db), "%ld", conf->db);
+            argv[argc++] = "SELECT";
+            argv[argc++] = db;
+        }
+
+        reply = redisCommandArgv(c, argc, argv, NULL);
+
+        if (reply == NULL) {
+            snprintf(err, size, "%s", c->errstr);
+            redisFree(c);
+            return -1;
+        }
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            ingest_queue_refused(ic, what, reply->str);
+            freeReplyObject(reply);
+            redisFree(c);
+            return -2;
+        }
+
+        freeReplyObject(reply);
+        ingest_queue_accepted(ic, what);
+    }
+
+    *ctx = c;
 
     return 0;
 }
@@ -373,12 +458,7 @@ ingest_queue_command_len(ingest_consumer_t *ic, const char *what, int argc,
 
     ic->redirected = 0;
 
-    if (ic->redis_refused_what == what) {
-        ingest_log(INGEST_LOG_NOTICE, "redis \"%s\" accepts %s of \"%s\" "
-                   "again", ic->redis, what, ic->queue);
-        ic->redis_error[0] = '\0';
-        ic->redis_refused_what = NULL;
-    }
+    ingest_queue_accepted(ic, what);
 
     return reply;
 }
@@ -395,7 +475,9 @@ static void
 ingest_queue_refused(ingest_consumer_t *ic, const char *what,
     const char *error)
 {
-    size_t  len;
+    char         buf[INGEST_REDIS_USER_LEN + 16];
+    size_t       len;
+    const char  *who;
 
     ic->redis_refused = 1;
 
@@ -419,9 +501,83 @@ ingest_queue_refused(ingest_consumer_t *ic, const char *what,
     ic->redis_error[len] = '\0';
     ic->redis_refused_what = what;
 
-    ingest_log(INGEST_LOG_ERR, "redis \"%s\" refuses %s of \"%s\": %s; "
-               "trying again with a backoff (up to %d s)", ic->redis, what,
-               ic->queue, error, INGEST_REDIS_BACKOFF_MAX_MS / 1000);
+    who = ingest_queue_who(ic, buf, sizeof(buf));
+
+    if (what == ingest_for_login) {
+        ingest_log(INGEST_LOG_ERR, "redis \"%s\" refuses the login of %s: "
+                   "%s; trying again with a backoff (up to %d s)",
+                   ic->redis, who, error, INGEST_REDIS_BACKOFF_MAX_MS / 1000);
+
+    } else if (what == ingest_for_select) {
+        ingest_log(INGEST_LOG_ERR, "redis \"%s\" refuses db %ld to %s: %s; "
+                   "trying again with a backoff (up to %d s)", ic->redis,
+                   ic->redis_conf.db, who, error,
+                   INGEST_REDIS_BACKOFF_MAX_MS / 1000);
+
+    } else if (strcmp(ic->redis_error, "NOPERM") == 0
+               || (ic->redis_conf.password[0] != '\0'
+                   && (strcmp(ic->redis_error, "WRONGPASS") == 0
+                       || strcmp(ic->redis_error, "NOAUTH") == 0)))
+    {
+        /* what ACL refuses, it refuses to a user: which one */
+        ingest_log(INGEST_LOG_ERR, "redis \"%s\" refuses %s of \"%s\" to "
+                   "%s: %s; trying again with a backoff (up to %d s)",
+                   ic->redis, what, ic->queue, who, error,
+                   INGEST_REDIS_BACKOFF_MAX_MS / 1000);
+
+    } else {
+        ingest_log(INGEST_LOG_ERR, "redis \"%s\" refuses %s of \"%s\": %s; "
+                   "trying again with a backoff (up to %d s)", ic->redis,
+                   what, ic->queue, error,
+                   INGEST_REDIS_BACKOFF_MAX_MS / 1000);
+    }
+}
+
+
+/* what was refused is taken: the end of the refusals, logged */
+
+static void
+ingest_queue_accepted(ingest_consumer_t *ic, const char *what)
+{
+    char         buf[INGEST_REDIS_USER_LEN + 16];
+    const char  *who;
+
+    if (ic->redis_refused_what != what) {
+        return;
+    }
+
+    who = ingest_queue_who(ic, buf, sizeof(buf));
+
+    if (what == ingest_for_login) {
+        ingest_log(INGEST_LOG_NOTICE, "redis \"%s\" accepts the login of %s "
+                   "again", ic->redis, who);
+
+    } else if (what == ingest_for_select) {
+        ingest_log(INGEST_LOG_NOTICE, "redis \"%s\" accepts db %ld for %s "
+                   "again", ic->redis, ic->redis_conf.db, who);
+
+    } else {
+        ingest_log(INGEST_LOG_NOTICE, "redis \"%s\" accepts %s of \"%s\" "
+                   "again", ic->redis, what, ic->queue);
+    }
+
+    ic->redis_error[0] = '\0';
+    ic->redis_refused_what = NULL;
+}
+
+
+/* who Redis sees us as, for the log: a user's name, never a password */
+
+static const char *
+ingest_queue_who(ingest_consumer_t *ic, char *buf, size_t size)
+{
+    if (ic->redis_conf.user[0] == '\0') {
+        return "the default user";
+    }
+
+    snprintf(buf, size, "user \"%s\"", ic->redis_conf.user);
+
+    return buf;
 }
 
 
