@@ -7,11 +7,12 @@
  *     PostgreSQL, exactly once
  *
  * SYNOPSIS
- *     ingest-consumer --db FILE|URI [--redis ADDR] [--queue LIST]
- *                     [--window N] [--poll MS] [--lock-ttl MS]
+ *     ingest-consumer --db FILE|URI [--redis ADDR] [--password-file PATH]
+ *                     [--queue LIST] [--window N] [--poll MS] [--lock-ttl MS]
  *                     [--prune-days N] [--idempotency-window S]
  *                     [--verbose] [--help]
- *     ingest-consumer --requeue-dead [--redis ADDR] [--queue LIST]
+ *     ingest-consumer --requeue-dead [--redis ADDR] [--password-file PATH]
+ *                     [--queue LIST]
  *
  * DESCRIPTION
  *     Each round reads up to N batches from the head of LIST (LRANGE),
@@ -83,6 +84,11 @@
  *                       cluster:SEED,SEED,... (HOST:PORT or redis://,
  *                       db 0); default 127.0.0.1:6379.  A password typed
  *                       here is overwritten in argv once read.
+ *     --password-file PATH
+ *                       the Redis password: the file's content less one
+ *                       trailing newline; the user, if any, is the URL's.
+ *                       Without a password in the URL or this, the
+ *                       password is REDISCLI_AUTH's, as for redis-cli.
  *     --queue LIST      the list to drain (default ingest:counters)
  *     --window N        batches read and applied per round (default 100)
  *     --poll MS         wait when the list is empty (default 100)
@@ -124,10 +130,11 @@ volatile sig_atomic_t  ingest_quit;
 
 static const char  ingest_usage[] =
     "usage: ingest-consumer --db FILE|URI [--redis ADDR] [--queue LIST]\n"
-    "                       [--window N] [--poll MS] [--lock-ttl MS]\n"
-    "                       [--prune-days N] [--idempotency-window S]\n"
-    "                       [--verbose] [--help]\n"
+    "                       [--password-file PATH] [--window N] [--poll MS]\n"
+    "                       [--lock-ttl MS] [--prune-days N]\n"
+    "                       [--idempotency-window S] [--verbose] [--help]\n"
     "       ingest-consumer --requeue-dead [--redis ADDR] [--queue LIST]\n"
+    "                       [--password-file PATH]\n"
     "\n"
     "Drains one ngx_ingest Redis list into SQLite or PostgreSQL, exactly "
     "once.\n"
@@ -138,6 +145,10 @@ static const char  ingest_usage[] =
     "                    unix://[USER[:PASSWORD]@]/PATH[?db=N], HOST:PORT,\n"
     "                    [V6]:PORT, unix:PATH or cluster:SEED,SEED,...\n"
     "                    (default 127.0.0.1:6379)\n"
+    "  --password-file PATH\n"
+    "                    the Redis password (one trailing newline is\n"
+    "                    dropped), if --redis has none; with neither,\n"
+    "                    REDISCLI_AUTH\n"
     "  --queue LIST      the list to drain (default ingest:counters)\n"
     "  --window N        batches read and applied per round (default 100)\n"
     "  --poll MS         wait when the list is empty (default 100)\n"
@@ -158,6 +169,8 @@ static const char  ingest_usage[] =
 
 static int ingest_options(ingest_consumer_t *ic, int argc, char **argv);
 static int ingest_options_redis(ingest_consumer_t *ic, char *text);
+static int ingest_options_password(ingest_consumer_t *ic, const char *file);
+static int ingest_password_file(const char *path, char *out, size_t size);
 static int ingest_number(const char *name, const char *text, long min,
     long max, long *out);
 static int ingest_run(ingest_consumer_t *ic);
@@ -269,8 +282,9 @@ main(int argc, char **argv)
 static int
 ingest_options(ingest_consumer_t *ic, int argc, char **argv)
 {
-    int    ch;
-    char  *redis;
+    int          ch, rc;
+    char        *redis;
+    const char  *password_file;
 
     static const struct option  options[] = {
         { "redis",      required_argument, NULL, 'r' },
@@ -283,11 +297,13 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         { "idempotency-window", required_argument, NULL, 'I' },
         { "verbose",    no_argument,       NULL, 'v' },
         { "requeue-dead", no_argument,     NULL, 'R' },
+        { "password-file", required_argument, NULL, 'W' },
         { "help",       no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
 
     redis = NULL;
+    password_file = NULL;
     ic->queue = INGEST_WIRE_COUNTERS_QUEUE;
     ic->window = 100;
     ic->poll_ms = 100;
@@ -343,6 +359,9 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         case 'R':
             ic->requeue_dead = 1;
             break;
+        case 'W':
+            password_file = optarg;
+            break;
         case 'h':
             fputs(ingest_usage, stdout);
             return INGEST_EXIT_OK;
@@ -369,7 +388,12 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         return INGEST_EXIT_USAGE;
     }
 
-    return ingest_options_redis(ic, redis);
+    rc = ingest_options_redis(ic, redis);
+    if (rc >= 0) {
+        return rc;
+    }
+
+    return ingest_options_password(ic, password_file);
 }
 
 
@@ -417,12 +441,6 @@ ingest_options_redis(ingest_consumer_t *ic, char *text)
                conf->secrets[i][1] - conf->secrets[i][0]);
     }
 
-    if (conf->user[0] != '\0' && conf->password[0] == '\0') {
-        fprintf(stderr, "ingest-consumer: --redis names user \"%s\" but "
-                "gives no password\n", conf->user);
-        return INGEST_EXIT_USAGE;
-    }
-
     ic->redis = conf->shown;
     ic->cluster = conf->cluster;
 
@@ -430,6 +448,131 @@ ingest_options_redis(ingest_consumer_t *ic, char *text)
         strcpy(ic->redis_host, conf->nodes[0].host);
         ic->redis_port = conf->nodes[0].port;
     }
+
+    return -1;
+}
+
+
+/*
+ * The password, from the first of: the URL in --redis, --password-file,
+ * REDISCLI_AUTH (as redis-cli takes it).  A URL's and a file's together
+ * are an error: one of them would be ignored, unseen.  -1: go on;
+ * otherwise the exit status.
+ */
+
+static int
+ingest_options_password(ingest_consumer_t *ic, const char *file)
+{
+    const char           *env;
+    ingest_redis_conf_t  *conf;
+
+    conf = &ic->redis_conf;
+
+    if (file != NULL) {
+        if (conf->password[0] != '\0') {
+            fprintf(stderr, "ingest-consumer: a password in --redis and "
+                    "--password-file: give one of them\n");
+            return INGEST_EXIT_USAGE;
+        }
+
+        if (ingest_password_file(file, conf->password,
+                                 sizeof(conf->password))
+            != 0)
+        {
+            return INGEST_EXIT_USAGE;
+        }
+
+    } else if (conf->password[0] == '\0') {
+        env = getenv("REDISCLI_AUTH");
+
+        if (env != NULL && env[0] != '\0') {
+            if (strlen(env) >= sizeof(conf->password)) {
+                fprintf(stderr, "ingest-consumer: REDISCLI_AUTH is longer "
+                        "than %zu bytes\n", sizeof(conf->password) - 1);
+                return INGEST_EXIT_USAGE;
+            }
+
+            strcpy(conf->password, env);
+        }
+    }
+
+    if (conf->user[0] != '\0' && conf->password[0] == '\0') {
+        fprintf(stderr, "ingest-consumer: --redis names user \"%s\" but "
+                "no password is given (in the URL, --password-file or "
+                "REDISCLI_AUTH)\n", conf->user);
+        return INGEST_EXIT_USAGE;
+    }
+
+    return -1;
+}
+
+
+/*
+ * --password-file: the file holds the password; one trailing newline is
+ * not part of it (echo and editors add one).  0, or -1 said on stderr,
+ * never with what the file holds.
+ */
+
+static int
+ingest_password_file(const char *path, char *out, size_t size)
+{
+    int     failed;
+    char    buf[INGEST_REDIS_PASSWORD_LEN + 1];
+    FILE   *f;
+    size_t  n;
+
+    f = fopen(path, "r");
+
+    if (f == NULL) {
+        fprintf(stderr, "ingest-consumer: --password-file \"%s\": %s\n",
+                path, strerror(errno));
+        return -1;
+    }
+
+    n = fread(buf, 1, sizeof(buf), f);
+    failed = ferror(f);
+
+    if (fclose(f) != 0) {
+        failed = 1;
+    }
+
+    if (failed) {
+        fprintf(stderr, "ingest-consumer: --password-file \"%s\" cannot be "
+                "read\n", path);
+        goto failed;
+    }
+
+    if (n > 0 && buf[n - 1] == '\n') {
+        n--;
+    }
+
+    if (n == 0) {
+        fprintf(stderr, "ingest-consumer: --password-file \"%s\" is empty\n",
+                path);
+        goto failed;
+    }
+
+    if (n >= size || n >= sizeof(buf) - 1) {
+        fprintf(stderr, "ingest-consumer: --password-file \"%s\" holds more "
+                "than %zu bytes\n", path, size - 1);
+        goto failed;
+    }
+
+    if (memchr(buf, '\0', n) != NULL) {
+        fprintf(stderr, "ingest-consumer: --password-file \"%s\" holds a "
+                "NUL byte\n", path);
+        goto failed;
+    }
+
+    memcpy(out, buf, n);
+    out[n] = '\0';
+    explicit_bzero(buf, sizeof(buf));
+
+    return 0;
+
+failed:
+
+    explicit_bzero(buf, sizeof(buf));
 
     return -1;
 }
