@@ -11,7 +11,7 @@ __DATA__
 
 === TEST 1: form body is counted end to end
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
 --- config
     location = /counters { ingest_counters; }
@@ -33,7 +33,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 2: GET is refused
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
 --- config
     location = /counters { ingest_counters; }
 --- request

@@ -8,7 +8,7 @@ add_block_preprocessor(sub {
     my $block = shift;
 
     $block->set_value("http_config", <<'_EOC_') unless defined $block->http_config;
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
 _EOC_
 
@@ -101,7 +101,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 7: Redis over a unix socket
 --- http_config
-    ingest_redis unix:$TEST_NGINX_REDIS_SOCKET;
+    ingest_redis $TEST_NGINX_REDIS_UNIX;
     ingest_flush_interval 10ms;
 --- more_headers
 Content-Type: application/x-www-form-urlencoded

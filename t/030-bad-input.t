@@ -13,7 +13,7 @@ add_block_preprocessor(sub {
     my $block = shift;
 
     $block->set_value("http_config", <<'_EOC_') unless defined $block->http_config;
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
 _EOC_
 
@@ -451,7 +451,7 @@ client intended to send too large body
 
 === TEST 26: a sum that overflows the pending table refuses the request
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 1s;
 --- more_headers
 Content-Type: application/x-www-form-urlencoded
@@ -470,7 +470,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 27: ... and takes back every pair before it, over many chunks of pairs
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 1s;
 --- more_headers
 Content-Type: application/x-www-form-urlencoded

@@ -21,7 +21,7 @@ GET /c
 
 === TEST 2: an unknown parameter of ingest_counters
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
 --- config
     location = /c { ingest_counters form=xml; }
 --- request
@@ -34,7 +34,7 @@ invalid parameter "form=xml"
 
 === TEST 3: ingest_counters twice in one location
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
 --- config
     location = /c { ingest_counters; ingest_counters form=key_value; }
 --- request
@@ -74,7 +74,7 @@ GET /c
 
 === TEST 6: a zero flush interval
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 0;
 --- config
     location = /c { ingest_counters; }
@@ -88,7 +88,7 @@ GET /c
 
 === TEST 7: a key length limit out of range
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
 --- config
     location = /c { ingest_counters; ingest_max_key_length 0; }
 --- request

@@ -14,7 +14,7 @@ __DATA__
 
 === TEST 1: ingest_flush_keys cuts a batch at once
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 1h;
     ingest_flush_keys 3;
 --- config
@@ -37,7 +37,7 @@ Content-Type: application/x-www-form-urlencoded
 A request that comes while a batch waits for Redis's reply goes into the
 next batch: two or three batches, seq 1, 2 (, 3), holding a, b, c once.
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 1h;
     ingest_flush_keys 1;
 --- config
@@ -77,7 +77,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 3: the interval flushes a table below ingest_flush_keys
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 50ms;
 --- config
     location = /c { ingest_counters queue=t:flush3; }
@@ -95,7 +95,7 @@ ingest batch seq:1 keys:1 acked by "t:flush3"
 
 === TEST 4: exit_process hands what is pending to Redis
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 1h;
 --- config
     location = /c { ingest_counters queue=t:flush4; }
@@ -114,7 +114,7 @@ ingest flushed 2 keys to "t:flush4" at exit (batch seq 1)
 
 === TEST 5: the same at exit through the default list reaches SQLite
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 1h;
 --- config
     location = /c { ingest_counters; }
@@ -130,7 +130,7 @@ ingest flushed 1 keys to "ingest:counters" at exit (batch seq 1)
 
 === TEST 6: ... and the key of TEST 5 is in SQLite now
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
 --- config
     location = /c { ingest_counters; }
@@ -146,7 +146,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 7: a batch stays under 1 MB: one large request is cut into several
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
 --- config
     location = /c {
@@ -177,7 +177,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 8: ... and the same for rows
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
 --- config
     location = /r {
@@ -206,7 +206,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 9: an Idempotency-Key request over half a batch is refused (it travels whole)
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
 --- config
     location = /c {
@@ -227,7 +227,7 @@ Idempotency-Key: f9-big
 
 === TEST 10: Idempotency-Key requests that would make a batch over half of 1 MB together go in batches of their own
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 1s;
 --- config
     location = /c {
@@ -263,7 +263,7 @@ Idempotency-Key: f10
 
 === TEST 11: a records batch stays under 1 MB with its header (64 long column names)
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
 --- config eval
 "location = /r {

@@ -24,8 +24,8 @@ sub redis_on {
     if ($pid == 0) {
         exec 'redis-server', '--port', $port, '--bind', '127.0.0.1',
              '--save', '', '--dir', $Ingest::Test::Dir,
-             '--logfile', "$Ingest::Test::Dir/redis-$port.log";
-        POSIX::_exit(127);
+             '--logfile', "$Ingest::Test::Dir/redis-$port.log"
+            or POSIX::_exit(127);
     }
     for (1 .. 200) {
         last if (`redis-cli -p $port ping 2>/dev/null` // '') =~ /PONG/;
@@ -69,7 +69,7 @@ sub redis_on {
 {
     my $n = Ingest::Nginx->start(
         main => 'worker_shutdown_timeout 1s;',
-        http => "ingest_redis 127.0.0.1:$Ingest::Test::RedisPort;"
+        http => "ingest_redis $Ingest::Test::RedisAddr;"
                 . " ingest_flush_interval 1h; ingest_drain_timeout 10s;"
                 . " ingest_spool %DIR%/spool;",
         server => 'location = /c { ingest_counters queue=f2; }');
@@ -143,7 +143,7 @@ sub redis_on {
 #    counted when acknowledgements come back.
 {
     my $n = Ingest::Nginx->start(
-        http => "ingest_redis 127.0.0.1:$Ingest::Test::RedisPort;"
+        http => "ingest_redis $Ingest::Test::RedisAddr;"
                 . " ingest_flush_interval 5ms; ingest_redis_timeout 10s;",
         server => 'location = /c { ingest_counters queue=f4;'
                   . ' ingest_ack redis; ingest_ack_timeout 300ms; }');

@@ -46,7 +46,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 1b: one request that needs more than ingest_max_pending: 413 alone, nothing left behind
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
     ingest_max_pending 1m;
 --- config
@@ -76,7 +76,7 @@ ingest pending memory reached
 
 === TEST 1c: the same for records: a body whose rows need more is 413, the next is taken
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
     ingest_max_pending 1m;
 --- config
@@ -103,7 +103,7 @@ ingest pending memory reached
 
 === TEST 1d: 64 shards at the defaults: nothing held for Redis once it has it all
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
     ingest_shards 64;
 --- config
@@ -124,7 +124,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 2: the same body fits a larger bound and is counted
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
     ingest_max_pending 1m;
 --- config
@@ -164,7 +164,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 4: the next nginx replays the spool into Redis, in order
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
     ingest_spool $TEST_NGINX_INGEST_DIR/spool;
 --- config

@@ -80,7 +80,7 @@ sub until_true {
          "collision: each named by its list, percent-encoded");
 
     my $m = Ingest::Nginx->start(
-        http => "ingest_redis 127.0.0.1:$redis; ingest_spool $dir;",
+        http => "ingest_redis $Ingest::Test::RedisAddr; ingest_spool $dir;",
         server => 'location = /ab { ingest_counters queue=s1:a:b; }'
                   . ' location = /a_b { ingest_counters queue=s1:a_b; }');
 
@@ -114,7 +114,7 @@ sub until_true {
                spool_batch('t2/1/1', 3, j => 7));
 
     my $n = Ingest::Nginx->start(
-        http => "ingest_redis 127.0.0.1:$redis; ingest_spool $dir;",
+        http => "ingest_redis $Ingest::Test::RedisAddr; ingest_spool $dir;",
         server => 'location = /c { ingest_counters queue=s2:good; }'
                   . ' location = /s { ingest_status; }');
 
@@ -156,7 +156,7 @@ sub until_true {
                spool_batch('t3/1/1', 1, k => 2) . "\n");
 
     my $n = Ingest::Nginx->start(
-        http => "ingest_redis 127.0.0.1:$redis; ingest_spool $dir;",
+        http => "ingest_redis $Ingest::Test::RedisAddr; ingest_spool $dir;",
         server => 'location = /c { ingest_counters queue=s3:ok; }'
                   . ' location = /s { ingest_status; }');
 
@@ -192,7 +192,7 @@ sub until_true {
          "long name: the list's part of the name is its hash");
 
     my $m = Ingest::Nginx->start(
-        http => "ingest_redis 127.0.0.1:$redis; ingest_spool $dir;",
+        http => "ingest_redis $Ingest::Test::RedisAddr; ingest_spool $dir;",
         server => "location = /c { ingest_counters queue=$list; }");
 
     ok(until_true(5, sub { cli('llen', "'$list'") == 1 }),
@@ -215,7 +215,7 @@ sub until_true {
                spool_batch('t5/1/1', 1, k => 1));
 
     my $n = Ingest::Nginx->start(
-        http => "ingest_redis 127.0.0.1:$redis; ingest_spool $dir;",
+        http => "ingest_redis $Ingest::Test::RedisAddr; ingest_spool $dir;",
         server => 'location = /c { ingest_counters queue=s5:ok; }'
                   . ' location = /s { ingest_status; }');
 
@@ -248,7 +248,7 @@ sub until_true {
     is(scalar @{ files($dir, '*.batch') }, 2, "long shards: a file each");
 
     my $m = Ingest::Nginx->start(
-        http => "ingest_redis 127.0.0.1:$redis; ingest_shards 2;"
+        http => "ingest_redis $Ingest::Test::RedisAddr; ingest_shards 2;"
                 . " ingest_spool $dir;",
         server => "location = /c { ingest_counters queue=$list; }");
 
@@ -276,7 +276,7 @@ sub until_true {
        "big file: over 8 MB");
 
     my $n = Ingest::Nginx->start(
-        http => "ingest_redis 127.0.0.1:$redis; ingest_spool $dir;",
+        http => "ingest_redis $Ingest::Test::RedisAddr; ingest_spool $dir;",
         server => 'location = /c { ingest_counters queue=s7:big; }');
 
     ok(until_true(10, sub { cli('llen', 's7:big') == 12 }),
@@ -304,7 +304,7 @@ SKIP: {
         if system("chattr +i '$path' 2>/dev/null") != 0;
 
     my $n = Ingest::Nginx->start(
-        http => "ingest_redis 127.0.0.1:$redis; ingest_spool $dir;",
+        http => "ingest_redis $Ingest::Test::RedisAddr; ingest_spool $dir;",
         server => 'location = /c { ingest_counters queue=s8:ro; }');
 
     ok(until_true(5, sub { cli('llen', 's8:ro') >= 1 }),

@@ -13,7 +13,7 @@ __DATA__
 
 === TEST 1: ingest_ack redis: 204 after Redis acknowledged the batch
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 5ms;
 --- config
     location = /c { ingest_counters; ingest_ack redis; }
@@ -84,7 +84,7 @@ invalid value "disk"
 
 === TEST 5: ingest_ack redis, nothing to add ({}): 204 at once, nothing waits
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 5ms;
     ingest_shards 2;
 --- config
@@ -104,7 +104,7 @@ Content-Type: application/json
 
 === TEST 6: ... with an Idempotency-Key and shards too
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 5ms;
     ingest_shards 2;
 --- config

@@ -64,7 +64,7 @@ __DATA__
 
 === TEST 1: ingest_shards takes 1 to 64
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_shards 65;
 --- config
     location = /c { ingest_counters; }
@@ -78,7 +78,7 @@ value must be between 1 and 64
 
 === TEST 2: a sharded list name must not hold a hash tag of its own
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_shards 2;
 --- config
     location = /c { ingest_counters "queue={app}:counters"; }
@@ -92,7 +92,7 @@ sharded list "{app}:counters" must not hold a "{": each shard's name ends in a h
 
 === TEST 3: counters and records cannot share a sharded list
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_shards 2;
 --- config
     location = /c { ingest_counters queue=both; }
@@ -108,7 +108,7 @@ list "both" is used by "ingest_counters" and by "ingest_records": with "ingest_s
 === TEST 4: ingest_ack redis with shards: 204 once every shard's batch is in Redis
 With two shards, "a" and "e" fall in shard 0 and "b" in shard 1.
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_shards 2;
     ingest_flush_interval 20ms;
 --- config
@@ -136,7 +136,7 @@ a=1&b=2&e=5
 Shard 1's list is a string, so Redis refuses its RPUSH (WRONGTYPE):
 shard 0's batch alone is not enough for an answer.
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_shards 2;
     ingest_flush_interval 20ms;
 --- config
@@ -161,7 +161,7 @@ ingest redis RPUSH to "s:ack2:{1}" failed: WRONGTYPE
 
 === TEST 6: more than 64 Redis lists
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_shards 40;
 --- config
     location = /a { ingest_counters queue=a; }
@@ -177,7 +177,7 @@ more than 64 Redis lists with list "b" and its shards
 === TEST 7: each key goes to the shard its hash names, and only there
 The keys are hashed as received: "%C3%A9t%C3%A9" is the 5 bytes of "été".
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 20ms;
     ingest_shards 4;
 --- config
@@ -213,7 +213,7 @@ The first request takes "a" (shard 0) to the top; the second adds "b",
 shard 0 holds "a" alone and shard 1 "f" alone; without the undo they
 would hold two keys each.
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 1h;
     ingest_shards 4;
 --- config
@@ -236,7 +236,7 @@ ingest flushed 1 keys to "s:undo:{1}" at exit (batch seq 1)
 
 === TEST 9: an Idempotency-Key request splits over the shards, same id
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 20ms;
     ingest_shards 3;
 --- config
@@ -261,7 +261,7 @@ Idempotency-Key: order-17
 
 === TEST 10: three shards, three consumers, one SQLite file: exact totals
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 20ms;
     ingest_shards 3;
 --- config
@@ -280,7 +280,7 @@ Content-Type: application/x-www-form-urlencoded
 
 === TEST 11: an Idempotency-Key request sent twice counts once in every shard
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 20ms;
     ingest_shards 3;
 --- config
@@ -300,7 +300,7 @@ Idempotency-Key: twice-1
 
 === TEST 12: the status endpoint shows each shard's list and its consumer
 --- http_config
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_shards 3;
 --- config
     location = /c { ingest_counters queue=s:e2e; }

@@ -21,7 +21,7 @@ add_block_preprocessor(sub {
     my $block = shift;
 
     $block->set_value("http_config", <<'_EOC_');
-    ingest_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    ingest_redis $TEST_NGINX_REDIS;
     ingest_flush_interval 10ms;
     ingest_shards 2;
 _EOC_

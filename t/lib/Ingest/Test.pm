@@ -12,9 +12,18 @@ package Ingest::Test;
 # Ingest::Test comes first: the real runner reads TEST_NGINX_LOAD_MODULES
 # when it is loaded.
 #
-# Exports to nginx.conf: $TEST_NGINX_REDIS_PORT, $TEST_NGINX_REDIS_SOCKET,
-# $TEST_NGINX_INGEST_DIR.  The module comes from build/ unless
-# TEST_NGINX_LOAD_MODULES says otherwise.
+# Exports to nginx.conf: $TEST_NGINX_REDIS (the address and login of the
+# nginx role: "ingest_redis $TEST_NGINX_REDIS;"), $TEST_NGINX_REDIS_UNIX
+# (the same over the unix socket), $TEST_NGINX_REDIS_PORT,
+# $TEST_NGINX_REDIS_SOCKET, $TEST_NGINX_INGEST_DIR.  The module comes from
+# build/ unless TEST_NGINX_LOAD_MODULES says otherwise.
+#
+# Redis runs with the roles of conf/redis.conf: nginx logs in as
+# ingest-nginx and the consumer as ingest-consumer, each with exactly the
+# commands the shipped configuration gives it (their keys widened to all,
+# as the suites' lists have many names), so a command a role lacks fails
+# a test.  The default user (no password, everything) is the tests' own,
+# for redis-cli.
 #
 #   --- totals eval
 #   { "a" => 6, "gone" => undef }    # undef: the key must not exist
@@ -43,11 +52,13 @@ use Time::HiRes qw(sleep time);
 use Test::More ();
 
 our @EXPORT_OK = qw(redis_cli totals wait_totals batch consumer_start
+                    consumer_redis role_rules
                     consumer_stop consumer_log consumer_spawn consumer_kill
                     consumer_wait wait_for redis_start redis_stop
                     free_port $Dir $RedisPort $Db);
 
 our ($Dir, $RedisPort, $RedisSocket, $Db, $RedisPid, $ConsumerPid);
+our ($RedisAddr, %Password, %PasswordFile);
 our $Top = abs_path(__FILE__) =~ s{/t/lib/Ingest/Test\.pm$}{}r;
 our $Consumer = $ENV{INGEST_CONSUMER} || "$Top/build/ingest-consumer";
 our $Owner = $$;
@@ -67,6 +78,8 @@ sub import {
     $Dir = tempdir("ingest-test-XXXXXX", TMPDIR => 1, CLEANUP => 1);
     $Db = "$Dir/ingest.db";
     $ENV{TEST_NGINX_INGEST_DIR} = $Dir;
+
+    roles();
 
     redis_start();
     consumer_start() if $opt{consumer} // 1;
@@ -88,6 +101,47 @@ sub free_port {
     return $port;
 }
 
+# the roles' passwords (new for each test file: a test greps for them)
+# and their files, as nginx and the consumer read them
+sub roles {
+    for my $role ('nginx', 'consumer') {
+        $Password{$role} = sprintf("%s-%08x%08x", $role, int(rand(2**32)),
+                                   int(rand(2**32)));
+        $PasswordFile{$role} = "$Dir/$role.password";
+        open my $out, '>', $PasswordFile{$role} or die $!;
+        print $out "$Password{$role}\n";
+        close $out;
+        chmod 0600, $PasswordFile{$role};
+    }
+}
+
+# a role's rules as conf/redis.conf has them; keys: all (undef: no such
+# user there)
+sub role_rules {
+    my ($user, %opt) = @_;
+    open my $in, '<', "$Top/conf/redis.conf" or die "conf/redis.conf: $!";
+    while (my $line = <$in>) {
+        next unless $line =~ /^user \Q$user\E on >\S+ (.*)$/;
+        my $rules = $1;
+        $rules =~ s/resetkeys (?:~\S+ )+/resetkeys ~* / unless $opt{exact};
+        return $rules;
+    }
+    return undef;
+}
+
+# the ACL file: the tests' default user, and the two roles
+sub acl_file {
+    my $file = "$Dir/users.acl";
+    open my $out, '>', $file or die $!;
+    print $out "user default on nopass ~* &* +\@all\n";
+    for my $role ('nginx', 'consumer') {
+        my $rules = role_rules("ingest-$role") // next;
+        print $out "user ingest-$role on >$Password{$role} $rules\n";
+    }
+    close $out;
+    return $file;
+}
+
 # options: aof => 1, args => [more redis-server arguments], wait => 0
 # (return at once, without waiting for a PONG: a Redis still loading)
 sub redis_start {
@@ -96,8 +150,16 @@ sub redis_start {
     $RedisSocket = "$Dir/redis.sock";
     $ENV{TEST_NGINX_REDIS_PORT} = $RedisPort;
     $ENV{TEST_NGINX_REDIS_SOCKET} = $RedisSocket;
+    $RedisAddr = "redis://ingest-nginx\@127.0.0.1:$RedisPort"
+                 . " password_file=$PasswordFile{nginx}";
+    $ENV{TEST_NGINX_REDIS} = $RedisAddr;
+    $ENV{TEST_NGINX_REDIS_UNIX} = "unix://ingest-nginx\@$RedisSocket"
+                                  . " password_file=$PasswordFile{nginx}";
 
     my @args = ('redis-server', '--port', $RedisPort, '--bind', '127.0.0.1',
+                # args with an --aclfile of their own have only its users
+                (grep { $_ eq '--aclfile' } @{ $opt{args} // [] })
+                    ? () : ('--aclfile', acl_file()),
                 '--unixsocket', $RedisSocket, '--dir', $Dir,
                 '--save', '', '--appendonly', $opt{aof} ? 'yes' : 'no',
                 '--appendfsync', 'always', '--logfile', "$Dir/redis.log",
@@ -158,12 +220,23 @@ sub consumer_spawn {
     if ($pid == 0) {
         open STDOUT, '>>', $log or die $!;
         open STDERR, '>&', \*STDOUT or die $!;
-        exec $Consumer, '--redis', "127.0.0.1:$RedisPort",
+        # args with a --redis of their own log in as they say
+        my @redis = (grep { $_ eq '--redis' } @{ $opt{args} // [] })
+                    ? () : consumer_redis();
+        exec $Consumer, @redis,
              '--db', $opt{db} // $Db, '--poll', '10', '--lock-ttl', '2000',
              @{ $opt{args} // [] }
             or POSIX::_exit(127);
     }
     return $pid;
+}
+
+# the consumer's --redis: its role when conf/redis.conf has one
+sub consumer_redis {
+    return ('--redis', "127.0.0.1:$RedisPort")
+        unless defined role_rules('ingest-consumer');
+    return ('--redis', "redis://ingest-consumer\@127.0.0.1:$RedisPort",
+            '--password-file', $PasswordFile{consumer});
 }
 
 # a signal (SIGTERM by default), then the exit status as $? has it
