@@ -45,6 +45,29 @@ for my $bin (@bins) {
     $err = `$bin 2>&1`;
     is($? >> 8, 1, "$tag: --db is required");
 
+    # --redis: URLs read as redis-cli -u reads them, what is wrong said
+
+    $err = `$bin --db x --redis redis://h:0/1 2>&1`;
+    is($? >> 8, 1, "$tag: a bad --redis URL exits 1");
+    like($err, qr{invalid --redis "redis://h:0/1": the port must be a number from 1 to 65535},
+         "$tag: and says why");
+
+    $err = `$bin --db x --redis cluster:127.0.0.1:7000,redis://h:7001/2 2>&1`;
+    is($? >> 8, 1, "$tag: a cluster seed with a db exits 1");
+    like($err, qr/seed 2: db 2, but a cluster has only db 0/,
+         "$tag: a cluster has only db 0");
+
+    $err = `$bin --db x --redis redis://u:Pa55\@h --password-file /dev/null 2>&1`;
+    is($? >> 8, 1, "$tag: a password in the URL and a file exits 1");
+    like($err, qr/a password in --redis and --password-file: give one of them/,
+         "$tag: saying so");
+    unlike($err, qr/Pa55/, "$tag: without the password");
+
+    $err = `REDISCLI_AUTH= $bin --db x --redis redis://u\@h --requeue-dead 2>&1`;
+    is($? >> 8, 1, "$tag: a user without a password exits 1");
+    like($err, qr/--redis names user "u" but no password is given/,
+         "$tag: saying so");
+
     # duplicates of a batch are applied once
 
     redis_cli('DEL', 'ingest:counters');

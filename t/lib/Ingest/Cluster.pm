@@ -5,6 +5,7 @@ package Ingest::Cluster;
 # "redis-cli --cluster create", stopped at the end.
 #
 #   my @ports = Ingest::Cluster::start();     # masters first
+#   Ingest::Cluster::start(password => $pw);  # requirepass + masterauth
 #   Ingest::Cluster::cli($port, 'CLUSTER', 'INFO');
 #   Ingest::Cluster::owner($key);             # the port of key's master
 #   Ingest::Cluster::replica_of($port);       # a replica's port
@@ -19,11 +20,13 @@ use POSIX qw(SIGTERM SIGKILL);
 use Time::HiRes qw(sleep time);
 use Ingest::Test ();
 
-our ($Dir, @Ports, %Pid);
+our ($Dir, @Ports, %Pid, $Password);
 
+# redis-cli takes the password from REDISCLI_AUTH, --cluster create too
 sub cli {
     my ($port, @args) = @_;
     my $args = join ' ', map { quotemeta } @args;
+    local $ENV{REDISCLI_AUTH} = $Password if defined $Password;
     my $out = `redis-cli -p $port $args 2>/dev/null`;
     return undef if $? != 0;
     chomp $out;
@@ -47,6 +50,9 @@ sub node_start {
     my ($port) = @_;
     my $dir = "$Dir/$port";
     mkdir $dir;
+    # a replica logs in to its master with the password all nodes share
+    my @auth = defined $Password
+               ? ('--requirepass', $Password, '--masterauth', $Password) : ();
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         chdir $dir;
@@ -54,7 +60,7 @@ sub node_start {
              '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
              '--cluster-node-timeout', '1000', '--appendonly', 'yes',
              '--appendfsync', 'always', '--save', '', '--dir', $dir,
-             '--logfile', "$dir/redis.log"
+             '--logfile', "$dir/redis.log", @auth
             or POSIX::_exit(127);
     }
     $Pid{$port} = $pid;
@@ -66,11 +72,14 @@ sub node_start {
 }
 
 sub start {
+    my (%opt) = @_;
+    $Password = $opt{password};
     $Dir = tempdir("ingest-cluster-XXXXXX", TMPDIR => 1, CLEANUP => 1);
     @Ports = map { cluster_port() } 1 .. 6;
     node_start($_) for @Ports;
 
     my $nodes = join ' ', map { "127.0.0.1:$_" } @Ports;
+    local $ENV{REDISCLI_AUTH} = $Password if defined $Password;
     my $out = `redis-cli --cluster create $nodes --cluster-replicas 1 --cluster-yes 2>&1`;
     die "cluster create failed:\n$out" unless $out =~ /All 16384 slots covered/;
     wait_ok() or die "the cluster did not become ok";
