@@ -7,6 +7,8 @@ package Ingest::Test;
 #   use Ingest::Test;                 # starts redis (and the consumer)
 #   use Ingest::Test consumer => 0;   # redis only
 #   use Ingest::Test nginx => 0;      # no Test::Nginx (consumer tests)
+#   use Ingest::Test redis => 0, consumer => 0;
+#                                     # a Redis of the file's own (TLS)
 #   use Test::Nginx::Socket 'no_plan';
 #
 # Ingest::Test comes first: the real runner reads TEST_NGINX_LOAD_MODULES
@@ -81,7 +83,7 @@ sub import {
 
     roles();
 
-    redis_start();
+    redis_start() if $opt{redis} // 1;
     consumer_start() if $opt{consumer} // 1;
 
     if ($opt{nginx} // 1) {
