@@ -1,6 +1,12 @@
 # ci/lib.sh: start and stop a private Redis, nginx (master + workers, the
 # built module) and consumer on 127.0.0.1, for ci/e2e and ci/demo.
 # Sourced; everything lives in $run and dies with the calling script.
+#
+# TLS=1: Redis from conf/redis-tls.conf.example (a TLS port only, client
+# certificates required, certificates from ci/tls-certs), reached by nginx
+# and by the consumers each through a stunnel client of their own, from
+# conf/stunnel-redis.conf: redis_port is nginx's stunnel,
+# consumer_redis_port the consumers', redis_tls_port Redis's.
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 run=$(mktemp -d "${TMPDIR:-/tmp}/ingest-run.XXXXXX")
@@ -17,6 +23,7 @@ free_port() {
 redis_port=$(free_port)
 http_port=$(free_port)
 consumer_pids=()
+stunnel_pids=()
 db="$run/ingest.db"
 
 stop_all() {
@@ -27,6 +34,9 @@ stop_all() {
     done
     sleep 0.5
     redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+    for pid in "${stunnel_pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     if [ -z "${KEEP_RUN:-}" ]; then
         rm -rf "$run"
@@ -37,6 +47,10 @@ stop_all() {
 trap stop_all EXIT
 
 start_redis() {
+    if [ -n "${TLS:-}" ]; then
+        start_redis_tls
+        return
+    fi
     # OTHER_CPUS keeps Redis and the consumer off nginx's core (ci/bench)
     ${OTHER_CPUS:+taskset -c "$OTHER_CPUS"} redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run" \
         --save "" --appendonly yes --appendfsync always \
@@ -46,6 +60,51 @@ start_redis() {
         sleep 0.05
     done
     echo "redis-server did not start" >&2
+    exit 1
+}
+
+# TLS=1 (see the top): Redis on $redis_tls_port, stunnels on $redis_port
+# (nginx's) and $consumer_redis_port (the consumers')
+start_redis_tls() {
+    local tls="$run/tls"
+    "$top/ci/tls-certs" "$tls" redis.ingest.test >/dev/null
+    redis_tls_port=$(free_port)
+    consumer_redis_port=$(free_port)
+    redis-server "$top/conf/redis-tls.conf.example" --bind 127.0.0.1 \
+        --tls-port "$redis_tls_port" --tls-cert-file "$tls/redis.crt" \
+        --tls-key-file "$tls/redis.key" --tls-ca-cert-file "$tls/ca.crt" \
+        --unixsocket "" --dir "$run" --logfile "$run/redis.log" \
+        --daemonize yes >/dev/null
+    for _ in $(seq 100); do
+        redis-cli --tls --cacert "$tls/ca.crt" --cert "$tls/client.crt" \
+            --key "$tls/client.key" -p "$redis_tls_port" ping 2>/dev/null \
+            | grep -q PONG && break
+        sleep 0.05
+    done
+    start_stunnel nginx "$redis_port"
+    start_stunnel consumer "$consumer_redis_port"
+}
+
+# a stunnel client from conf/stunnel-redis.conf, its placeholders
+# replaced, on 127.0.0.1:<port>; waits for a PONG through it
+start_stunnel() {
+    local name=$1 port=$2 conf="$run/stunnel-$1.conf"
+    sed -e "s|^accept = 127\.0\.0\.1:6380$|accept = 127.0.0.1:$port|" \
+        -e "s|^connect = REDIS_HOST:6379$|connect = 127.0.0.1:$redis_tls_port|" \
+        -e "s|^checkHost = REDIS_HOST$|checkHost = redis.ingest.test|" \
+        -e "s|/etc/stunnel/ingest/|$run/tls/|" \
+        "$top/conf/stunnel-redis.conf" > "$conf"
+    if [ "$(id -u)" != 0 ]; then
+        sed -i '/^set[ug]id = /d' "$conf"
+    fi
+    stunnel4 "$conf" 2>>"$run/stunnel-$name.log" &
+    stunnel_pids+=($!)
+    for _ in $(seq 100); do
+        redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && return
+        sleep 0.05
+    done
+    echo "stunnel $name did not reach Redis; its log follows" >&2
+    cat "$run/stunnel-$name.log" >&2
     exit 1
 }
 
@@ -144,7 +203,8 @@ stop_nginx() {
 # the last one started, consumer_pids all of them
 start_consumer() {
     ${OTHER_CPUS:+taskset -c "$OTHER_CPUS"} \
-    "$top/build/ingest-consumer" --redis "127.0.0.1:$redis_port" \
+    "$top/build/ingest-consumer" \
+        --redis "127.0.0.1:${consumer_redis_port:-$redis_port}" \
         --queue "${1:-ingest:counters}" --db "$db" 2>>"$run/consumer.log" &
     consumer_pid=$!
     consumer_pids+=("$consumer_pid")
