@@ -33,6 +33,7 @@ my $dir = $Ingest::Test::Dir;
 my $tls = "$dir/tls";
 my $other = "$dir/other";
 my $host = 'redis.ingest.test';
+my $admin_pw = "admin-pw";    # redis-cli's user, admin
 my $tls_port = free_port();
 my @pids;
 
@@ -95,7 +96,9 @@ sub port_listens {
 
 # redis-cli over TLS with the client certificate, straight to Redis
 sub cli {
-    my ($out) = run('redis-cli', '--tls', '--cacert', "$tls/ca.crt",
+    local $ENV{REDISCLI_AUTH} = $admin_pw;
+    my ($out) = run('redis-cli', '--user', 'admin',
+                    '--tls', '--cacert', "$tls/ca.crt",
                     '--cert', "$tls/client.crt", '--key', "$tls/client.key",
                     '-p', $tls_port, @_);
     return $out;
@@ -126,11 +129,21 @@ for ([$tls, 'ours'], [$other, 'another CA']) {
 }
 
 
-# Redis: conf/redis-tls.conf.example, with this test's paths and port
-# (and no Unix socket, which it keeps for local administration)
+# Redis: conf/redis.conf including conf/redis-tls.conf.example, as an
+# operator sets it up, with this test's paths, port and passwords, an
+# administrator for redis-cli, and no Unix socket
 
-my $redis = spawn("$dir/redis.out", 'redis-server',
-                  "$top/conf/redis-tls.conf.example",
+my $conf = slurp("$top/conf/redis.conf");
+for my $role ('nginx', 'consumer') {
+    $conf =~ s/^(user ingest-$role on) >CHANGE-ME-$role /$1 >$Ingest::Test::Password{$role} /m
+        or die "conf/redis.conf: no ingest-$role user with a CHANGE-ME password";
+}
+open my $main, '>', "$dir/redis.conf" or die $!;
+print $main $conf, "user admin on >admin-pw ~* &* +\@all\n",
+            "include $top/conf/redis-tls.conf.example\n";
+close $main;
+
+my $redis = spawn("$dir/redis.out", 'redis-server', "$dir/redis.conf",
                   '--bind', '127.0.0.1', '--tls-port', $tls_port,
                   '--tls-cert-file', "$tls/redis.crt",
                   '--tls-key-file', "$tls/redis.key",
@@ -140,8 +153,10 @@ my $redis = spawn("$dir/redis.out", 'redis-server',
 
 ok(wait_for(sub { cli('PING') eq 'PONG' }, 10),
    'Redis answers over TLS with a client certificate')
-    or BAIL_OUT("redis-server did not start:\n" . slurp("$dir/redis.out")
-                . slurp($redis_log));
+    or do {
+        diag(slurp("$dir/redis.out") . slurp($redis_log));
+        BAIL_OUT('redis-server did not start');
+    };
 
 is(cli('CONFIG', 'GET', 'port'), "port\n0", 'Redis: port 0');
 is(cli('CONFIG', 'GET', 'tls-auth-clients'), "tls-auth-clients\nyes",
@@ -228,7 +243,15 @@ my ($wronghost_port, $wronghost_log) =
     stunnel('wronghost', %good, check => 'other.ingest.test');
 my ($otherca_port, $otherca_log) = stunnel('otherca', %good, ca => $other);
 
+# as the administrator; a PING that must not get through sends no AUTH
+# (redis-cli would open a second connection to send it again)
 sub via {
+    my ($port, @args) = @_;
+    local $ENV{REDISCLI_AUTH} = $admin_pw;
+    return run('redis-cli', '--user', 'admin', '-p', $port, @args);
+}
+
+sub via_anonymous {
     my ($port, @args) = @_;
     return run('redis-cli', '-p', $port, @args);
 }
@@ -246,7 +269,7 @@ for ([$nginx_log, 'nginx'], [$consumer_log, 'the consumer']) {
 
 my $nocert = refused('peer did not return a certificate');
 $before = lines($redis_log, $nocert);
-($out, $status) = via($nocert_port, 'PING');
+($out, $status) = via_anonymous($nocert_port, 'PING');
 unlike($out, qr/PONG/, "stunnel without a client certificate: no PONG ($out)");
 isnt($status, 0, 'stunnel without a client certificate: redis-cli fails');
 one_more($redis_log, $nocert, $before,
@@ -256,7 +279,7 @@ like(slurp($nocert_log), qr/alert certificate required/,
 
 my $unknown = refused('certificate verify failed');
 $before = lines($redis_log, $unknown);
-($out, $status) = via($othercert_port, 'PING');
+($out, $status) = via_anonymous($othercert_port, 'PING');
 unlike($out, qr/PONG/,
        "stunnel with another CA's client certificate: no PONG ($out)");
 one_more($redis_log, $unknown, $before,
@@ -267,14 +290,14 @@ one_more($redis_log, $unknown, $before,
 
 my $nothing_sent = qr/Connection (?:closed\/)?reset: 0 byte\(s\) sent to TLS/;
 
-($out, $status) = via($wronghost_port, 'PING');
+($out, $status) = via_anonymous($wronghost_port, 'PING');
 unlike($out, qr/PONG/, "checkHost another name: no PONG ($out)");
 like(slurp($wronghost_log), qr/CERT: Subject checks failed/,
      'checkHost another name: stunnel refuses the certificate');
 like(slurp($wronghost_log), $nothing_sent,
      'checkHost another name: nothing sent to Redis');
 
-($out, $status) = via($otherca_port, 'PING');
+($out, $status) = via_anonymous($otherca_port, 'PING');
 unlike($out, qr/PONG/, "CAfile of another CA: no PONG ($out)");
 like(slurp($otherca_log), qr/Rejected by CERT at depth=1:/,
      'CAfile of another CA: stunnel refuses the chain');
@@ -290,7 +313,9 @@ my $consumer = consumer_spawn();
 
 my $n = Ingest::Nginx->start(
     workers => 2,
-    http => "ingest_redis 127.0.0.1:$nginx_port; ingest_flush_interval 10ms;",
+    http => "ingest_redis redis://ingest-nginx\@127.0.0.1:$nginx_port"
+            . " password_file=$Ingest::Test::PasswordFile{nginx};"
+            . " ingest_flush_interval 10ms;",
     server => 'location = /c { ingest_counters; }'
               . ' location = /i { ingest_counters form=key_value; }');
 
