@@ -1,6 +1,6 @@
 # ingest-consumer logging in to Redis.  a) requirepass, the password from
 # --password-file; b) an ACL user with exactly the consumer's role of
-# conf/redis.conf, under a real workload (batches, a refused
+# conf/redis-users.conf, under a real workload (batches, a refused
 # batch to :dead, --requeue-dead, the heartbeat, the lock), so that a
 # command missing from the role fails; c) a wrong password, logged once
 # and not per retry, recovered from once Redis has it, and a NOPERM that
@@ -231,14 +231,14 @@ ok(holds_no_password(consumer_log($log), $pw_new, $pw_default),
 is(consumer_kill($pid) >> 8, 0, 'c) stops with 0');
 
 
-# b) the ACL user of conf/redis.conf, its line as it is there
+# b) the ACL user of conf/redis-users.conf, its line as it is there
 # but for the password; a default user for redis-cli
 
-open my $in, '<', "$Ingest::Test::Top/conf/redis.conf" or die $!;
+open my $in, '<', "$Ingest::Test::Top/conf/redis-users.conf" or die $!;
 my ($role) = grep { /^user ingest-consumer / } <$in>;
 close $in;
 ok(defined $role && $role =~ s/ >CHANGE-ME-consumer / >$pw /,
-   'b) the role is in conf/redis.conf');
+   'b) the role is in conf/redis-users.conf');
 my $acl = secret_file('users.acl', "user default on nopass ~* &* +\@all\n"
                                    . ($role // ''));
 

@@ -129,19 +129,25 @@ for ([$tls, 'ours'], [$other, 'another CA']) {
 }
 
 
-# Redis: conf/redis.conf including conf/redis-tls.conf.example, as an
+# Redis: conf/redis.conf, its users from conf/redis-users.conf, with
+# conf/redis-tls.conf.example included at the end, as an
 # operator sets it up, with this test's paths, port and passwords, an
 # administrator for redis-cli, and no Unix socket
 
-my $conf = slurp("$top/conf/redis.conf");
+my $users = slurp("$top/conf/redis-users.conf");
 for my $role ('nginx', 'consumer') {
-    $conf =~ s/^(user ingest-$role on) >CHANGE-ME-$role /$1 >$Ingest::Test::Password{$role} /m
-        or die "conf/redis.conf: no ingest-$role user with a CHANGE-ME password";
+    $users =~ s/^(user ingest-$role on) >CHANGE-ME-$role /$1 >$Ingest::Test::Password{$role} /m
+        or die "conf/redis-users.conf: no ingest-$role user with a CHANGE-ME password";
 }
-open my $main, '>', "$dir/redis.conf" or die $!;
-print $main $conf, "user admin on >admin-pw ~* &* +\@all\n",
-            "include $top/conf/redis-tls.conf.example\n";
-close $main;
+open my $out, '>', "$dir/redis-users.conf" or die $!;
+print $out $users, "user admin on >$admin_pw ~* &* +\@all\n";
+close $out;
+my $conf = slurp("$top/conf/redis.conf");
+$conf =~ s{^include /etc/redis/redis-users\.conf$}{include $dir/redis-users.conf}m
+    or die "conf/redis.conf: no include of /etc/redis/redis-users.conf";
+open $out, '>', "$dir/redis.conf" or die $!;
+print $out $conf, "include $top/conf/redis-tls.conf.example\n";
+close $out;
 
 my $redis = spawn("$dir/redis.out", 'redis-server', "$dir/redis.conf",
                   '--bind', '127.0.0.1', '--tls-port', $tls_port,

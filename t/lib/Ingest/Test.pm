@@ -20,7 +20,7 @@ package Ingest::Test;
 # $TEST_NGINX_REDIS_SOCKET, $TEST_NGINX_INGEST_DIR.  The module comes from
 # build/ unless TEST_NGINX_LOAD_MODULES says otherwise.
 #
-# Redis runs with the roles of conf/redis.conf: nginx logs in as
+# Redis runs with the roles of conf/redis-users.conf: nginx logs in as
 # ingest-nginx and the consumer as ingest-consumer, each with exactly the
 # commands the shipped configuration gives it (their keys widened to all,
 # as the suites' lists have many names), so a command a role lacks fails
@@ -117,11 +117,11 @@ sub roles {
     }
 }
 
-# a role's rules as conf/redis.conf has them; keys: all (undef: no such
+# a role's rules as conf/redis-users.conf has them; keys: all (undef: no such
 # user there)
 sub role_rules {
     my ($user, %opt) = @_;
-    open my $in, '<', "$Top/conf/redis.conf" or die "conf/redis.conf: $!";
+    open my $in, '<', "$Top/conf/redis-users.conf" or die "conf/redis-users.conf: $!";
     while (my $line = <$in>) {
         next unless $line =~ /^user \Q$user\E on >\S+ (.*)$/;
         my $rules = $1;
@@ -233,7 +233,7 @@ sub consumer_spawn {
     return $pid;
 }
 
-# the consumer's --redis: its role when conf/redis.conf has one
+# the consumer's --redis: its role when conf/redis-users.conf has one
 sub consumer_redis {
     return ('--redis', "127.0.0.1:$RedisPort")
         unless defined role_rules('ingest-consumer');
