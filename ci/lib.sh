@@ -2,6 +2,12 @@
 # built module) and consumer on 127.0.0.1, for ci/e2e and ci/demo.
 # Sourced; everything lives in $run and dies with the calling script.
 #
+# Redis runs from conf/redis.conf with the users of conf/redis-users.conf,
+# each given a random password: nginx logs in as ingest-nginx and the
+# consumers as ingest-consumer, from password files in $run; the default
+# user, with a password of its own in REDISCLI_AUTH (exported), is the
+# scripts' administrator for redis-cli.
+#
 # TLS=1: Redis from conf/redis-tls.conf.example (a TLS port only, client
 # certificates required, certificates from ci/tls-certs), reached by nginx
 # and by the consumers each through a stunnel client of their own, from
@@ -21,6 +27,32 @@ free_port() {
 }
 
 redis_port=$(free_port)
+
+password() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
+REDISCLI_AUTH=$(password)
+export REDISCLI_AUTH
+for role in nginx consumer replica; do
+    (umask 077; password > "$run/$role.password")
+done
+
+# $run/redis.conf: conf/redis.conf, its users with this run's passwords;
+# the default user is the administrator here
+write_redis_conf() {
+    local role pw script=()
+    for role in nginx consumer replica; do
+        pw=$(cat "$run/$role.password")
+        script+=(-e "s|^\(user ingest-$role on\) >CHANGE-ME-$role |\1 >$pw |")
+    done
+    (umask 077
+     sed "${script[@]}" \
+         -e "s|^user default off\$|user default on >$REDISCLI_AUTH ~* \&* +@all|" \
+         "$top/conf/redis-users.conf" > "$run/redis-users.conf")
+    sed "s|^include /etc/redis/redis-users\.conf\$|include $run/redis-users.conf|" \
+        "$top/conf/redis.conf" > "$run/redis.conf"
+    if [ -n "${TLS:-}" ]; then
+        echo "include $top/conf/redis-tls.conf.example" >> "$run/redis.conf"
+    fi
+}
 http_port=$(free_port)
 consumer_pids=()
 stunnel_pids=()
@@ -52,8 +84,9 @@ start_redis() {
         return
     fi
     # OTHER_CPUS keeps Redis and the consumer off nginx's core (ci/bench)
-    ${OTHER_CPUS:+taskset -c "$OTHER_CPUS"} redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run" \
-        --save "" --appendonly yes --appendfsync always \
+    write_redis_conf
+    ${OTHER_CPUS:+taskset -c "$OTHER_CPUS"} redis-server "$run/redis.conf" \
+        --port "$redis_port" --bind 127.0.0.1 --dir "$run" --unixsocket "" \
         --logfile "$run/redis.log" --daemonize yes >/dev/null
     for _ in $(seq 100); do
         redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && return
@@ -70,7 +103,8 @@ start_redis_tls() {
     "$top/ci/tls-certs" "$tls" redis.ingest.test >/dev/null
     redis_tls_port=$(free_port)
     consumer_redis_port=$(free_port)
-    redis-server "$top/conf/redis-tls.conf.example" --bind 127.0.0.1 \
+    write_redis_conf
+    redis-server "$run/redis.conf" --bind 127.0.0.1 \
         --tls-port "$redis_tls_port" --tls-cert-file "$tls/redis.crt" \
         --tls-key-file "$tls/redis.key" --tls-ca-cert-file "$tls/ca.crt" \
         --unixsocket "" --dir "$run" --logfile "$run/redis.log" \
@@ -123,7 +157,7 @@ events { worker_connections 2048; }
 http {
     access_log off;
     client_body_temp_path $run/body;
-    ingest_redis 127.0.0.1:$redis_port;
+    ingest_redis redis://ingest-nginx@127.0.0.1:$redis_port password_file=$run/nginx.password;
     ingest_flush_interval 100ms;
     ingest_flush_keys ${FLUSH_KEYS:-10000};
     ingest_shards ${SHARDS:-1};
@@ -204,7 +238,8 @@ stop_nginx() {
 start_consumer() {
     ${OTHER_CPUS:+taskset -c "$OTHER_CPUS"} \
     "$top/build/ingest-consumer" \
-        --redis "127.0.0.1:${consumer_redis_port:-$redis_port}" \
+        --redis "redis://ingest-consumer@127.0.0.1:${consumer_redis_port:-$redis_port}" \
+        --password-file "$run/consumer.password" \
         --queue "${1:-ingest:counters}" --db "$db" 2>>"$run/consumer.log" &
     consumer_pid=$!
     consumer_pids+=("$consumer_pid")
