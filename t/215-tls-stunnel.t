@@ -1,4 +1,4 @@
-# TLS to Redis through stunnel, as README "TLS" sets it up: a
+# TLS to Redis through stunnel, as README "Redis users and TLS" sets it up: a
 # redis-server started from conf/redis-tls.conf.example (a TLS port only,
 # client certificates required), stunnel clients made from
 # conf/stunnel-redis.conf (a client certificate; Redis's checked against
