@@ -540,7 +540,7 @@ ngx_http_ingest_redis_unix(ngx_conf_t *cf, ngx_str_t *addr, u_char *p,
         if (path == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "no socket path in \"ingest_redis\" "
-                               "address (unix:///path/to/redis.sock)");
+                               "address (unix://user@/run/redis.sock)");
             return NGX_CONF_ERROR;
         }
 
