@@ -50,6 +50,9 @@ static ngx_int_t ngx_http_ingest_flush_queues(ngx_http_ingest_worker_t *w,
 static ngx_int_t ngx_http_ingest_flush_watch(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_flush_watcher(ngx_event_t *ev);
 static void ngx_http_ingest_flush_handler(ngx_event_t *ev);
+static void ngx_http_ingest_flush_commit(ngx_event_t *ev);
+static void ngx_http_ingest_flush_retarget(ngx_http_ingest_queue_t *q,
+    uint64_t first, uint64_t target);
 static void ngx_http_ingest_flush_delivered(ngx_http_ingest_channel_t *ch);
 static void ngx_http_ingest_drain(ngx_http_ingest_worker_t *w);
 static void ngx_http_ingest_drain_handler(ngx_event_t *ev);
@@ -118,6 +121,10 @@ ngx_http_ingest_flush_init(ngx_cycle_t *cycle,
     w->drain_timer.handler = ngx_http_ingest_drain_handler;
     w->drain_timer.data = &w->timer_conn;
     w->drain_timer.log = w->log;
+
+    w->commit.handler = ngx_http_ingest_flush_commit;
+    w->commit.data = &w->timer_conn;
+    w->commit.log = w->log;
 
     /* host/pid/start-ns: no two worker lives share it, even after reboot */
 
@@ -417,13 +424,98 @@ ngx_http_ingest_flush_added(ngx_http_ingest_worker_t *w,
 }
 
 
+/*
+ * A request waits for what it added to q to be in Redis: the batch its
+ * sums will be cut into, the next one (or, if a cut at a threshold took
+ * them already, the last one cut).
+ *
+ * Group commit: a waiting request never waits for the flush timer.  Its
+ * list is cut and sent once the requests of this turn of the event loop
+ * have been read (a posted event), if no batch of the list is in flight;
+ * while one is, the arrivals add up and leave together the moment it is
+ * acknowledged (ngx_http_ingest_flush_delivered() cuts a due list).
+ */
+
 void
 ngx_http_ingest_flush_wait(ngx_http_ingest_queue_t *q,
     ngx_http_ingest_waiter_t *wt)
 {
-    wt->seq = q->seq + 1;
+    ngx_http_ingest_worker_t  *w;
+
+    w = ngx_http_ingest_worker;
+
+    wt->seq = ngx_http_ingest_queue_pending(q) ? q->seq + 1 : q->seq;
     wt->waiting = 1;
     ngx_queue_insert_tail(&q->waiting, &wt->link);
+
+    if (!ngx_http_ingest_queue_pending(q) || w->exiting) {
+        return;
+    }
+
+    q->awaited = 1;
+
+    if (!w->commit.posted) {
+        ngx_post_event(&w->commit, &ngx_posted_events);
+    }
+}
+
+
+/* the group commit: every list a request waits on is cut if it may be */
+
+static void
+ngx_http_ingest_flush_commit(ngx_event_t *ev)
+{
+    ngx_uint_t                 i;
+    ngx_http_ingest_queue_t   *q;
+    ngx_http_ingest_worker_t  *w;
+
+    w = ngx_http_ingest_worker;
+
+    if (w == NULL || w->exiting) {
+        return;
+    }
+
+    for (i = 0; i < w->nqueues; i++) {
+        q = &w->queues[i];
+
+        if (!q->awaited) {
+            continue;
+        }
+
+        q->awaited = 0;
+        q->due = 1;
+
+        /* with a batch in flight, "due" has it cut once that one is acked */
+        ngx_http_ingest_flush_try(w, q);
+    }
+}
+
+
+/*
+ * A cut made batches first..q->seq: those waiting for "the next batch"
+ * (first) wait for the last of them, since their sums may be in any;
+ * after a cut that failed half way, for the next cut.
+ */
+
+static void
+ngx_http_ingest_flush_retarget(ngx_http_ingest_queue_t *q, uint64_t first,
+    uint64_t target)
+{
+    ngx_queue_t               *link;
+    ngx_http_ingest_waiter_t  *wt;
+
+    for (link = ngx_queue_last(&q->waiting);
+         link != ngx_queue_sentinel(&q->waiting);
+         link = ngx_queue_prev(link))
+    {
+        wt = ngx_queue_data(link, ngx_http_ingest_waiter_t, link);
+
+        if (wt->seq != first) {
+            break;
+        }
+
+        wt->seq = target;
+    }
 }
 
 
@@ -592,24 +684,34 @@ static ngx_int_t
 ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
+    uint64_t    before;
+    ngx_int_t   rc;
     ngx_uint_t  i;
+
+    before = q->seq;
+    rc = NGX_OK;
 
     if ((q->sums.nkeys || q->nkeyed)
         && ngx_http_ingest_flush_cut_counters(w, q) != NGX_OK)
     {
-        return NGX_ERROR;
+        rc = NGX_ERROR;
     }
 
-    for (i = 0; i < q->nrow_sets; i++) {
+    for (i = 0; rc == NGX_OK && i < q->nrow_sets; i++) {
         if (q->row_sets[i].nrows
             && ngx_http_ingest_flush_cut_records(w, q, &q->row_sets[i])
                != NGX_OK)
         {
-            return NGX_ERROR;
+            rc = NGX_ERROR;
         }
     }
 
-    return NGX_OK;
+    if (q->seq != before) {
+        ngx_http_ingest_flush_retarget(q, before + 1,
+                                       rc == NGX_OK ? q->seq : q->seq + 1);
+    }
+
+    return rc;
 }
 
 
@@ -1120,6 +1222,10 @@ ngx_http_ingest_flush_exit(void)
 
     if (w->flush_timer.timer_set) {
         ngx_del_timer(&w->flush_timer);
+    }
+
+    if (w->commit.posted) {
+        ngx_delete_posted_event(&w->commit);
     }
 
     if (w->drain_timer.timer_set) {

@@ -75,6 +75,8 @@ typedef struct {
     ngx_uint_t                nrows;           /* in all of them */
     size_t                    rows_bytes;
     unsigned                  due:1;           /* cut as soon as allowed */
+    unsigned                  awaited:1;       /* a request waits: due at
+                                                  the group commit */
 } ngx_http_ingest_queue_t;
 
 
@@ -112,6 +114,7 @@ typedef struct {
 
     ngx_event_t                   flush_timer;     /* cancelable */
     ngx_event_t                   drain_timer;     /* non-cancelable */
+    ngx_event_t                   commit;      /* posted: the group commit */
     ngx_connection_t             *watcher;     /* tells of a shutdown */
     ngx_connection_t              timer_conn;  /* data of the timers */
     ngx_msec_t                    metrics_msec;    /* last refresh */

@@ -287,6 +287,24 @@ harness_add(ngx_http_ingest_worker_t *w, ngx_http_ingest_queue_t *q,
 }
 
 
+/* the keys of the batch on its way (the list's oldest) */
+
+static ngx_uint_t
+harness_oldest_keys(ngx_http_ingest_queue_t *q)
+{
+    ngx_http_ingest_batch_t  *b;
+
+    if (ngx_queue_empty(&q->backlog)) {
+        return 0;
+    }
+
+    b = ngx_queue_data(ngx_queue_head(&q->backlog), ngx_http_ingest_batch_t,
+                       link);
+
+    return b->keys;
+}
+
+
 /* Redis took the batch on its way */
 
 static void
@@ -374,19 +392,17 @@ test_order(void)
 {
     ngx_http_ingest_queue_t   *q;
     ngx_http_ingest_worker_t  *w;
-    ngx_http_ingest_waiter_t   one, two;
+    ngx_http_ingest_waiter_t   two;
 
     w = harness_start(3, 1024 * 1024, 0);
     q = &w->queues[0];
 
     tap_ok(script.connects == 1, "start: the transport is asked to connect");
 
-    one.handler = harness_woken;
-    ngx_http_ingest_flush_wait(q, &one);
     harness_add(w, q, "a", 1);
 
     tap_ok(script.nsends == 0 && w->flush_timer.timer_set,
-           "a key waits for the flush interval");
+           "a key no one waits for waits for the flush interval");
 
     harness_advance(harness_conf.flush_interval);
 
@@ -394,10 +410,13 @@ test_order(void)
            && ngx_strcmp(script.sends[0].list, "h:a") == 0,
            "the interval cuts batch 1 and hands it over");
 
-    two.handler = harness_woken;
-    ngx_http_ingest_flush_wait(q, &two);
+    /* a request adds its sums, then waits (as the handler does) */
+
     harness_add(w, q, "b", 1);
     harness_add(w, q, "c", 1);
+    two.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &two);
+    harness_run_posted();
 
     tap_ok(script.nsends == 1 && q->nbatches == 1,
            "below flush_keys, the sums wait while batch 1 is on its way");
@@ -409,14 +428,14 @@ test_order(void)
 
     harness_deliver(w, q);
 
-    tap_ok(nwoken == 1 && woken[0] == 1,
-           "batch 1 delivered: its waiter, and only it, is answered");
+    tap_ok(nwoken == 0,
+           "batch 1 delivered: no one waited for it");
     tap_ok(script.nsends == 2 && script.sends[1].seq == 2,
            "then batch 2 is handed over");
 
     harness_deliver(w, q);
 
-    tap_ok(nwoken == 2 && woken[1] == 2 && q->nbatches == 0,
+    tap_ok(nwoken == 1 && woken[0] == 2 && q->nbatches == 0,
            "batch 2 delivered: its waiter is answered, the backlog empty");
 
     ngx_http_ingest_flush_exit();
@@ -442,21 +461,22 @@ test_delivered_window(void)
     w = harness_start(2, 1024 * 1024, 0);
     q = &w->queues[0];
 
-    one.handler = harness_woken;
-    ngx_http_ingest_flush_wait(q, &one);
     harness_add(w, q, "a", 1);
     harness_add(w, q, "b", 1);
+    one.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &one);
 
-    tap_ok(script.nsends == 1 && script.sends[0].seq == 1,
-           "batch 1 is on its way");
+    tap_ok(script.nsends == 1 && script.sends[0].seq == 1
+           && one.seq == 1,
+           "batch 1 is on its way, cut at flush_keys: its waiter waits for it");
 
     /* its reply is in: the event is posted, not run yet */
     ngx_http_ingest_transport_delivered(w->transport, &q->channel);
 
-    two.handler = harness_woken;
-    ngx_http_ingest_flush_wait(q, &two);
     harness_add(w, q, "c", 1);
     harness_add(w, q, "d", 1);
+    two.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &two);
 
     tap_ok(script.nsends == 1 && q->nbatches == 2,
            "before the delivery is handled, nothing is handed over again");
@@ -475,6 +495,127 @@ test_delivered_window(void)
     ngx_http_ingest_flush_exit();
 
     tap_ok(script.nsyncs == 0, "nothing was lost or left at exit");
+}
+
+
+/*
+ * Group commit: a request that waits never waits for the flush timer;
+ * the requests of one turn of the event loop leave in one batch, and
+ * those that come while it is in flight leave together the moment it is
+ * acknowledged.
+ */
+
+static void
+test_group_commit(void)
+{
+    ngx_http_ingest_queue_t   *q;
+    ngx_http_ingest_worker_t  *w;
+    ngx_http_ingest_waiter_t   one, two, three, four;
+
+    w = harness_start(10000, 1024 * 1024, 0);
+    q = &w->queues[0];
+
+    harness_add(w, q, "a", 1);
+    one.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &one);
+    harness_add(w, q, "b", 1);
+    two.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &two);
+
+    tap_ok(script.nsends == 0 && w->commit.posted,
+           "group commit: waiting requests post one commit");
+
+    harness_run_posted();
+
+    tap_ok(script.nsends == 1 && script.sends[0].seq == 1
+           && harness_oldest_keys(q) == 2 && one.seq == 1 && two.seq == 1,
+           "it cuts at once, not at the flush interval: one batch for "
+           "the requests of one turn of the loop");
+
+    harness_add(w, q, "c", 1);
+    three.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &three);
+    harness_add(w, q, "d", 1);
+    harness_add(w, q, "e", 1);
+    four.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &four);
+    harness_run_posted();
+
+    tap_ok(script.nsends == 1 && q->nbatches == 1,
+           "while batch 1 is in flight, arrivals gather");
+
+    harness_deliver(w, q);
+
+    tap_ok(nwoken == 2 && woken[0] == 1 && woken[1] == 1,
+           "batch 1 acknowledged: its two waiters are answered");
+    tap_ok(script.nsends == 2 && script.sends[1].seq == 2
+           && harness_oldest_keys(q) == 3,
+           "and the gathered sums leave at once, as batch 2");
+
+    harness_deliver(w, q);
+
+    tap_ok(nwoken == 4 && woken[2] == 2 && woken[3] == 2
+           && q->nbatches == 0,
+           "batch 2 acknowledged: its waiters answered, nothing left");
+
+    ngx_http_ingest_flush_exit();
+
+    tap_ok(script.nsyncs == 0, "group commit: nothing left at exit");
+}
+
+
+/*
+ * Two requests whose sums are cut together into two batches: both wait
+ * for the second, since either's keys may be in it.
+ */
+
+static void
+test_wait_whole_cut(void)
+{
+    u_char                     key[64001];
+    ngx_uint_t                 i;
+    ngx_http_ingest_queue_t   *q;
+    ngx_http_ingest_worker_t  *w;
+    ngx_http_ingest_waiter_t   one, two;
+
+    w = harness_start(10000, 16 * 1024 * 1024, 0);
+    q = &w->queues[0];
+
+    /* 20 keys of 64k (1.25 MB): cut together, they make two batches */
+
+    ngx_memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+
+    for (i = 0; i < 20; i++) {
+        int  created;
+
+        key[0] = (u_char) ('a' + i);
+        (void) ngx_http_ingest_table_add(&q->sums, key, sizeof(key) - 1, 1,
+                                         &created);
+
+        if (i == 9) {
+            one.handler = harness_woken;
+            ngx_http_ingest_flush_wait(q, &one);
+        }
+    }
+
+    two.handler = harness_woken;
+    ngx_http_ingest_flush_wait(q, &two);
+    harness_run_posted();
+
+    tap_ok(q->nbatches == 2 && one.seq == 2 && two.seq == 2,
+           "a cut of two batches: both requests wait for the second");
+
+    harness_deliver(w, q);
+
+    tap_ok(nwoken == 0, "the first acknowledged: no one is answered yet");
+
+    harness_deliver(w, q);
+
+    tap_ok(nwoken == 2 && woken[0] == 2 && woken[1] == 2,
+           "the second acknowledged: both are");
+
+    ngx_http_ingest_flush_exit();
 }
 
 
@@ -962,6 +1103,7 @@ harness_init_process(ngx_cycle_t *cycle)
 
     test_order();
     test_delivered_window();
+    test_group_commit();
     test_refused();
     test_full();
     test_drain();
@@ -972,6 +1114,8 @@ harness_init_process(ngx_cycle_t *cycle)
     test_exit_disk_full();
     test_exit_nomem();
     test_shutdown_timeout();
+    /* last: its megabytes, freed, would let test_exit_nomem allocate */
+    test_wait_whole_cut();
 
     exit(tap_done());
 }
