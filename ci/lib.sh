@@ -173,6 +173,12 @@ http {
             client_max_body_size 8m;
             client_body_buffer_size 8m;
         }
+        # ci/bench ack: the counters protocol, answered once Redis has it
+        location = /counters-acked {
+            ingest_counters;
+            ingest_ack redis;
+            ingest_ack_timeout 30s;
+        }
         location = /big-acked {
             ingest_counters;
             ingest_ack redis;
