@@ -1,3 +1,6 @@
+# Copyright (C) ngx_ingest developers
+# SPDX-License-Identifier: BSD-2-Clause
+#
 # The original "tiny data server" loop, for ci/bench ndjson: json.loads per
 # line, the fields picked and type-checked, rows kept; CPU ms per body.
 import json, sys, time

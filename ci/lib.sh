@@ -1,3 +1,6 @@
+# Copyright (C) ngx_ingest developers
+# SPDX-License-Identifier: BSD-2-Clause
+#
 # ci/lib.sh: start and stop a private Redis, nginx (master + workers, the
 # built module) and consumer on 127.0.0.1, for ci/e2e and ci/demo.
 # Sourced; everything lives in $run and dies with the calling script.

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Redis Cluster's key slot, for the module and the consumer alike: the
  * CRC16-CCITT (XMODEM) of the key, or of the part between its first '{'

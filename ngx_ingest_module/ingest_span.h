@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * How far a run of "plain" bytes goes: the bytes within [lo, hi] that are
  * none of up to four special bytes.  Keys are mostly such runs (uuids,

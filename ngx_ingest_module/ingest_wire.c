@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Writing batches: what the module links.  Reading them is in
  * ingest_wire_decode.c, which only the consumer and the tests need.

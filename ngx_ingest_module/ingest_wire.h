@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The batch format, version 1: one Redis list element per batch, a JSON
  * object readable with redis-cli LRANGE.  The module writes batches and

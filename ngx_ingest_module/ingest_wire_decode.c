@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Reading batches.  The reader is a small strict JSON scanner of its own
  * rather than cJSON: cJSON keeps numbers as doubles, which are exact only

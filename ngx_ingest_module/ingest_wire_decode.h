@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Reading batches (the format is described in ingest_wire.h): the
  * consumer's side.  The nginx module only writes, and does not link this.

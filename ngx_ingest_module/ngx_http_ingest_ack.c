@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Waiting for Redis's acknowledgements.  Every request of one flush
  * waits for the same RPUSH (a group commit).  The wait's timer is not

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * ingest_ack redis: a request answered once Redis has the batches that
  * hold what it added (one per list or shard it touched), or 504 after

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * hiredis owns the fd and closes it: the cleanup hook only takes it out
  * of nginx's loop and gives the ngx_connection_t back.  After

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * hiredis's async API on nginx's event loop, as hiredis's own
  * adapters/libevent.h puts it on libevent: this file knows hiredis and

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The cluster transport (ingest_redis cluster): one connection per node
  * a worker needs, each as the standalone one (ngx_http_ingest_conn.c).

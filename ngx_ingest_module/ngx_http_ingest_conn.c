@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * hiredis's connect and disconnect callbacks run inside hiredis: they
  * only note the new state, log it and post the owner's event.  A context

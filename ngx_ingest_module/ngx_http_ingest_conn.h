@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * One async connection to one Redis server (the standalone server, or a
  * node of a cluster): opened with a deadline of its own (hiredis 0.14 has

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * What a worker holds for Redis, and when it becomes batches: each
  * Redis list's pending sums and rows, the batches cut from them, and the

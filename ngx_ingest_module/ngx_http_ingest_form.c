@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * application/x-www-form-urlencoded counters: "k1=v1&k2=v2", '+' is a
  * space and %XX a byte, in keys and values alike; only a raw '&' or '='

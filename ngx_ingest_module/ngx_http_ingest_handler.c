@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The counters endpoint: check the method and the type, read the body,
  * parse all of it into a list of pairs on r->pool, and only then add the

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * application/json counters: one object of key -> integer,
  * {"page:home":1,"stock":-2}.  A streaming scanner, not a DOM: keys are

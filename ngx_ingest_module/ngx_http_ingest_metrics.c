@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The status zone's counters: requests by location and status (counted
  * in the log phase, where nginx's own 413 is seen too), increments and

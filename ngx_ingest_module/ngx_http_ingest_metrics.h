@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Whole-server numbers in a shared memory zone: every worker adds to the
  * same counters, and the status endpoint (ngx_http_ingest_status.c)

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Directives, configuration and the worker's life: init_process picks
  * the transport (one Redis server or a cluster) and starts the flush

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The module's configuration, as every file reads it: the directives'
  * http and location structures and the lists they name.  The functions

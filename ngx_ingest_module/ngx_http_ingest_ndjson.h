@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * One NDJSON line: validated against the whole JSON grammar (UTF-8,
  * escapes, numbers, nesting) in one pass, without building a tree, while

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * What the counters body formats share: the rules of a key (length, UTF-8,
  * no control characters), the rules of a value (decimal, signed 64-bit,

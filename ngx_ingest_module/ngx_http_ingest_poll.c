@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * LLEN <list>, GET <list>:heartbeat and LLEN <list>:dead (the batches its
  * consumer refused) for each list, each where its key lives (in a

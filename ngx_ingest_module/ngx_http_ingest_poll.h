@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * What Redis says of each list, kept in the status zone for the status
  * endpoint: its length (LLEN), its consumer's heartbeat and the length of

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The durable push, async on a worker's loop and blocking at exit.
  * Async: the commands are pipelined; the RPUSH's reply is only noted,

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * One durable push of a batch to a Redis list, the same way on every
  * path (a worker's send, the spool's replay, the blocking exit path):

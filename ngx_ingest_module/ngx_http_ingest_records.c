@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The records endpoint: NDJSON in, the configured fields of each valid
  * line kept as a row, rows batched to Redis like counters (same lists,

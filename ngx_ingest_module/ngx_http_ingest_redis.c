@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The standalone transport: one connection to one Redis server (a host
  * and port, or a unix socket), on nginx's loop.

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  *   ingest_redis <address> [password_file=<path>]
  *   ingest_redis cluster <address> ... [replicas=<n>] [password_file=<path>]

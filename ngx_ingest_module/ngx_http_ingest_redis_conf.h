@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The ingest_redis directive: where Redis is (an address or a Redis URL,
  * one server or the seeds of a cluster) and how to log in (a user, a

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The spool's replay (the files are described in ngx_http_ingest_spool.c).
  * Worker 0 of the next nginx hands a file's batches, one at a time and

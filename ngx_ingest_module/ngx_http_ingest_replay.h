@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The spool's replay: worker 0 (or the single process) sends the files
  * that exiting workers left in ingest_spool to Redis, in order and

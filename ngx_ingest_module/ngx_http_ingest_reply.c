@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Answers: every ingest location ends in ngx_http_ingest_send(), with
  * a JSON body, or in a 204.

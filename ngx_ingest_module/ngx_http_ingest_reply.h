@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * How every ingest location answers: a status with a JSON body (or
  * none), refusals that discard the body first, and JSON string escaping

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The spool's files: batches a worker could not hand to Redis at exit,
  * kept on disk, one file per list and exit, for the replay

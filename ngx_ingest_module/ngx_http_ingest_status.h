@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The status endpoint (ingest_status): the zone's numbers as JSON or
  * in the Prometheus text format.

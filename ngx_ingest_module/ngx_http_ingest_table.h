@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The pending table: one per worker and list, key -> int64 sum, added to in
  * place between two flushes.  Open addressing with linear probing over a

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Reading totals back: GET /totals/<key> and GET /totals/?prefix=&after=
  * &limit=, answered from the consumer's SQLite file through nginx's

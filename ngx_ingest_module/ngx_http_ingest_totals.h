@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Reading totals back (ingest_totals): SQLite in nginx's thread pool.
  */

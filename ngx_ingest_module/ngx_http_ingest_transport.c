@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * What the two transports share: the channels handed over and not yet
  * delivered, one push in flight per channel with a reply deadline of its

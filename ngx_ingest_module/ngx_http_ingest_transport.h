@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * How a worker hands batches to Redis: a table of operations with two
  * implementations, one server (ngx_http_ingest_redis.c) and a Redis

@@ -1,3 +1,6 @@
+-- Copyright (C) ngx_ingest developers
+-- SPDX-License-Identifier: BSD-2-Clause
+--
 -- The original incrementor's load: key=<uuid4>&value=<-10000..9999>, a
 -- fresh random key per request (its "insane" profile).  The value is the
 -- uuid's last four hex digits mod 20000, less 10000, so ci/bench can

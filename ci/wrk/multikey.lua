@@ -1,3 +1,6 @@
+-- Copyright (C) ngx_ingest developers
+-- SPDX-License-Identifier: BSD-2-Clause
+--
 -- Multi-key bodies, form and JSON in turn, three of 5000 keys each, with
 -- the values 1, -2 and 3: every request adds 2 to the keys' sum.
 wrk.method = "POST"

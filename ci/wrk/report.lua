@@ -1,3 +1,6 @@
+-- Copyright (C) ngx_ingest developers
+-- SPDX-License-Identifier: BSD-2-Clause
+--
 -- Loaded by every ci/wrk script: one line ci/bench reads, "bench k=v ...",
 -- with the latency percentiles in microseconds.
 function done(summary, latency, requests)

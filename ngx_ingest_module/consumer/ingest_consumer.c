@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * NAME
  *     ingest-consumer - drain one ngx_ingest Redis list into SQLite or

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * ingest-consumer's state and the interfaces between its files:
  * ingest_consumer.c (options, the round), ingest_queue.c (Redis: the

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The consumer's side of PostgreSQL (--db postgresql://...): the same
  * tables and the same exactly-once transaction as ingest_sqlite.c, so

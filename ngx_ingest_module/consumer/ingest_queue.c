@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The consumer's side of Redis: the list it drains and the lock that makes
  * it the list's only consumer.  The lock is a key, "<list>:consumer",

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * --redis, as redis-cli -u reads a URL: redis://[user[:password]@]host
  * [:port][/db], unix://[user[:password]@]/path[?db=N], and the forms

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The consumer's --redis, parsed: where Redis is (one address, or the
  * seeds of a cluster), which db, and who to log in as.  Apart from the

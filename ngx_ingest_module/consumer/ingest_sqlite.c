@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The consumer's side of SQLite.  Exactly-once lives here: a batch's
  * counts and the new last_seq of its producer are written in the same

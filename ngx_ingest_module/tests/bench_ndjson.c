@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * CPU time per NDJSON body, one core, no HTTP: the module's line scanner
  * against cJSON_Parse per line with the same projection (the approach the

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target for the counters parsers.  The first byte picks the
  * format and a split point; the rest is the body.  Checks:

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target: the NDJSON line scanner against cJSON as its oracle.
  *   - a line cJSON cannot parse must be invalid for the scanner too;

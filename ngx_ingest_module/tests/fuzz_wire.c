@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target for the batch decoder: no input crashes it or reads
  * past its end, and a batch it accepts, written again by the encoder,

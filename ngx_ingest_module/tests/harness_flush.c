@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Unit tests of the flush layer and its contract with the transport,
  * driven through the table of operations by a scripted transport: what

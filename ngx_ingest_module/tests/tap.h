@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The smallest TAP producer that prove understands: ok() per check and
  * the plan at the end ("1..N"), so a test may count its checks as it goes.

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * ingest_cluster.h: key slots as redis-server 7.0's CLUSTER KEYSLOT gave
  * them (hash tags, empty tags, unclosed braces), and which names hold a

@@ -1,4 +1,7 @@
 #!/bin/sh
+# Copyright (C) ngx_ingest developers
+# SPDX-License-Identifier: BSD-2-Clause
+#
 # The flush layer's unit tests (harness_flush.c): a module that nginx
 # loads and runs in a single process; it prints TAP and exits.
 set -u

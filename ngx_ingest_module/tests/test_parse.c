@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The counters body parsers, fed bytes directly.  Every case is parsed
  * whole and split at every possible point (and byte by byte), since nginx

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The consumer's --redis: URLs (redis://, unix://) with credentials and
  * a db, the forms it always took, cluster seeds that share credentials,

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * ingest_span() (SSE2 sixteen bytes at a time, then byte by byte) against
  * a byte-at-a-time model: every length up to 70, a stop byte at every

@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The pending table against a plain array model: random adds and undos
  * (the undo path of a refused request) over enough keys to grow the table

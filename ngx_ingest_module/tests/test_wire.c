@@ -1,6 +1,7 @@
 
 /*
  * Copyright (C) ngx_ingest developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The batch format: what the module writes, the consumer reads back
  * exactly (int64 edges, escapes, UTF-8); the shared fixtures in

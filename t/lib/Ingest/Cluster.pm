@@ -1,3 +1,6 @@
+# Copyright (C) ngx_ingest developers
+# SPDX-License-Identifier: BSD-2-Clause
+
 package Ingest::Cluster;
 
 # A private Redis Cluster for a test file: six redis-server processes on

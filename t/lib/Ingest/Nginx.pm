@@ -1,3 +1,6 @@
+# Copyright (C) ngx_ingest developers
+# SPDX-License-Identifier: BSD-2-Clause
+
 package Ingest::Nginx;
 
 # An nginx of a test's own, for what Test::Nginx's blocks cannot do: send

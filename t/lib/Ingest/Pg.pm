@@ -1,3 +1,6 @@
+# Copyright (C) ngx_ingest developers
+# SPDX-License-Identifier: BSD-2-Clause
+
 package Ingest::Pg;
 
 # A private PostgreSQL for a test file: initdb and pg_ctl in a temp

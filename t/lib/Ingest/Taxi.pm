@@ -1,3 +1,6 @@
+# Copyright (C) ngx_ingest developers
+# SPDX-License-Identifier: BSD-2-Clause
+
 package Ingest::Taxi;
 
 # Realistic New York taxi NDJSON with a known set of invalid lines: the

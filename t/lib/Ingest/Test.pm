@@ -1,3 +1,6 @@
+# Copyright (C) ngx_ingest developers
+# SPDX-License-Identifier: BSD-2-Clause
+
 package Ingest::Test;
 
 # Shared test helpers, usable under the bundled and the real Test::Nginx:
