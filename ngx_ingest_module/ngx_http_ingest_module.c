@@ -3,10 +3,11 @@
  * Copyright (C) ngx_ingest developers
  * SPDX-License-Identifier: BSD-2-Clause
  *
- * Directives, configuration and the worker's life: init_process picks
- * the transport (one Redis server or a cluster) and starts the flush
- * layer, the spool's replay and the status poll; exit_process hands
- * whatever is left to Redis before the worker goes.
+ * Directives, configuration and the worker's life: init_module names
+ * the version in the log; init_process picks the transport (one Redis
+ * server or a cluster) and starts the flush layer, the spool's replay
+ * and the status poll; exit_process hands whatever is left to Redis
+ * before the worker goes.
  */
 
 
@@ -32,6 +33,7 @@ static char *ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_ingest_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_ingest_init_process(ngx_cycle_t *cycle);
 #if !(NGX_THREADS)
 static char *ngx_http_ingest_no_threads(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -207,7 +209,7 @@ ngx_module_t  ngx_http_ingest_module = {
     ngx_http_ingest_commands,              /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_ingest_init_module,           /* init module */
     ngx_http_ingest_init_process,          /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -615,6 +617,25 @@ ngx_http_ingest_shard_lists(ngx_conf_t *cf, ngx_http_ingest_main_conf_t *imcf)
             q->len = ngx_sprintf(q->data, "%V:{%ui}", &list[i].name, s)
                      - q->data;
         }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The master runs this once per configuration it loads (at start and at
+ * each reload; workers inherit the cycle and do not), so the log says
+ * which build of the module took each configuration.  nginx -t and -T
+ * load none: they say nothing.
+ */
+
+static ngx_int_t
+ngx_http_ingest_init_module(ngx_cycle_t *cycle)
+{
+    if (!ngx_test_config) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "ingest module %s",
+                      INGEST_VERSION);
     }
 
     return NGX_OK;

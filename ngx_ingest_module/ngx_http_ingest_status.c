@@ -428,7 +428,10 @@ ngx_http_ingest_status_json(ngx_http_request_t *r,
         return NULL;
     }
 
-    p = ngx_sprintf(b->last, "{\"workers\":%ui,\"requests\":{", sum.workers);
+    /* the version first: whoever reads the numbers knows whose they are */
+
+    p = ngx_sprintf(b->last, "{\"version\":\"%s\",\"workers\":%ui,"
+                    "\"requests\":{", INGEST_VERSION, sum.workers);
 
     listed = 0;
 
@@ -541,7 +544,7 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         return NULL;
     }
 
-    size = 48 * NGX_HTTP_INGEST_LINE;
+    size = 51 * NGX_HTTP_INGEST_LINE;
 
     for (i = 0; i < imcf->endpoint_names.nelts; i++) {
         size += NGX_HTTP_INGEST_CODES * (name[i].len + NGX_HTTP_INGEST_LINE);
@@ -556,9 +559,14 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         return NULL;
     }
 
+    /* the usual *_build_info: a constant 1, the version in a label */
+
     p = ngx_sprintf(b->last,
+        "# HELP ingest_build_info The ingest module's version.\n"
+        "# TYPE ingest_build_info gauge\n"
+        "ingest_build_info{version=\"%s\"} 1\n"
         "# HELP ingest_requests_total Requests to ingest locations, by "
-        "status.\n# TYPE ingest_requests_total counter\n");
+        "status.\n# TYPE ingest_requests_total counter\n", INGEST_VERSION);
 
     for (i = 0; i < imcf->endpoint_names.nelts; i++) {
         for (j = 0; j < NGX_HTTP_INGEST_CODES; j++) {

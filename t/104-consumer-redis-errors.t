@@ -41,9 +41,11 @@ sub errorstat {
     return cli('INFO', 'errorstats') =~ /errorstat_$code:count=(\d+)/ ? $1 : 0;
 }
 
+# the log's lines that match $re, less the one naming the version at start
 sub log_lines {
     my ($log, $re) = @_;
-    return scalar grep { /$re/ } split /\n/, consumer_log($log);
+    return scalar grep { /$re/ && !/\] ingest-consumer: version \S+$/ }
+                  split /\n/, consumer_log($log);
 }
 
 my $refuses = qr/\[error\] ingest-consumer: redis "127\.0\.0\.1:$port" refuses the lock of "ingest:counters": /;

@@ -55,9 +55,11 @@ sub errorstat {
     return cli('INFO', 'errorstats') =~ /errorstat_$code:count=(\d+)/ ? $1 : 0;
 }
 
+# the log's lines that match $re, less the one naming the version at start
 sub log_lines {
     my ($log, $re) = @_;
-    return scalar grep { /$re/ } split /\n/, consumer_log($log);
+    return scalar grep { /$re/ && !/\] ingest-consumer: version \S+$/ }
+                  split /\n/, consumer_log($log);
 }
 
 sub secret_file {

@@ -1,6 +1,6 @@
 # ingest_status: whole-server numbers, JSON and Prometheus; the consumer's
 # heartbeat and lag; each list's dead-letter depth; the Prometheus output
-# passes promtool.
+# passes promtool.  Both name the module's version (VERSION) first.
 
 use lib 't/lib';
 use Ingest::Test;
@@ -8,6 +8,15 @@ use Test::Nginx::Socket 'no_plan';
 use JSON::PP ();
 
 no_shuffle();
+
+# VERSION, as a regex, for the blocks' evals
+our $Version;
+BEGIN {
+    open my $v, '<', 'VERSION' or die "VERSION: $!";
+    chomp($Version = <$v>);
+    close $v;
+    $Version = quotemeta $Version;
+}
 
 add_block_preprocessor(sub {
     my $block = shift;
@@ -76,7 +85,7 @@ Content-Type: application/x-www-form-urlencoded
 [204, 400, 405, 200]
 --- response_body_like eval
 ["", qr/empty pair/, qr/method not allowed/,
- qr/^\{"workers":1,"requests":\{"\/c":\{"204":1,"400":1,"405":1\}\},"increments_accepted":2,"records_accepted":0,"pending":\{"keys":\d+,"bytes":\d+\},"batches":\{"flushed":\d+,"failed":0,"retried":0\},"flush_seconds":\{"count":\d+,"sum":[\d.]+\},"redis":\{"connected_workers":1,"denied_workers":0,"reconnects":0\},"spool_files":0,"spool_aside":0,"queues":\{"ingest:counters":\{"depth":\d+,"dead":0,"consumer":/]
+ qr/^\{"version":"$::Version","workers":1,"requests":\{"\/c":\{"204":1,"400":1,"405":1\}\},"increments_accepted":2,"records_accepted":0,"pending":\{"keys":\d+,"bytes":\d+\},"batches":\{"flushed":\d+,"failed":0,"retried":0\},"flush_seconds":\{"count":\d+,"sum":[\d.]+\},"redis":\{"connected_workers":1,"denied_workers":0,"reconnects":0\},"spool_files":0,"spool_aside":0,"queues":\{"ingest:counters":\{"depth":\d+,"dead":0,"consumer":/]
 --- no_error_log
 [error]
 [alert]
@@ -113,7 +122,7 @@ Content-Type: application/x-www-form-urlencoded
 --- response_headers eval
 ["", "Content-Type: text/plain; version=0.0.4; charset=utf-8"]
 --- response_body_like eval
-["", qr/^# HELP ingest_requests_total .*\ningest_requests_total\{endpoint="\/c",code="204"\} 1\n.*\ningest_increments_total 1\n.*\ningest_flush_duration_seconds_bucket\{le="\+Inf"\} \d+\n.*\ningest_queue_depth\{queue="ingest:counters"\} \d+\n.*\ningest_queue_dead\{queue="ingest:counters"\} 0\n.*\ningest_consumer_up\{queue="ingest:counters"\} 1\n/s]
+["", qr/^# HELP ingest_build_info .*\n# TYPE ingest_build_info gauge\ningest_build_info\{version="$::Version"\} 1\n# HELP ingest_requests_total .*\ningest_requests_total\{endpoint="\/c",code="204"\} 1\n.*\ningest_increments_total 1\n.*\ningest_flush_duration_seconds_bucket\{le="\+Inf"\} \d+\n.*\ningest_queue_depth\{queue="ingest:counters"\} \d+\n.*\ningest_queue_dead\{queue="ingest:counters"\} 0\n.*\ningest_consumer_up\{queue="ingest:counters"\} 1\n/s]
 --- promtool
 
 
@@ -125,7 +134,7 @@ Accept: text/plain;version=0.0.4;q=1,*/*;q=0.1
 GET /ingest/status
 --- error_code: 200
 --- response_body_like eval
-qr/^\# HELP ingest_requests_total /
+qr/^\# HELP ingest_build_info /
 --- promtool
 
 
@@ -159,7 +168,7 @@ Content-Type: application/x-www-form-urlencoded
 --- error_code eval
 [204, 200]
 --- response_body_like eval
-["", qr/^\{"workers":1,"requests":\{"\/c\\"x\\\\y":\{"204":1\}\},.*"queues":\{"st7\\"q\\\\r":\{"depth":\d+,"dead":0,"consumer":null\}\}\}$/]
+["", qr/^\{"version":"$::Version","workers":1,"requests":\{"\/c\\"x\\\\y":\{"204":1\}\},.*"queues":\{"st7\\"q\\\\r":\{"depth":\d+,"dead":0,"consumer":null\}\}\}$/]
 --- json_valid
 
 

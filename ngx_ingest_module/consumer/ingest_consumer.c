@@ -11,7 +11,7 @@
  *     ingest-consumer --db FILE|URI [--redis ADDR] [--password-file PATH]
  *                     [--queue LIST] [--window N] [--poll MS] [--lock-ttl MS]
  *                     [--prune-days N] [--idempotency-window S]
- *                     [--verbose] [--help]
+ *                     [--verbose] [--help] [--version]
  *     ingest-consumer --requeue-dead [--redis ADDR] [--password-file PATH]
  *                     [--queue LIST]
  *
@@ -100,6 +100,8 @@
  *     --verbose         log every round
  *     --requeue-dead    move LIST:dead back to LIST, then exit
  *     --help            print this text
+ *     --version         print "ingest-consumer VERSION" (the file VERSION
+ *                       of the source tree, the module's too)
  *
  * EXIT STATUS
  *     0  stopped by SIGTERM or SIGINT; --requeue-dead done
@@ -134,6 +136,7 @@ static const char  ingest_usage[] =
     "                       [--password-file PATH] [--window N] [--poll MS]\n"
     "                       [--lock-ttl MS] [--prune-days N]\n"
     "                       [--idempotency-window S] [--verbose] [--help]\n"
+    "                       [--version]\n"
     "       ingest-consumer --requeue-dead [--redis ADDR] [--queue LIST]\n"
     "                       [--password-file PATH]\n"
     "\n"
@@ -161,6 +164,7 @@ static const char  ingest_usage[] =
     "  --requeue-dead    move the batches of LIST:dead back to the tail of\n"
     "                    LIST, then exit\n"
     "  --help            print this text\n"
+    "  --version         print the version\n"
     "\n"
     "A batch the database refuses goes to LIST:dead, with the reason.\n"
     "\n"
@@ -204,6 +208,9 @@ main(int argc, char **argv)
     if (rc >= 0) {
         return rc;
     }
+
+    /* which build wrote what follows, for whoever reads the log later */
+    ingest_log(INGEST_LOG_NOTICE, "version %s", INGEST_VERSION);
 
     /* no SA_RESTART: a signal cuts a sleep short */
 
@@ -300,6 +307,7 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         { "requeue-dead", no_argument,     NULL, 'R' },
         { "password-file", required_argument, NULL, 'W' },
         { "help",       no_argument,       NULL, 'h' },
+        { "version",    no_argument,       NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
 
@@ -364,7 +372,15 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
             password_file = optarg;
             break;
         case 'h':
-            fputs(ingest_usage, stdout);
+        case 'V':
+            /* a full disk or a closed pipe is no success */
+            if ((ch == 'h' ? fputs(ingest_usage, stdout)
+                           : printf("ingest-consumer %s\n", INGEST_VERSION))
+                < 0
+                || fflush(stdout) != 0)
+            {
+                return INGEST_EXIT_USAGE;
+            }
             return INGEST_EXIT_OK;
         default:
             fputs(ingest_usage, stderr);

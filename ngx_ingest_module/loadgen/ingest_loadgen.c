@@ -20,6 +20,7 @@
  *                  [--requests 50000] [--keys 5000] [--prefix load]
  *                  [--counters /counters] [--increment /increment]
  *                  [--seed 1] [--expect FILE] [--duration S]
+ *   ingest-loadgen --version
  *
  * --get PATH reads instead: GET PATH<prefix>:<key> over the same keys
  * (ingest_totals), counting 200 and 404 as answers and anything else as
@@ -448,6 +449,8 @@ loadgen_pct(int p)
 }
 
 
+/* 0: run; 1: --version; -1: a usage error */
+
 static int
 loadgen_options(int argc, char **argv)
 {
@@ -468,6 +471,7 @@ loadgen_options(int argc, char **argv)
         { "positive", no_argument, NULL, 'P' },
         { "get", required_argument, NULL, 'g' },
         { "body", required_argument, NULL, 'b' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
 
@@ -491,6 +495,7 @@ loadgen_options(int argc, char **argv)
                 return -1;
             }
             break;
+        case 'V': return 1;
         default: return -1;
         }
     }
@@ -515,7 +520,20 @@ main(int argc, char **argv)
     struct timespec      t0, t1;
     struct epoll_event   ev, events[64];
 
-    if (loadgen_options(argc, argv) != 0) {
+    n = loadgen_options(argc, argv);
+
+    if (n == 1) {
+        /* --version; a full disk or a closed pipe is no success */
+        if (printf("ingest-loadgen %s\n", INGEST_VERSION) < 0
+            || fflush(stdout) != 0)
+        {
+            return 1;
+        }
+
+        return 0;
+    }
+
+    if (n != 0) {
         fprintf(stderr, "usage: ingest-loadgen --port P [--host ADDR] "
                 "[--connections N] [--requests N] [--keys N] "
                 "[--prefix P] [--counters PATH] [--increment PATH] "
