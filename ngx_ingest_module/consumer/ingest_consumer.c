@@ -75,6 +75,12 @@
  *     SIGTERM and SIGINT finish the round in progress, give the lock back
  *     and exit.
  *
+ *     It logs to stderr, a line each: "TIME [LEVEL] ingest-consumer: ...".
+ *     When stderr is the journal (systemd's JOURNAL_STREAM names its
+ *     device and inode), each line starts with its sd-daemon(3) priority
+ *     instead of the time: <1> alert, <3> error, <4> warn, <5> notice,
+ *     <6> info; a usage error is <3>, the usage after it <6>.
+ *
  * OPTIONS
  *     --db FILE|URI     the SQLite database, created if missing, or a
  *                       PostgreSQL URI, postgresql://... (required)
@@ -121,6 +127,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +136,23 @@
 
 
 volatile sig_atomic_t  ingest_quit;
+
+
+/*
+ * stderr is the journal's stream: each line gets its sd-daemon priority
+ * ("<3>"), which journald takes off and keeps as the entry's priority, so
+ * that journalctl -p err shows the errors; the journal has the time.
+ */
+
+static int  ingest_journal;
+
+/* by INGEST_LOG_*: error, warn, notice, info, alert */
+static const char  *ingest_levels[] = { "error", "warn", "notice", "info",
+                                        "alert" };
+static const int    ingest_priorities[] = { 3, 4, 5, 6, 1 };
+
+#define INGEST_PRIORITY_ERR   3
+#define INGEST_PRIORITY_INFO  6
 
 
 static const char  ingest_usage[] =
@@ -191,6 +215,12 @@ static char *ingest_append(char *p, char *end, const char *fmt, ...)
 static char *ingest_json_string(char *p, char *end, const char *s,
     size_t len);
 static void ingest_signal(int signo);
+static int ingest_journal_stderr(void);
+static void ingest_journal_write(int priority, const char *head,
+    const char *text);
+static void ingest_option_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void ingest_usage_error(void);
 
 
 int
@@ -203,6 +233,8 @@ main(int argc, char **argv)
     struct timespec     ts;
 
     memset(&ic, 0, sizeof(ingest_consumer_t));
+
+    ingest_journal = ingest_journal_stderr();
 
     rc = ingest_options(&ic, argc, argv);
     if (rc >= 0) {
@@ -320,7 +352,18 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
     ic->prune_days = 30;
     ic->idem_window = 86400;
 
-    while ((ch = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    /*
+     * For the journal, the option errors are ours, with a priority;
+     * otherwise getopt's own, as they always were (a leading ':' in the
+     * option string silences getopt and tells a missing argument apart).
+     */
+
+    opterr = !ingest_journal;
+
+    while ((ch = getopt_long(argc, argv, ingest_journal ? ":" : "", options,
+                             NULL))
+           != -1)
+    {
         switch (ch) {
         case 'r':
             redis = optarg;
@@ -382,26 +425,37 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
                 return INGEST_EXIT_USAGE;
             }
             return INGEST_EXIT_OK;
+        case ':':
+            ingest_option_error("option \"%s\" needs an argument",
+                                argv[optind - 1]);
+            ingest_usage_error();
+            return INGEST_EXIT_USAGE;
         default:
-            fputs(ingest_usage, stderr);
+            if (ingest_journal) {
+                ingest_option_error("unrecognized option \"%s\"",
+                                    argv[optind - 1]);
+            }
+            ingest_usage_error();
             return INGEST_EXIT_USAGE;
         }
     }
 
     if (optind < argc) {
-        fprintf(stderr, "ingest-consumer: unexpected argument \"%s\"\n",
-                argv[optind]);
+        ingest_option_error("unexpected argument \"%s\"", argv[optind]);
         return INGEST_EXIT_USAGE;
     }
 
     if (ic->db_path == NULL && !ic->requeue_dead) {
-        fprintf(stderr, "ingest-consumer: --db is required\n\n%s",
-                ingest_usage);
+        ingest_option_error("--db is required");
+        if (!ingest_journal) {
+            (void) fputc('\n', stderr);
+        }
+        ingest_usage_error();
         return INGEST_EXIT_USAGE;
     }
 
     if (ic->queue[0] == '\0' || strlen(ic->queue) > 400) {
-        fprintf(stderr, "ingest-consumer: invalid --queue\n");
+        ingest_option_error("invalid --queue");
         return INGEST_EXIT_USAGE;
     }
 
@@ -435,12 +489,11 @@ ingest_options_redis(ingest_consumer_t *ic, char *text)
         /* only a URL with an '@' can hold a password: no other is hidden */
 
         if (strchr(text, '@') == NULL) {
-            fprintf(stderr, "ingest-consumer: invalid --redis \"%s\": %s\n",
-                    text, err);
+            ingest_option_error("invalid --redis \"%s\": %s", text, err);
 
         } else {
-            fprintf(stderr, "ingest-consumer: invalid --redis (not shown, "
-                    "it may hold a password): %s\n", err);
+            ingest_option_error("invalid --redis (not shown, it may hold a "
+                                "password): %s", err);
         }
 
         return INGEST_EXIT_USAGE;
@@ -487,8 +540,8 @@ ingest_options_password(ingest_consumer_t *ic, const char *file)
 
     if (file != NULL) {
         if (conf->password[0] != '\0') {
-            fprintf(stderr, "ingest-consumer: a password in --redis and "
-                    "--password-file: give one of them\n");
+            ingest_option_error("a password in --redis and "
+                                "--password-file: give one of them");
             return INGEST_EXIT_USAGE;
         }
 
@@ -504,8 +557,8 @@ ingest_options_password(ingest_consumer_t *ic, const char *file)
 
         if (env != NULL && env[0] != '\0') {
             if (strlen(env) >= sizeof(conf->password)) {
-                fprintf(stderr, "ingest-consumer: REDISCLI_AUTH is longer "
-                        "than %zu bytes\n", sizeof(conf->password) - 1);
+                ingest_option_error("REDISCLI_AUTH is longer than %zu bytes",
+                                    sizeof(conf->password) - 1);
                 return INGEST_EXIT_USAGE;
             }
 
@@ -514,9 +567,9 @@ ingest_options_password(ingest_consumer_t *ic, const char *file)
     }
 
     if (conf->user[0] != '\0' && conf->password[0] == '\0') {
-        fprintf(stderr, "ingest-consumer: --redis names user \"%s\" but "
-                "no password is given (in the URL, --password-file or "
-                "REDISCLI_AUTH)\n", conf->user);
+        ingest_option_error("--redis names user \"%s\" but no password is "
+                            "given (in the URL, --password-file or "
+                            "REDISCLI_AUTH)", conf->user);
         return INGEST_EXIT_USAGE;
     }
 
@@ -541,8 +594,8 @@ ingest_password_file(const char *path, char *out, size_t size)
     f = fopen(path, "r");
 
     if (f == NULL) {
-        fprintf(stderr, "ingest-consumer: --password-file \"%s\": %s\n",
-                path, strerror(errno));
+        ingest_option_error("--password-file \"%s\": %s", path,
+                            strerror(errno));
         return -1;
     }
 
@@ -554,8 +607,7 @@ ingest_password_file(const char *path, char *out, size_t size)
     }
 
     if (failed) {
-        fprintf(stderr, "ingest-consumer: --password-file \"%s\" cannot be "
-                "read\n", path);
+        ingest_option_error("--password-file \"%s\" cannot be read", path);
         goto failed;
     }
 
@@ -564,20 +616,19 @@ ingest_password_file(const char *path, char *out, size_t size)
     }
 
     if (n == 0) {
-        fprintf(stderr, "ingest-consumer: --password-file \"%s\" is empty\n",
-                path);
+        ingest_option_error("--password-file \"%s\" is empty", path);
         goto failed;
     }
 
     if (n >= size || n >= sizeof(buf) - 1) {
-        fprintf(stderr, "ingest-consumer: --password-file \"%s\" holds more "
-                "than %zu bytes\n", path, size - 1);
+        ingest_option_error("--password-file \"%s\" holds more than %zu "
+                            "bytes", path, size - 1);
         goto failed;
     }
 
     if (memchr(buf, '\0', n) != NULL) {
-        fprintf(stderr, "ingest-consumer: --password-file \"%s\" holds a "
-                "NUL byte\n", path);
+        ingest_option_error("--password-file \"%s\" holds a NUL byte",
+                            path);
         goto failed;
     }
 
@@ -606,8 +657,8 @@ ingest_number(const char *name, const char *text, long min, long max,
     n = strtol(text, &end, 10);
 
     if (errno || end == text || *end != '\0' || n < min || n > max) {
-        fprintf(stderr, "ingest-consumer: %s must be a number from %ld "
-                "to %ld, not \"%s\"\n", name, min, max, text);
+        ingest_option_error("%s must be a number from %ld to %ld, not "
+                            "\"%s\"", name, min, max, text);
         return -1;
     }
 
@@ -1395,26 +1446,166 @@ ingest_signal(int signo)
 void
 ingest_log(int level, const char *fmt, ...)
 {
-    char              buf[32];
+    int               n;
+    char              buf[32], head[32], msg[1024], *text, *big;
     va_list           args;
     struct tm         tm;
     struct timespec   ts;
 
-    static const char  *levels[] = { "error", "warn", "notice", "info",
-                                     "alert" };
+    if (!ingest_journal) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+        fprintf(stderr, "%s.%03ld [%s] ingest-consumer: ", buf,
+                ts.tv_nsec / 1000000, ingest_levels[level]);
 
-    fprintf(stderr, "%s.%03ld [%s] ingest-consumer: ", buf,
-            ts.tv_nsec / 1000000, levels[level]);
+        va_start(args, fmt);
+        vfprintf(stderr, fmt, args);
+        va_end(args);
+
+        fputc('\n', stderr);
+        return;
+    }
+
+    /*
+     * The journal: the message whole first, so that a line break in it
+     * (a database's text) cannot start a line without the priority.
+     */
 
     va_start(args, fmt);
-    vfprintf(stderr, fmt, args);
+    n = vsnprintf(msg, sizeof(msg), fmt, args);
     va_end(args);
 
-    fputc('\n', stderr);
+    text = msg;
+    big = NULL;
+
+    if (n < 0) {
+        text = "(a message that could not be formatted)";
+
+    } else if ((size_t) n >= sizeof(msg)) {
+        big = malloc((size_t) n + 1);
+
+        if (big != NULL) {
+            va_start(args, fmt);
+            n = vsnprintf(big, (size_t) n + 1, fmt, args);
+            va_end(args);
+
+            /* out of memory or a failure: the first 1023 bytes will do */
+            if (n >= 0) {
+                text = big;
+            }
+        }
+    }
+
+    (void) snprintf(head, sizeof(head), "[%s] ingest-consumer: ",
+                    ingest_levels[level]);
+
+    ingest_journal_write(ingest_priorities[level], head, text);
+
+    free(big);
+}
+
+
+/*
+ * As systemd.exec(5) and sd_journal_stream_fd(3) say: JOURNAL_STREAM is
+ * "DEVICE:INODE" of the stream systemd gave the service, and stderr is
+ * that stream only if fstat() finds the same two numbers (stderr may have
+ * been redirected since, by a shell script in ExecStart, say).
+ */
+
+static int
+ingest_journal_stderr(void)
+{
+    char                *end;
+    const char          *env;
+    struct stat          st;
+    unsigned long long   dev, ino;
+
+    env = getenv("JOURNAL_STREAM");
+
+    if (env == NULL || env[0] < '0' || env[0] > '9') {
+        return 0;
+    }
+
+    errno = 0;
+    dev = strtoull(env, &end, 10);
+
+    if (errno != 0 || *end != ':' || end[1] < '0' || end[1] > '9') {
+        return 0;
+    }
+
+    ino = strtoull(end + 1, &end, 10);
+
+    if (errno != 0 || *end != '\0') {
+        return 0;
+    }
+
+    if (fstat(STDERR_FILENO, &st) != 0) {
+        return 0;
+    }
+
+    return (unsigned long long) st.st_dev == dev
+           && (unsigned long long) st.st_ino == ino;
+}
+
+
+/* TEXT on stderr, each of its lines as "<PRIORITY>", HEAD on the first */
+
+static void
+ingest_journal_write(int priority, const char *head, const char *text)
+{
+    size_t       len;
+    const char  *p, *nl;
+
+    p = text;
+
+    do {
+        nl = strchr(p, '\n');
+        len = (nl != NULL) ? (size_t) (nl - p) : strlen(p);
+
+        (void) fprintf(stderr, "<%d>%s%.*s\n", priority, head, (int) len, p);
+
+        head = "";
+        p = (nl != NULL) ? nl + 1 : NULL;
+
+    } while (p != NULL && *p != '\0');
+}
+
+
+/* a usage or configuration error, before the consumer runs */
+
+static void
+ingest_option_error(const char *fmt, ...)
+{
+    char     msg[4096];
+    va_list  args;
+
+    va_start(args, fmt);
+    /* longer is cut: the text is the option's own, and the start says it */
+    (void) vsnprintf(msg, sizeof(msg), fmt, args);
+    va_end(args);
+
+    if (ingest_journal) {
+        ingest_journal_write(INGEST_PRIORITY_ERR, "ingest-consumer: ", msg);
+
+    } else {
+        (void) fprintf(stderr, "ingest-consumer: %s\n", msg);
+    }
+}
+
+
+/* the usage after a usage error: for the journal, a line at info each */
+
+static void
+ingest_usage_error(void)
+{
+    if (ingest_journal) {
+        ingest_journal_write(INGEST_PRIORITY_INFO, "", ingest_usage);
+
+    } else {
+        (void) fputs(ingest_usage, stderr);
+    }
 }
 
 
