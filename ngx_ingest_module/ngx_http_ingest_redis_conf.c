@@ -12,6 +12,10 @@
  *   redis://[user[:password]@]host[:port][/db]  (the Redis URL)
  *   unix://[user[:password]@]/path[?db=<n>]
  *
+ * A URL without a port means 6379, as redis-cli -u reads it; a bare host
+ * without one is refused: it used to mean 6379 silently, and whoever
+ * wrote "ingest_redis 10.0.0.5;" may have had another port in mind.
+ *
  * with user and password percent-encoded in a URL.  The password may sit
  * in a file instead (password_file=, read here, once, like
  * ssl_password_file), so that it is in neither nginx.conf nor nginx -T.
@@ -54,7 +58,7 @@ static ngx_int_t ngx_http_ingest_redis_decode(ngx_pool_t *pool,
 static char *ngx_http_ingest_redis_db(ngx_conf_t *cf, ngx_str_t *addr,
     u_char *p, u_char *last, ngx_http_ingest_address_t *a);
 static char *ngx_http_ingest_redis_host(ngx_conf_t *cf, ngx_str_t *addr,
-    ngx_str_t *hostport, ngx_http_ingest_address_t *a);
+    ngx_str_t *hostport, ngx_uint_t url, ngx_http_ingest_address_t *a);
 static char *ngx_http_ingest_redis_unix(ngx_conf_t *cf, ngx_str_t *addr,
     u_char *p, u_char *last, ngx_http_ingest_address_t *a);
 static char *ngx_http_ingest_redis_password_file(ngx_conf_t *cf,
@@ -292,7 +296,7 @@ ngx_http_ingest_redis_address(ngx_conf_t *cf, ngx_str_t *addr,
                                           path.data + path.len, a);
     }
 
-    return ngx_http_ingest_redis_host(cf, addr, addr, a);
+    return ngx_http_ingest_redis_host(cf, addr, addr, 0, a);
 }
 
 
@@ -330,7 +334,7 @@ ngx_http_ingest_redis_url(ngx_conf_t *cf, ngx_str_t *addr,
     hostport.data = p;
     hostport.len = slash - p;
 
-    rv = ngx_http_ingest_redis_host(cf, addr, &hostport, a);
+    rv = ngx_http_ingest_redis_host(cf, addr, &hostport, 1, a);
     if (rv != NGX_CONF_OK) {
         return rv;
     }
@@ -476,11 +480,14 @@ ngx_http_ingest_redis_db(ngx_conf_t *cf, ngx_str_t *addr, u_char *p,
 }
 
 
-/* host:port resolved once, as a numeric host and a port */
+/*
+ * host:port resolved once, as a numeric host and a port; in a URL (url
+ * set) the port may be left out and is 6379
+ */
 
 static char *
 ngx_http_ingest_redis_host(ngx_conf_t *cf, ngx_str_t *addr,
-    ngx_str_t *hostport, ngx_http_ingest_address_t *a)
+    ngx_str_t *hostport, ngx_uint_t url, ngx_http_ingest_address_t *a)
 {
     u_char     *p;
     size_t      len;
@@ -504,6 +511,15 @@ ngx_http_ingest_redis_host(ngx_conf_t *cf, ngx_str_t *addr,
     if (u.naddrs == 0 || u.uri.len) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid address \"%V\" in \"ingest_redis\"",
+                           hostport);
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.no_port && !url) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ingest_redis\" \"%V\" has no port: write "
+                           "\"%V:6379\", or \"redis://%V\" for Redis's "
+                           "default port 6379", hostport, hostport,
                            hostport);
         return NGX_CONF_ERROR;
     }

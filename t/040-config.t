@@ -205,3 +205,49 @@ invalid list name
 --- must_die
 --- error_log
 "ingest_max_line_length" must be at most 512k
+
+
+
+=== TEST 17: a host without a port is an error: which port was meant is not said
+--- http_config
+    ingest_redis 127.0.0.1;
+--- config
+    location = /c { ingest_counters; }
+--- must_die
+--- error_log eval
+[qr{\[emerg\] .*"ingest_redis" "127\.0\.0\.1" has no port: write "127\.0\.0\.1:6379", or "redis://127\.0\.0\.1" for Redis's default port 6379 in \S+/nginx\.conf:\d+$}]
+
+
+
+=== TEST 18: ... a name and an IPv6 address too
+--- http_config
+    ingest_redis [::1];
+--- config
+    location = /c { ingest_counters; }
+--- must_die
+--- error_log eval
+[qr{"ingest_redis" "\[::1\]" has no port: write "\[::1\]:6379", or "redis://\[::1\]" for Redis's default port 6379 in \S+/nginx\.conf:\d+$}]
+
+
+
+=== TEST 19: ... and a cluster's seed
+--- http_config
+    ingest_redis cluster 127.0.0.1:7000 localhost;
+--- config
+    location = /c { ingest_counters; }
+--- must_die
+--- error_log eval
+[qr{"ingest_redis" "localhost" has no port: write "localhost:6379", or "redis://localhost" for Redis's default port 6379 in \S+/nginx\.conf:\d+$}]
+
+
+
+=== TEST 20: a Redis URL may leave the port out: 6379, as redis-cli -u reads it
+--- http_config
+    ingest_redis redis://127.0.0.1;
+--- config
+    location = /c { ingest_counters; }
+    location = /t { return 200 "up\n"; }
+--- request
+GET /t
+--- response_body
+up
