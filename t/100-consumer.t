@@ -36,6 +36,13 @@ for my $bin (@bins) {
     my $help = `$bin --help`;
     is($? >> 8, 0, "$tag: --help exits 0");
     like($help, qr/^usage: ingest-consumer --db FILE/, "$tag: --help usage");
+    # every form --redis takes, the cluster's included
+    for my $form ('redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]',
+                  'unix://[USER[:PASSWORD]@]/PATH[?db=N]', 'HOST:PORT',
+                  '[V6]:PORT', 'unix:PATH', 'cluster:SEED,SEED,...') {
+        like($help, qr/\Q$form\E/, "$tag: --help names --redis $form");
+    }
+    like($help, qr/--version/, "$tag: --help names --version");
 
     my $err = `$bin --db x --window 0 2>&1`;
     is($? >> 8, 1, "$tag: a bad option exits 1");
