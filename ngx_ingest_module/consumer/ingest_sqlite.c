@@ -139,6 +139,7 @@ ingest_sqlite_wal(ingest_consumer_t *ic)
 static int
 ingest_sqlite_open(ingest_consumer_t *ic)
 {
+    int    persist;
     char  *err;
 
     if (sqlite3_open_v2(ic->db_path, &ic->db,
@@ -151,6 +152,18 @@ ingest_sqlite_open(ingest_consumer_t *ic)
     }
 
     sqlite3_busy_timeout(ic->db, INGEST_BUSY_TIMEOUT_MS);
+
+    /*
+     * Keep the -wal and -shm files when the consumer closes the file:
+     * readers that may read the directory but not write it (nginx's
+     * workers in group ingest, /var/lib/ingest 0750) can open a WAL
+     * database only while both exist, so without them every read would
+     * fail as long as the consumer is stopped.
+     */
+
+    persist = 1;
+    (void) sqlite3_file_control(ic->db, "main", SQLITE_FCNTL_PERSIST_WAL,
+                                &persist);
 
     if (ingest_sqlite_wal(ic) != 0) {
         return -1;
