@@ -16,8 +16,15 @@ package Ingest::Nginx;
 #   my $secs = $n->wait_exit(10);       # undef: still running
 #   like($n->log, qr/.../);
 #
+#   my $n = Ingest::Nginx->start(conf => "...");
+#
 # Each runs in a directory of its own, with Debian's nginx (or
 # TEST_NGINX_BINARY) and the built module (TEST_NGINX_LOAD_MODULES).
+# conf => a whole nginx.conf instead (%DIR% and %PORT% replaced; its pid
+# file must be %DIR%/nginx.pid): no module is loaded for it, and it
+# listens where it says (on %PORT%, for the requests).  prefix => nginx's
+# -p (the directory by default; /usr/share/nginx/ is Debian's, where
+# "load_module modules/..." of /etc/nginx/modules-enabled resolves).
 
 use strict;
 use warnings;
@@ -50,7 +57,8 @@ sub start {
 
     # %DIR% in the configuration: this nginx's directory, which its
     # workers (another user) may write
-    s/%DIR%/$self->{dir}/g for grep { defined } @o{qw(main http server)};
+    s/%DIR%/$self->{dir}/g for grep { defined } @o{qw(main http server conf)};
+    s/%PORT%/$self->{port}/g for grep { defined } $o{conf};
 
     my $module = $ENV{TEST_NGINX_LOAD_MODULES}
                  || "$Top/build/ngx_http_ingest_module.so";
@@ -60,7 +68,7 @@ sub start {
     mkdir "$dir/logs";
 
     open my $conf, '>', "$dir/nginx.conf" or die $!;
-    print $conf <<"_EOC_";
+    print $conf $o{conf} // <<"_EOC_";
 load_module $module;
 worker_processes $workers;
 error_log $dir/logs/error.log ${\ ($o{log_level} // 'info')};
@@ -79,7 +87,8 @@ http {
 _EOC_
     close $conf;
 
-    system($self->{binary}, '-p', "$dir/", '-c', "$dir/nginx.conf",
+    system($self->{binary}, '-p', $o{prefix} // "$dir/",
+           '-c', "$dir/nginx.conf",
            '-e', "$dir/logs/error.log") == 0
         or die "nginx did not start:\n" . $self->log;
 
