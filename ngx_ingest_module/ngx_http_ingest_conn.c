@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_ingest_conn_login(ngx_http_ingest_conn_t *c);
 static void ngx_http_ingest_conn_ready(redisAsyncContext *ac, void *r,
     void *privdata);
 static ngx_uint_t ngx_http_ingest_conn_denial(const char *error);
+static void ngx_http_ingest_conn_said(u_char *dst, size_t size,
+    ngx_http_ingest_auth_t *auth, const char *str, size_t len);
 static void ngx_http_ingest_conn_refused(ngx_event_t *ev);
 static void ngx_http_ingest_conn_closed(ngx_http_ingest_adapter_t *a);
 static void ngx_http_ingest_conn_lost(ngx_http_ingest_conn_t *c,
@@ -240,8 +242,8 @@ ngx_http_ingest_conn_ready(redisAsyncContext *ac, void *r, void *privdata)
          */
 
         if (!c->refused.posted) {
-            ngx_cpystrn(c->error, (u_char *) reply->str,
-                        ngx_min((size_t) reply->len + 1, sizeof(c->error)));
+            ngx_http_ingest_conn_said(c->error, sizeof(c->error), c->auth,
+                                      reply->str, reply->len);
             ngx_post_event(&c->refused, &ngx_posted_events);
         }
 
@@ -317,6 +319,45 @@ ngx_http_ingest_conn_refused(ngx_event_t *ev)
 }
 
 
+/*
+ * An error reply as a log line may show it: a server that does not know
+ * AUTH (renamed, or a proxy) echoes the command's arguments, the password
+ * among them.  The echo is cut off, and a text that still holds the
+ * password is reduced to its first word.
+ */
+
+static void
+ngx_http_ingest_conn_said(u_char *dst, size_t size,
+    ngx_http_ingest_auth_t *auth, const char *str, size_t len)
+{
+    u_char  *p, *end;
+
+    end = (u_char *) str + len;
+
+    p = ngx_strlcasestrn((u_char *) str, end, (u_char *) ", with args", 11 - 1);
+    if (p != NULL) {
+        end = p;
+    }
+
+    if (auth != NULL && auth->password.len
+        && ngx_strlcasestrn((u_char *) str, end, auth->password.data,
+                            auth->password.len - 1)
+           != NULL)
+    {
+        for (p = (u_char *) str; p < end && *p != ' '; p++) { /* void */ }
+        end = p;
+
+        *ngx_snprintf(dst, size - 1, "%*s (the rest not shown: it holds "
+                      "the password)", (size_t) (end - (u_char *) str), str)
+            = '\0';
+        return;
+    }
+
+    *ngx_snprintf(dst, size - 1, "%*s", (size_t) (end - (u_char *) str), str)
+        = '\0';
+}
+
+
 /* an error about the credentials or the rights, not the server's state */
 
 static ngx_uint_t
@@ -334,7 +375,7 @@ ngx_int_t
 ngx_http_ingest_conn_sync_login(redisContext *rc,
     ngx_http_ingest_auth_t *auth, u_char *why, size_t size)
 {
-    u_char       user[NGX_HTTP_INGEST_USER_LEN];
+    u_char       user[NGX_HTTP_INGEST_USER_LEN], said[128];
     ngx_int_t    ok;
     redisReply  *reply;
 
@@ -353,9 +394,13 @@ ngx_http_ingest_conn_sync_login(redisContext *rc,
         ok = (reply != NULL && reply->type != REDIS_REPLY_ERROR);
 
         if (!ok) {
-            ngx_snprintf(why, size - 1, "the login of %s was refused: %s%Z",
-                         ngx_http_ingest_conn_user(user, sizeof(user), auth),
-                         reply ? reply->str : rc->errstr);
+            ngx_http_ingest_conn_said(said, sizeof(said), auth,
+                                      reply ? reply->str : rc->errstr,
+                                      reply ? reply->len
+                                            : ngx_strlen(rc->errstr));
+            *ngx_snprintf(why, size - 1, "the login of %s was refused: %s",
+                          ngx_http_ingest_conn_user(user, sizeof(user), auth),
+                          said) = '\0';
         }
 
         if (reply != NULL) {
@@ -373,8 +418,12 @@ ngx_http_ingest_conn_sync_login(redisContext *rc,
         ok = (reply != NULL && reply->type != REDIS_REPLY_ERROR);
 
         if (!ok) {
-            ngx_snprintf(why, size - 1, "SELECT %ui failed: %s%Z", auth->db,
-                         reply ? reply->str : rc->errstr);
+            ngx_http_ingest_conn_said(said, sizeof(said), auth,
+                                      reply ? reply->str : rc->errstr,
+                                      reply ? reply->len
+                                            : ngx_strlen(rc->errstr));
+            *ngx_snprintf(why, size - 1, "SELECT %ui failed: %s", auth->db,
+                          said) = '\0';
         }
 
         if (reply != NULL) {
@@ -398,7 +447,8 @@ ngx_http_ingest_conn_user(u_char *buf, size_t size,
         ngx_cpystrn(buf, (u_char *) "the default user", size);
 
     } else {
-        ngx_snprintf(buf, size - 1, "user \"%V\"%Z", &auth->user);
+        /* a long name is cut, and the NUL always written */
+        *ngx_snprintf(buf, size - 1, "user \"%V\"", &auth->user) = '\0';
     }
 
     return buf;

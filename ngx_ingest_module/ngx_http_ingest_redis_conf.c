@@ -57,6 +57,7 @@ static ngx_int_t ngx_http_ingest_redis_decode(ngx_pool_t *pool,
     u_char *p, u_char *last, ngx_str_t *out);
 static char *ngx_http_ingest_redis_db(ngx_conf_t *cf, ngx_str_t *addr,
     u_char *p, u_char *last, ngx_http_ingest_address_t *a);
+static void ngx_http_ingest_redis_shown(ngx_str_t *text, ngx_str_t *shown);
 static char *ngx_http_ingest_redis_host(ngx_conf_t *cf, ngx_str_t *addr,
     ngx_str_t *hostport, ngx_uint_t url, ngx_http_ingest_address_t *a);
 static char *ngx_http_ingest_redis_unix(ngx_conf_t *cf, ngx_str_t *addr,
@@ -275,9 +276,9 @@ ngx_http_ingest_redis_address(ngx_conf_t *cf, ngx_str_t *addr,
 
     if (addr->len >= 9 && ngx_strncmp(addr->data, "rediss://", 9) == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\": this hiredis has no TLS; reach Redis "
-                           "through a local TLS tunnel (stunnel) instead",
-                           addr);
+                           "\"rediss://\": this hiredis has no TLS; reach "
+                           "Redis through a local TLS tunnel (stunnel) "
+                           "instead");
         return NGX_CONF_ERROR;
     }
 
@@ -313,14 +314,18 @@ ngx_http_ingest_redis_url(ngx_conf_t *cf, ngx_str_t *addr,
     p = addr->data + 8;
     last = addr->data + addr->len;
 
-    slash = ngx_strlchr(p, last, '/');
+    /*
+     * The login ends at the URL's last '@' (a database number has none):
+     * a password with a raw '/' or '@' in it is still read as one, and
+     * never shown as a host.
+     */
+
+    for (at = last; at > p && at[-1] != '@'; at--) { /* void */ }
+
+    slash = ngx_strlchr(at, last, '/');
     if (slash == NULL) {
         slash = last;
     }
-
-    /* the last '@' before the path: a password may hold one, encoded */
-
-    for (at = slash; at > p && at[-1] != '@'; at--) { /* void */ }
 
     if (at > p) {
         rv = ngx_http_ingest_redis_userinfo(cf, addr, p, at - 1, a);
@@ -481,6 +486,27 @@ ngx_http_ingest_redis_db(ngx_conf_t *cf, ngx_str_t *addr, u_char *p,
 
 
 /*
+ * What a message may show of an address: what follows its last '@', since
+ * what comes before may be a login (a URL whose scheme nginx does not
+ * know, "user:password@host" without one)
+ */
+
+static void
+ngx_http_ingest_redis_shown(ngx_str_t *text, ngx_str_t *shown)
+{
+    u_char  *at;
+
+    for (at = text->data + text->len; at > text->data && at[-1] != '@'; at--)
+    {
+        /* void */
+    }
+
+    shown->data = at;
+    shown->len = text->data + text->len - at;
+}
+
+
+/*
  * host:port resolved once, as a numeric host and a port; in a URL (url
  * set) the port may be left out and is 6379
  */
@@ -491,6 +517,7 @@ ngx_http_ingest_redis_host(ngx_conf_t *cf, ngx_str_t *addr,
 {
     u_char     *p;
     size_t      len;
+    ngx_str_t   shown;
     ngx_url_t   u;
 
     ngx_memzero(&u, sizeof(ngx_url_t));
@@ -498,11 +525,21 @@ ngx_http_ingest_redis_host(ngx_conf_t *cf, ngx_str_t *addr,
     u.url = *hostport;
     u.default_port = 6379;
 
+    ngx_http_ingest_redis_shown(hostport, &shown);
+
+    if (ngx_strlchr(hostport->data, hostport->data + hostport->len, '@')) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid address \"%V\" in \"ingest_redis\": "
+                           "a login goes in a URL, redis://user@host",
+                           &shown);
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
         if (u.err) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "%s in \"ingest_redis\" \"%V\"", u.err,
-                               &u.url);
+                               &shown);
         }
 
         return NGX_CONF_ERROR;
@@ -511,7 +548,7 @@ ngx_http_ingest_redis_host(ngx_conf_t *cf, ngx_str_t *addr,
     if (u.naddrs == 0 || u.uri.len) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid address \"%V\" in \"ingest_redis\"",
-                           hostport);
+                           &shown);
         return NGX_CONF_ERROR;
     }
 
@@ -645,6 +682,7 @@ ngx_http_ingest_redis_password_file(ngx_conf_t *cf, ngx_str_t *path,
     ssize_t           n;
     ngx_str_t         name;
     ngx_file_t        file;
+    ngx_file_info_t   fi;
 
     name = *path;
 
@@ -656,11 +694,24 @@ ngx_http_ingest_redis_password_file(ngx_conf_t *cf, ngx_str_t *path,
     file.name = name;
     file.log = cf->log;
 
-    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    /*
+     * Non-blocking, and a regular file only: a FIFO would hold nginx -t,
+     * a reload and "nginx -s quit" until someone writes to it.
+     */
+
+    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY|NGX_FILE_NONBLOCK,
+                            NGX_FILE_OPEN, 0);
 
     if (file.fd == NGX_INVALID_FILE) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
                            ngx_open_file_n " \"%s\" failed", name.data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR || !ngx_is_file(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" is not a regular file", name.data);
+        (void) ngx_close_file(file.fd);
         return NGX_CONF_ERROR;
     }
 

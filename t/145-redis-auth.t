@@ -283,6 +283,85 @@ sub done_with {
     my ($status, $out) = nginx_t("ingest_redis unix://u:p\@/tmp/x.sock?db=2;");
     is($status, 0, "nginx -t takes unix://user:password\@/path?db=n")
         or diag $out;
+
+    # a password file that is not a regular file is refused at once: a
+    # FIFO would hold nginx -t (and a reload, and "nginx -s quit")
+    system('mkfifo', "$dir/fifo.password") == 0 or die "mkfifo: $!";
+    mkdir "$dir/dir.password";
+    for my $f ('fifo', 'dir') {
+        my $t0 = time;
+        ($status, $out) = nginx_t("ingest_redis 127.0.0.1:6379"
+                                  . " password_file=$dir/$f.password;");
+        ok($status != 0 && $out =~ /"\Q$dir\E\/$f\.password" is not a regular file in .*t\.conf:\d+/
+           && time - $t0 < 5,
+           "nginx -t refuses a $f as the password file, at once") or diag $out;
+    }
+
+    # no message shows a password: a raw '/' in it, a scheme nginx does
+    # not know, the scheme forgotten, rediss://
+    my @leaks = (
+        ["ingest_redis redis://u:base64+/Sec=\@127.0.0.1:1;", 1],
+        ["ingest_redis REDIS://u:t145leak1\@127.0.0.1:6379;", 1],
+        ["ingest_redis valkey://u:t145leak2\@127.0.0.1:6379;", 1],
+        ["ingest_redis ingest-nginx:t145leak3\@127.0.0.1:6379;", 1],
+        ["ingest_redis rediss://u:t145leak4\@127.0.0.1:6379;", 1],
+        ["ingest_redis redis://u:t145leak5/\@127.0.0.1:99999;", 1],
+    );
+    for my $l (@leaks) {
+        ($status, $out) = nginx_t($l->[0]);
+        is($status != 0 ? 1 : 0, $l->[1],
+           "nginx -t " . ($l->[1] ? 'refuses' : 'takes') . ": $l->[0]")
+            or diag $out;
+        unlike($out, qr/base64|Sec=|t145leak/,
+               "and shows no part of its password");
+    }
+}
+
+
+# 6b. a server that does not know AUTH (renamed, or a proxy) echoes the
+#     command's arguments in its error: the log shows no password; and a
+#     long user name is cut cleanly in the refusal's log line
+{
+    my $rport = Ingest::Nginx::free_port();
+    my $pid = fork // die;
+    if ($pid == 0) {
+        exec('redis-server', '--port', $rport, '--bind', '127.0.0.1',
+             '--save', '', '--rename-command', 'AUTH', '',
+             '--logfile', "$dir/redis-$rport.log")
+            or POSIX::_exit(127);
+    }
+    until_true(5, sub { `redis-cli -p $rport ping 2>/dev/null` =~ /PONG/ });
+    push @secrets, 't145-echoed-pw';
+
+    my $n = Ingest::Nginx->start(
+        http => "ingest_redis redis://t145-user:t145-echoed-pw\@127.0.0.1:$rport;"
+                . " ingest_flush_interval 10ms;",
+        server => "location = /c { ingest_counters queue=$list:e; }");
+    is(($n->post('/c', 'a=1'))[0], 204, "AUTH unknown: accepted");
+    ok(until_true(5, sub { $n->log =~ /ERR unknown command 'AUTH'/ }),
+       "AUTH unknown: the error is logged")
+        or diag $n->log;
+    unlike($n->log, qr/with args|t145-echoed-pw/,
+           "without the arguments Redis echoed");
+    done_with($n);
+    $n->stop;
+
+    my $long = 'x' x 300;
+    cli('ACL', 'SETUSER', $long, 'on', '>right-pw', '~*', '+@all');
+    $n = Ingest::Nginx->start(
+        http => "ingest_redis redis://$long:wrong-pw\@127.0.0.1:$port;"
+                . " ingest_flush_interval 10ms;",
+        server => "location = /c { ingest_counters queue=$list:l; }");
+    ok(until_true(5, sub { $n->log =~ /refuses the login/ }),
+       "a 300-byte user: refused, logged");
+    like($n->log, qr/refuses the login of user "x{100,}: WRONGPASS/,
+         "its name cut cleanly before the reason");
+    done_with($n);
+    $n->stop;
+    cli('ACL', 'DELUSER', $long);
+    push @secrets, 'wrong-pw';
+
+    Ingest::Test::stop_pid($pid);
 }
 
 
