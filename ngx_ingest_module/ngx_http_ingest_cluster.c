@@ -491,9 +491,7 @@ ngx_http_ingest_cluster_pushed(ngx_http_ingest_push_t *p)
 
     level = transient ? NGX_LOG_WARN : NGX_LOG_ERR;
 
-    ngx_log_error(level, t->log, 0,
-                  "ingest redis RPUSH to \"%V\" failed: %*s, batch kept "
-                  "for retry", &ch->name, ngx_http_ingest_push_error(p));
+    ngx_http_ingest_transport_failed(t, ch, level);
 
     if (transient) {
         cl->stale = 1;

@@ -123,9 +123,7 @@ ngx_http_ingest_redis_pushed(ngx_http_ingest_push_t *p)
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, t->log, 0,
-                  "ingest redis RPUSH to \"%V\" failed: %*s, batch kept "
-                  "for retry", &ch->name, ngx_http_ingest_push_error(p));
+    ngx_http_ingest_transport_failed(t, ch, NGX_LOG_ERR);
 
     ngx_http_ingest_transport_schedule(t);
 }

@@ -161,6 +161,14 @@ ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
 
     t->backoff = 0;
 
+    if (ch->failing) {
+        ngx_log_error(NGX_LOG_NOTICE, t->log, 0,
+                      "ingest redis RPUSH to \"%V\" goes through again, "
+                      "after %ui failures", &ch->name, ch->failures);
+        ch->failing = 0;
+        ch->failures = 0;
+    }
+
     ngx_http_ingest_metrics_flushed(ngx_current_msec - ch->sent_at);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, t->log, 0,
@@ -168,6 +176,37 @@ ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
                    ch->batch.len, &ch->name, ngx_current_msec - ch->sent_at);
 
     ngx_post_event(&ch->done, &ngx_posted_events);
+}
+
+
+/*
+ * Redis answered ch's RPUSH with an error that is no refusal of the batch
+ * (NOPERM for a list outside the user's keys, OOM, MISCONF ...): the batch
+ * is kept and retried; said once, until an RPUSH of the list goes
+ * through, since every retry would say it again (and other lists'
+ * deliveries keep the retries frequent).
+ */
+
+void
+ngx_http_ingest_transport_failed(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch, ngx_uint_t level)
+{
+    ch->failures++;
+
+    if (ch->failing) {
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, t->log, 0,
+                       "ingest redis RPUSH to \"%V\" failed again (%ui): "
+                       "%*s", &ch->name, ch->failures,
+                       ngx_http_ingest_push_error(&ch->push));
+        return;
+    }
+
+    ch->failing = 1;
+
+    ngx_log_error(level, t->log, 0,
+                  "ingest redis RPUSH to \"%V\" failed: %*s, batch kept "
+                  "for retry (said once until it goes through)", &ch->name,
+                  ngx_http_ingest_push_error(&ch->push));
 }
 
 

@@ -67,6 +67,9 @@ struct ngx_http_ingest_channel_s {
     unsigned                    handed:1;
     unsigned                    in_flight:1;
     unsigned                    refusal:1;     /* done: "refused" */
+    unsigned                    failing:1;     /* said once, until it
+                                                  goes through */
+    ngx_uint_t                  failures;      /* since it was said */
 };
 
 
@@ -158,6 +161,8 @@ ngx_int_t ngx_http_ingest_transport_push(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_push_done_pt done);
 void ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch);
+void ngx_http_ingest_transport_failed(ngx_http_ingest_transport_t *t,
+    ngx_http_ingest_channel_t *ch, ngx_uint_t level);
 ngx_int_t ngx_http_ingest_transport_refused(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch);
 void ngx_http_ingest_transport_returned(ngx_http_ingest_transport_t *t,

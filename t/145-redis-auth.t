@@ -136,8 +136,29 @@ sub done_with {
     is(($m->post('/c', 'x=1'))[0], 204, "role: accepted for another list");
     ok(until_true(3, sub { $m->log =~ /RPUSH to "other:t145" failed: NOPERM/ }),
        "role: but Redis refuses a list outside the patterns");
-    done_with($m);
-    cli('DEL', 'ingest:t145', 'ingest:t145:heartbeat');
+
+    # said once, not at every retry, however busy the other lists are
+    my $m2 = Ingest::Nginx->start(
+        http => "ingest_redis redis://t145-exact\@127.0.0.1:$port"
+                . " password_file=$pw; ingest_flush_interval 10ms;",
+        server => 'location = /c { ingest_counters queue=other:t145b; }'
+                  . ' location = /ok { ingest_counters queue=ingest:t145b; }');
+    is(($m2->post('/c', 'x=1'))[0], 204, "NOPERM: accepted");
+    for (1 .. 40) { $m2->post('/ok', 'y=1'); sleep 0.05 }
+    my @said = $m2->log =~ /RPUSH to "other:t145b" failed: NOPERM/g;
+    is(scalar @said, 1, "NOPERM: said once while the other list flows");
+    like($m2->log, qr/failed: NOPERM[^\n]*, batch kept for retry \(said once until it goes through\)/,
+         "NOPERM: saying it is kept and retried");
+    cli('ACL', 'SETUSER', 't145-exact', '~other:*');
+    ok(until_true(10, sub { $m2->log =~ /RPUSH to "other:t145b" goes through again, after \d+ failures/ }),
+       "NOPERM: the rule fixed, its end is said")
+        or diag $m2->log;
+    is(cli('LLEN', 'other:t145b'), 1, "NOPERM: and the kept batch is in Redis");
+    done_with($m2);
+    $m2->stop;
+    cli('ACL', 'SETUSER', 't145-exact', 'resetkeys', '~ingest:*', '~{ingest:*');
+    cli('DEL', 'ingest:t145', 'ingest:t145:heartbeat', 'ingest:t145b',
+        'other:t145b', 'other:t145');
 }
 
 
