@@ -109,7 +109,8 @@ my ($socket) = slurp("$top/conf/redis.conf") =~ /^unixsocket (\S+)$/m;
 is($socket, '/run/redis/redis-server.sock',
    "conf/redis.conf: Debian's socket, /run/redis/redis-server.sock");
 
-for my $file ('README.md', map { s{^\Q$top\E/}{}r } glob("$top/conf/*")) {
+for my $file ('README.md', map { s{^\Q$top\E/}{}r }
+                           grep { -f } glob("$top/conf/* $top/conf/*/* $top/conf/*/*/*")) {
     my @paths = slurp("$top/$file") =~ m{(/(?:var/)?run/redis/[\w.-]+)}g;
     my @other = grep { $_ ne $socket } @paths;
     is("@other", '', "$file names no other Redis socket than $socket");
