@@ -265,8 +265,23 @@ ngx_http_ingest_metrics_connected(ngx_uint_t connected)
 void
 ngx_http_ingest_metrics_denied(ngx_uint_t denied)
 {
+    /*
+     * The worker is denied while any of its connections is (a cluster's
+     * nodes each have theirs): one that logs in again does not clear
+     * another's refusal.
+     */
+
+    static ngx_uint_t  ndenied;
+
+    if (denied) {
+        ndenied++;
+
+    } else if (ndenied) {
+        ndenied--;
+    }
+
     if (ngx_http_ingest_worker_stats != NULL) {
-        ngx_http_ingest_worker_stats->denied = denied ? 1 : 0;
+        ngx_http_ingest_worker_stats->denied = ndenied ? 1 : 0;
     }
 }
 
