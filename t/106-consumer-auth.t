@@ -175,6 +175,25 @@ like($out, qr/invalid --redis \(not shown, it may hold a password\): the db/,
      'not shown');
 ok(holds_no_password($out, $pw, $enc), 'nor its password');
 
+# credentials in a text that is not a redis:// URL are no host: refused,
+# the text not shown
+
+for my $text ("u:LegacySecret\@127.0.0.1:$port",
+              "valkey://u:LegacySecret\@127.0.0.1:$port",
+              "cluster:127.0.0.1:7000,u:LegacySecret\@127.0.0.1:7001",
+              "127.0.0.1/LegacySecret:$port") {
+    ($status, $out) = run({}, '--redis', $text);
+    is($status, 1, "--redis $text: exit 1");
+    like($out, qr/invalid --redis \(not shown, it may hold a password\): /,
+         'not shown');
+    ok(holds_no_password($out, 'LegacySecret'), 'nor its password');
+}
+
+($status, $out) = run({}, '--redis', "redis://127.0.0.1:$port?db=1");
+is($status, 1, 'redis://HOST:PORT?db=1: exit 1');
+like($out, qr/a '\?' in the host: redis:\/\/ takes the db as \/N/,
+     'saying so');
+
 
 # a) requirepass; the password from --password-file, a trailing newline
 # dropped

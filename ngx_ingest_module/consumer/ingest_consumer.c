@@ -486,9 +486,12 @@ ingest_options_redis(ingest_consumer_t *ic, char *text)
         (void) ingest_redis_parse("127.0.0.1:6379", conf, err, sizeof(err));
 
     } else if (ingest_redis_parse(text, conf, err, sizeof(err)) != 0) {
-        /* only a URL with an '@' can hold a password: no other is hidden */
+        /*
+         * only a text with an '@' can hold a password, or one the error
+         * says is not shown: no other is hidden
+         */
 
-        if (strchr(text, '@') == NULL) {
+        if (strchr(text, '@') == NULL && strstr(err, "not shown") == NULL) {
             ingest_option_error("invalid --redis \"%s\": %s", text, err);
 
         } else {

@@ -56,6 +56,8 @@ static int ingest_redis_userinfo(const char *text, const char *p,
     const char *at, ingest_redis_one_t *one, char *err, size_t size);
 static int ingest_redis_authority(const char *p, const char *end,
     ingest_redis_node_t *node, char *err, size_t size);
+static int ingest_redis_plain(const char *text, size_t start, size_t end,
+    char *err, size_t size);
 static int ingest_redis_legacy(const char *p, size_t len,
     ingest_redis_node_t *node);
 static int ingest_redis_decode(const char *p, size_t len, char *out,
@@ -269,6 +271,10 @@ ingest_redis_one(const char *text, size_t start, size_t end, int cluster,
         return 0;
     }
 
+    if (ingest_redis_plain(text, start, end, err, size) != 0) {
+        return -1;
+    }
+
     if (ingest_redis_legacy(p, len, &one->node) != 0) {
         if (cluster) {
             return ingest_redis_error(err, size, "expected HOST:PORT, "
@@ -466,6 +472,12 @@ ingest_redis_authority(const char *p, const char *end,
         colon = ingest_redis_find(p, end, ':');
         host_end = colon ? colon : end;
 
+        if (ingest_redis_find(p, end, '?') != NULL) {
+            return ingest_redis_error(err, size, "a '?' in the host: "
+                                      "redis:// takes the db as /N, not "
+                                      "?db=N");
+        }
+
         if (colon != NULL && ingest_redis_find(colon + 1, end, ':')) {
             return ingest_redis_error(err, size, "an IPv6 address is "
                                       "written [ADDRESS]:PORT");
@@ -492,6 +504,44 @@ ingest_redis_authority(const char *p, const char *end,
     memcpy(node->host, host, host_end - host);
     node->host[host_end - host] = '\0';
     node->port = (int) port;
+
+    return 0;
+}
+
+
+/*
+ * text[start, end), to be read as HOST:PORT or [V6]:PORT, is no URL of
+ * another scheme (valkey://u:pw@h:p) nor credentials without a scheme
+ * (u:pw@h:p): no host holds "://", '@', '/' or '?'.  Read as a host, the
+ * password would be logged and left in argv, so it is refused, and the
+ * error says where, never what the text holds.
+ */
+
+static int
+ingest_redis_plain(const char *text, size_t start, size_t end, char *err,
+    size_t size)
+{
+    size_t  i;
+
+    for (i = start; i < end; i++) {
+        if (text[i] == ':' && end - i >= 3 && text[i + 1] == '/'
+            && text[i + 2] == '/')
+        {
+            return ingest_redis_error(err, size, "a scheme other than "
+                                      "redis:// or unix:// (\"://\" at "
+                                      "byte %zu; the text is not shown, it "
+                                      "may hold a password)", i + 1);
+        }
+
+        if (text[i] == '@' || text[i] == '/' || text[i] == '?') {
+            return ingest_redis_error(err, size, "a '%c' at byte %zu, which "
+                                      "no HOST:PORT holds (the text is not "
+                                      "shown, it may hold a password; a "
+                                      "password is given as "
+                                      "redis://user:password@host:port)",
+                                      text[i], i + 1);
+        }
+    }
 
     return 0;
 }
