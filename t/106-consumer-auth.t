@@ -194,6 +194,35 @@ is($status, 1, 'redis://HOST:PORT?db=1: exit 1');
 like($out, qr/a '\?' in the host: redis:\/\/ takes the db as \/N/,
      'saying so');
 
+# a Redis that does not know AUTH (renamed away, or a proxy) echoes the
+# arguments in its error: the log shows the error, never the password
+
+{
+    my $p = free_port();
+    my $rpid = fork // die "fork: $!";
+    if ($rpid == 0) {
+        open STDOUT, '>', '/dev/null' or die $!;
+        exec 'redis-server', '--port', $p, '--bind', '127.0.0.1',
+             '--save', '', '--appendonly', 'no', '--dir', $dir,
+             '--rename-command', 'AUTH', ''
+            or POSIX::_exit(127);
+    }
+    push @spawned, $rpid;
+    $log = "$dir/noauth.log";
+    $pid = spawn(log => $log,
+                 args => ['--redis', "redis://u:AuthSecret\@127.0.0.1:$p",
+                          '--queue', 'ingest:t106noauth']);
+    ok(wait_for(sub { log_lines($log, qr/refuses the login/) == 1 }),
+       'AUTH unknown: the login refused');
+    my $text = consumer_log($log);
+    ok(holds_no_password($text, 'AuthSecret'), 'the log holds no password')
+        or diag($text);
+    unlike($text, qr/with args beginning with/, 'nor the echoed arguments');
+    is(consumer_kill($pid) >> 8, 0, 'AUTH unknown: stops with 0');
+    kill SIGTERM, $rpid;
+    waitpid $rpid, 0;
+}
+
 
 # a) requirepass; the password from --password-file, a trailing newline
 # dropped

@@ -138,6 +138,10 @@ static int ingest_queue_open(ingest_consumer_t *ic, const char *host,
     int port, struct timeval tv, redisContext **ctx, char *err, size_t size);
 static void ingest_queue_refused(ingest_consumer_t *ic, const char *what,
     const char *error);
+static const char *ingest_queue_safe(ingest_consumer_t *ic,
+    const char *error, char *buf, size_t size);
+static int ingest_queue_memmem(const char *p, size_t len, const char *s,
+    size_t n);
 static void ingest_queue_accepted(ingest_consumer_t *ic, const char *what);
 static const char *ingest_queue_who(ingest_consumer_t *ic, char *buf,
     size_t size);
@@ -476,7 +480,7 @@ static void
 ingest_queue_refused(ingest_consumer_t *ic, const char *what,
     const char *error)
 {
-    char         buf[INGEST_REDIS_USER_LEN + 16];
+    char         buf[INGEST_REDIS_USER_LEN + 16], safe[512];
     size_t       len;
     const char  *who;
 
@@ -503,6 +507,7 @@ ingest_queue_refused(ingest_consumer_t *ic, const char *what,
     ic->redis_refused_what = what;
 
     who = ingest_queue_who(ic, buf, sizeof(buf));
+    error = ingest_queue_safe(ic, error, safe, sizeof(safe));
 
     if (what == ingest_for_login) {
         ingest_log(INGEST_LOG_ERR, "redis \"%s\" refuses the login of %s: "
@@ -532,6 +537,60 @@ ingest_queue_refused(ingest_consumer_t *ic, const char *what,
                    what, ic->queue, error,
                    INGEST_REDIS_BACKOFF_MAX_MS / 1000);
     }
+}
+
+
+/*
+ * An error reply as the log may show it.  Redis echoes the arguments of
+ * a command it does not know ("ERR unknown command 'AUTH', with args
+ * beginning with: 'user' 'password'": AUTH renamed, or a proxy), so the
+ * text is cut there; and when it still holds the password, only its
+ * first word is left.
+ */
+
+static const char *
+ingest_queue_safe(ingest_consumer_t *ic, const char *error, char *buf,
+    size_t size)
+{
+    size_t       len;
+    const char  *args, *password;
+
+    password = ic->redis_conf.password;
+
+    args = strstr(error, ", with args beginning with");
+    len = args ? (size_t) (args - error) : strlen(error);
+
+    if (password[0] != '\0'
+        && ingest_queue_memmem(error, len, password, strlen(password)))
+    {
+        len = strcspn(error, " ");
+    }
+
+    if (len >= size) {
+        len = size - 1;
+    }
+
+    memcpy(buf, error, len);
+    buf[len] = '\0';
+
+    return buf;
+}
+
+
+/* s[0, n) is in p[0, len) */
+
+static int
+ingest_queue_memmem(const char *p, size_t len, const char *s, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; n <= len && i <= len - n; i++) {
+        if (memcmp(p + i, s, n) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
