@@ -148,6 +148,16 @@ like($out, qr/--password-file "\Q$dir\E\/none": No such file or directory/,
 ($status, $out) = run({}, '--password-file', secret_file('empty.pw', "\n"));
 is($status, 1, 'an empty --password-file: exit 1');
 
+system('mkfifo', "$dir/fifo.pw") == 0 or die "mkfifo: $?";
+($status, $out) = run({}, '--password-file', "$dir/fifo.pw");
+is($status, 1, 'a FIFO as --password-file: exit 1, not a hang');
+like($out, qr/--password-file "\Q$dir\E\/fifo\.pw": not a regular file/,
+     'saying so');
+
+($status, $out) = run({}, '--password-file', $dir);
+is($status, 1, 'a directory as --password-file: exit 1');
+like($out, qr/--password-file "\Q$dir\E": not a regular file/, 'saying so');
+
 ($status, $out) = run({}, '--redis',
                       "cluster:redis://$user:$enc\@127.0.0.1:7000,"
                       . "redis://127.0.0.1:7001/3");
@@ -224,12 +234,13 @@ like($out, qr/a '\?' in the host: redis:\/\/ takes the db as \/N/,
 }
 
 
-# a) requirepass; the password from --password-file, a trailing newline
-# dropped
+# a) requirepass; the password from --password-file: its first line, as
+# nginx reads it, without its CRLF, the next line not read
 
 cli('CONFIG', 'SET', 'requirepass', $pw_default);
 $auth = $pw_default;
-my $file_default = secret_file('default.pw', "$pw_default\n");
+my $file_default = secret_file('default.pw',
+                               "$pw_default\r\nnot the password\n");
 
 cli('RPUSH', 'ingest:t106a', batch('t106/a', 1, { 't106:a' => 2 }),
     batch('t106/a', 1, { 't106:a' => 2 }),

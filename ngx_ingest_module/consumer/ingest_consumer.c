@@ -92,8 +92,9 @@
  *                       db 0); default 127.0.0.1:6379.  A password typed
  *                       here is overwritten in argv once read.
  *     --password-file PATH
- *                       the Redis password: the file's content less one
- *                       trailing newline; the user, if any, is the URL's.
+ *                       the Redis password: the file's first line, as
+ *                       nginx reads password_file=, without its "\n" or
+ *                       "\r\n"; the user, if any, is the URL's.
  *                       Without a password in the URL or this, the
  *                       password is REDISCLI_AUTH's, as for redis-cli.
  *     --queue LIST      the list to drain (default ingest:counters)
@@ -122,6 +123,7 @@
 
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -174,8 +176,8 @@ static const char  ingest_usage[] =
     "                    [V6]:PORT, unix:PATH or cluster:SEED,SEED,...\n"
     "                    (default 127.0.0.1:6379)\n"
     "  --password-file PATH\n"
-    "                    the Redis password (one trailing newline is\n"
-    "                    dropped), if --redis has none; with neither,\n"
+    "                    the Redis password (the file's first line),\n"
+    "                    if --redis has none; with neither,\n"
     "                    REDISCLI_AUTH\n"
     "  --queue LIST      the list to drain (default ingest:counters)\n"
     "  --window N        batches read and applied per round (default 100)\n"
@@ -581,31 +583,67 @@ ingest_options_password(ingest_consumer_t *ic, const char *file)
 
 
 /*
- * --password-file: the file holds the password; one trailing newline is
- * not part of it (echo and editors add one).  0, or -1 said on stderr,
- * never with what the file holds.
+ * --password-file: the password is the file's first line, without its
+ * "\n" or "\r\n", as nginx reads password_file=.  Only a regular file:
+ * a FIFO or a device would hang the consumer or feed it anything.  0, or
+ * -1 said on stderr, never with what the file holds.
  */
 
 static int
 ingest_password_file(const char *path, char *out, size_t size)
 {
-    int     failed;
-    char    buf[INGEST_REDIS_PASSWORD_LEN + 1];
-    FILE   *f;
-    size_t  n;
+    int          fd, failed;
+    char         buf[INGEST_REDIS_PASSWORD_LEN + 2];
+    char        *nl;
+    size_t       n, len;
+    ssize_t      got;
+    struct stat  st;
 
-    f = fopen(path, "r");
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 
-    if (f == NULL) {
+    if (fd == -1) {
         ingest_option_error("--password-file \"%s\": %s", path,
                             strerror(errno));
         return -1;
     }
 
-    n = fread(buf, 1, sizeof(buf), f);
-    failed = ferror(f);
+    if (fstat(fd, &st) != 0) {
+        ingest_option_error("--password-file \"%s\": %s", path,
+                            strerror(errno));
+        (void) close(fd);
+        return -1;
+    }
 
-    if (fclose(f) != 0) {
+    if (!S_ISREG(st.st_mode)) {
+        ingest_option_error("--password-file \"%s\": not a regular file",
+                            path);
+        (void) close(fd);
+        return -1;
+    }
+
+    n = 0;
+    failed = 0;
+
+    while (n < sizeof(buf)) {
+        got = read(fd, buf + n, sizeof(buf) - n);
+
+        if (got == -1 && errno == EINTR) {
+            continue;
+        }
+
+        if (got == -1) {
+            failed = 1;
+            break;
+        }
+
+        if (got == 0) {
+            break;
+        }
+
+        n += (size_t) got;
+    }
+
+    if (close(fd) != 0) {
         failed = 1;
     }
 
@@ -614,29 +652,35 @@ ingest_password_file(const char *path, char *out, size_t size)
         goto failed;
     }
 
-    if (n > 0 && buf[n - 1] == '\n') {
-        n--;
+    /* one line: its newline (and a CR before it) is not the password's */
+
+    nl = memchr(buf, '\n', n);
+    len = nl ? (size_t) (nl - buf) : n;
+
+    if (len > 0 && buf[len - 1] == '\r') {
+        len--;
     }
 
-    if (n == 0) {
-        ingest_option_error("--password-file \"%s\" is empty", path);
+    if (len == 0) {
+        ingest_option_error("--password-file \"%s\": its first line is "
+                            "empty", path);
         goto failed;
     }
 
-    if (n >= size || n >= sizeof(buf) - 1) {
-        ingest_option_error("--password-file \"%s\" holds more than %zu "
-                            "bytes", path, size - 1);
+    if (len >= size || (nl == NULL && n == sizeof(buf))) {
+        ingest_option_error("--password-file \"%s\": its first line holds "
+                            "more than %zu bytes", path, size - 1);
         goto failed;
     }
 
-    if (memchr(buf, '\0', n) != NULL) {
+    if (memchr(buf, '\0', len) != NULL) {
         ingest_option_error("--password-file \"%s\" holds a NUL byte",
                             path);
         goto failed;
     }
 
-    memcpy(out, buf, n);
-    out[n] = '\0';
+    memcpy(out, buf, len);
+    out[len] = '\0';
     explicit_bzero(buf, sizeof(buf));
 
     return 0;
