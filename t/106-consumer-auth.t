@@ -209,6 +209,12 @@ like($out, qr/a '\?' in the host: redis:\/\/ takes the db as \/N/,
 
 {
     my $p = free_port();
+    $log = "$dir/noauth.log";
+    $pid = spawn(log => $log,
+                 args => ['--redis', "redis://u:AuthSecret\@127.0.0.1:$p",
+                          '--queue', 'ingest:t106noauth']);
+    ok(wait_for(sub { log_lines($log, qr/unreachable/) == 1 }),
+       'AUTH unknown: Redis not there yet');
     my $rpid = fork // die "fork: $!";
     if ($rpid == 0) {
         open STDOUT, '>', '/dev/null' or die $!;
@@ -218,16 +224,14 @@ like($out, qr/a '\?' in the host: redis:\/\/ takes the db as \/N/,
             or POSIX::_exit(127);
     }
     push @spawned, $rpid;
-    $log = "$dir/noauth.log";
-    $pid = spawn(log => $log,
-                 args => ['--redis', "redis://u:AuthSecret\@127.0.0.1:$p",
-                          '--queue', 'ingest:t106noauth']);
     ok(wait_for(sub { log_lines($log, qr/refuses the login/) == 1 }),
        'AUTH unknown: the login refused');
     my $text = consumer_log($log);
     ok(holds_no_password($text, 'AuthSecret'), 'the log holds no password')
         or diag($text);
     unlike($text, qr/with args beginning with/, 'nor the echoed arguments');
+    unlike($text, qr/connection restored/,
+           'not "restored" while the login is refused');
     is(consumer_kill($pid) >> 8, 0, 'AUTH unknown: stops with 0');
     kill SIGTERM, $rpid;
     waitpid $rpid, 0;

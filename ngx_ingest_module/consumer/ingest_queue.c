@@ -271,15 +271,17 @@ ingest_queue_connect(ingest_consumer_t *ic)
         return -1;
     }
 
+    if (rc != 0) {
+        /* reached, but it refused the login or the db: logged */
+        return -1;
+    }
+
+    /* restored once logged in, not when a refusal was just logged */
+
     if (ic->redis_down) {
         ic->redis_down = 0;
         ingest_log(INGEST_LOG_NOTICE, "redis \"%s\" connection restored",
                    ic->redis);
-    }
-
-    if (rc != 0) {
-        /* reached, but it refused the login or the db: logged */
-        return -1;
     }
 
     ic->redis_ctx = c;
