@@ -596,6 +596,34 @@ ok(wait_for(sub { log_lines($log, qr/\[alert\]/) == 2 }),
    'g) the role: requeued, it is refused again');
 is(log_lines($log, qr/\[error\]|\[warn\]/), 0, 'g) the role: nothing refused');
 is(consumer_kill($pid) >> 8, 0, 'g) the role: stops with 0');
+
+# one node, the list's master, refuses the login (another password)
+# while the seed takes it: logged once, naming the node, not flapping
+# with the seed's acceptance every round; accepted again once it agrees
+
+Ingest::Cluster::cli($master, 'ACL', 'SETUSER', $user, 'resetpass',
+                     '>not-the-password');
+my ($seed) = grep { $_ != $master } @ports;
+$log = "$dir/g3.log";
+$pid = spawn(log => $log,
+             args => ['--redis',
+                      "cluster:redis://$user:$enc\@127.0.0.1:$seed",
+                      '--queue', $list]);
+ok(wait_for(sub { log_lines($log, qr/refuses the login/) >= 1 }),
+   'g) one node refuses the login');
+sleep 7;
+is(log_lines($log, qr/refuses the login/), 1,
+   'g) logged once over backoff rounds') or diag(consumer_log($log));
+is(log_lines($log, qr/accepts the login/), 0, 'g) not flapping');
+like(consumer_log($log), qr/redis node 127\.0\.0\.1:$master of cluster "cluster:redis:\/\/\Q$user\E\@127\.0\.0\.1:$seed" refuses the login of user "\Q$user\E": WRONGPASS/,
+     'g) naming the node');
+Ingest::Cluster::cli($master, 'ACL', 'SETUSER', $user, 'resetpass',
+                     ">$pw");
+ok(wait_for(sub { log_lines($log, qr/accepts the login/) == 1 }, 10),
+   'g) the node accepts it again');
+like(consumer_log($log), qr/redis node 127\.0\.0\.1:$master of cluster "[^"]+" accepts the login of user "\Q$user\E" again/,
+     'g) naming the node');
+is(consumer_kill($pid) >> 8, 0, 'g) one node refusing: stops with 0');
 is(Ingest::Cluster::cli($master, 'EXISTS', "{$list}:consumer"), '0',
    'g) the role: its lock given back');
 

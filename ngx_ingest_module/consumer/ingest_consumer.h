@@ -31,6 +31,7 @@
 
 /* after a lost connection or an error reply: 100 ms, doubling, to this */
 #define INGEST_REDIS_BACKOFF_MAX_MS   5000
+#define INGEST_LOGIN_REFUSED_MAX      32     /* cluster nodes, remembered */
 
 #define INGEST_LOG_ERR        0
 #define INGEST_LOG_WARN       1
@@ -130,6 +131,17 @@ struct ingest_consumer_s {
     int                       redis_refused;  /* an error reply: back off */
     char                      redis_error[32];  /* the error logged */
     const char               *redis_refused_what;  /* its command, or NULL */
+
+    /*
+     * In a cluster, the nodes that refuse the login, each with the error
+     * logged: one node's refusal is not ended by another's acceptance
+     */
+    size_t                    nlogin_refused;
+    struct {
+        char                  host[256];
+        int                   port;
+        char                  error[32];
+    }                         login_refused[INGEST_LOGIN_REFUSED_MAX];
 
     const ingest_store_t     *store;
 

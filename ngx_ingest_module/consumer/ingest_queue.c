@@ -143,6 +143,12 @@ static const char *ingest_queue_safe(ingest_consumer_t *ic,
 static int ingest_queue_memmem(const char *p, size_t len, const char *s,
     size_t n);
 static void ingest_queue_accepted(ingest_consumer_t *ic, const char *what);
+static void ingest_queue_node_refused(ingest_consumer_t *ic,
+    const char *host, int port, const char *error);
+static void ingest_queue_node_accepted(ingest_consumer_t *ic,
+    const char *host, int port);
+static size_t ingest_queue_node_find(ingest_consumer_t *ic,
+    const char *host, int port);
 static const char *ingest_queue_who(ingest_consumer_t *ic, char *buf,
     size_t size);
 static int ingest_queue_script(ingest_consumer_t *ic, const char *what,
@@ -365,14 +371,26 @@ ingest_queue_open(ingest_consumer_t *ic, const char *host, int port,
         }
 
         if (reply->type == REDIS_REPLY_ERROR) {
-            ingest_queue_refused(ic, what, reply->str);
+            if (ic->cluster && what == ingest_for_login) {
+                ingest_queue_node_refused(ic, host, port, reply->str);
+
+            } else {
+                ingest_queue_refused(ic, what, reply->str);
+            }
+
             freeReplyObject(reply);
             redisFree(c);
             return -2;
         }
 
         freeReplyObject(reply);
-        ingest_queue_accepted(ic, what);
+
+        if (ic->cluster && what == ingest_for_login) {
+            ingest_queue_node_accepted(ic, host, port);
+
+        } else {
+            ingest_queue_accepted(ic, what);
+        }
     }
 
     *ctx = c;
@@ -625,6 +643,117 @@ ingest_queue_accepted(ingest_consumer_t *ic, const char *what)
 
     ic->redis_error[0] = '\0';
     ic->redis_refused_what = NULL;
+}
+
+
+/*
+ * In a cluster, a node refuses the login: logged with the node's address
+ * when it did not already refuse it so; the refusal is the node's, ended
+ * only by the node's own acceptance, not by another node's (the seed that
+ * names the master accepts it while the master refuses: no flapping).
+ */
+
+static void
+ingest_queue_node_refused(ingest_consumer_t *ic, const char *host, int port,
+    const char *error)
+{
+    char         buf[INGEST_REDIS_USER_LEN + 16], safe[512], *logged;
+    size_t       i, len;
+    const char  *who;
+
+    ic->redis_refused = 1;
+
+    len = strcspn(error, " ");
+    if (len == 0) {
+        len = strlen(error);
+    }
+
+    if (len >= sizeof(ic->login_refused[0].error)) {
+        len = sizeof(ic->login_refused[0].error) - 1;
+    }
+
+    i = ingest_queue_node_find(ic, host, port);
+
+    if (i < ic->nlogin_refused) {
+        logged = ic->login_refused[i].error;
+
+        if (strncmp(logged, error, len) == 0 && logged[len] == '\0') {
+            return;
+        }
+
+    } else {
+        if (ic->nlogin_refused == INGEST_LOGIN_REFUSED_MAX) {
+            /* forget the oldest: at worst, it is logged again */
+            memmove(&ic->login_refused[0], &ic->login_refused[1],
+                    (INGEST_LOGIN_REFUSED_MAX - 1)
+                    * sizeof(ic->login_refused[0]));
+            ic->nlogin_refused--;
+        }
+
+        i = ic->nlogin_refused++;
+        snprintf(ic->login_refused[i].host, sizeof(ic->login_refused[i].host),
+                 "%s", host);
+        ic->login_refused[i].port = port;
+    }
+
+    memcpy(ic->login_refused[i].error, error, len);
+    ic->login_refused[i].error[len] = '\0';
+
+    who = ingest_queue_who(ic, buf, sizeof(buf));
+    error = ingest_queue_safe(ic, error, safe, sizeof(safe));
+
+    ingest_log(INGEST_LOG_ERR, "redis node %s%s%s:%d of cluster \"%s\" "
+               "refuses the login of %s: %s; trying again with a backoff "
+               "(up to %d s)", strchr(host, ':') ? "[" : "", host,
+               strchr(host, ':') ? "]" : "", port, ic->redis, who, error,
+               INGEST_REDIS_BACKOFF_MAX_MS / 1000);
+}
+
+
+/* the node that refused the login takes it: logged, its refusal ends */
+
+static void
+ingest_queue_node_accepted(ingest_consumer_t *ic, const char *host,
+    int port)
+{
+    char         buf[INGEST_REDIS_USER_LEN + 16];
+    size_t       i;
+    const char  *who;
+
+    i = ingest_queue_node_find(ic, host, port);
+
+    if (i == ic->nlogin_refused) {
+        return;
+    }
+
+    memmove(&ic->login_refused[i], &ic->login_refused[i + 1],
+            (ic->nlogin_refused - i - 1) * sizeof(ic->login_refused[0]));
+    ic->nlogin_refused--;
+
+    who = ingest_queue_who(ic, buf, sizeof(buf));
+
+    ingest_log(INGEST_LOG_NOTICE, "redis node %s%s%s:%d of cluster \"%s\" "
+               "accepts the login of %s again", strchr(host, ':') ? "[" : "",
+               host, strchr(host, ':') ? "]" : "", port, ic->redis, who);
+}
+
+
+/* the node's index in ic->login_refused, or nlogin_refused */
+
+static size_t
+ingest_queue_node_find(ingest_consumer_t *ic, const char *host, int port)
+{
+    size_t  i;
+
+    for (i = 0; i < ic->nlogin_refused; i++) {
+        if (ic->login_refused[i].port == port
+            && strcmp(ic->login_refused[i].host, host) == 0)
+        {
+            break;
+        }
+    }
+
+    return i;
 }
 
 
