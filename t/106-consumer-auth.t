@@ -238,6 +238,24 @@ like($out, qr/a '\?' in the host: redis:\/\/ takes the db as \/N/,
 }
 
 
+# --redis twice: the last is read, and every one's password is wiped from
+# argv, not only the last's
+
+$log = "$dir/twice.log";
+$pid = spawn(log => $log,
+             args => ['--redis', "redis://u:FirstSecret\@127.0.0.1:1",
+                      '--redis', "cluster:redis://u:ClusterSecret\@h:1,"
+                                 . "redis://u:ClusterSecret\@h:2",
+                      '--redis', "redis://u:LastSecret\@127.0.0.1:$port",
+                      '--queue', 'ingest:t106twice']);
+ok(wait_for(sub { consumer_log($log) =~ /redis:\/\/u\@127\.0\.0\.1:$port/ }),
+   '--redis twice: the last is read');
+my $args = `ps -ww -o args= -p $pid`;
+ok($args =~ /--redis/ && holds_no_password($args, 'FirstSecret',
+                                            'ClusterSecret', 'LastSecret'),
+   '--redis twice: no password in ps') or diag($args);
+is(consumer_kill($pid) >> 8, 0, '--redis twice: stops with 0');
+
 # a) requirepass; the password from --password-file: its first line, as
 # nginx reads it, without its CRLF, the next line not read
 

@@ -200,6 +200,7 @@ static const char  ingest_usage[] =
 
 static int ingest_options(ingest_consumer_t *ic, int argc, char **argv);
 static int ingest_options_redis(ingest_consumer_t *ic, char *text);
+static void ingest_redis_scrub(char *text);
 static int ingest_options_password(ingest_consumer_t *ic, const char *file);
 static int ingest_password_file(const char *path, char *out, size_t size);
 static int ingest_number(const char *name, const char *text, long min,
@@ -368,6 +369,11 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
     {
         switch (ch) {
         case 'r':
+            if (redis != NULL) {
+                /* the last --redis is read; an earlier one, only wiped */
+                ingest_redis_scrub(redis);
+            }
+
             redis = optarg;
             break;
         case 'q':
@@ -525,6 +531,37 @@ ingest_options_redis(ingest_consumer_t *ic, char *text)
     }
 
     return -1;
+}
+
+
+/*
+ * A --redis that a later one overrides: its passwords wiped from argv as
+ * the last one's are.  One that cannot be read is wiped up to its last
+ * '@', past which no password is.
+ */
+
+static void
+ingest_redis_scrub(char *text)
+{
+    char                        err[256], *at;
+    size_t                      i;
+    static ingest_redis_conf_t  conf;
+
+    if (ingest_redis_parse(text, &conf, err, sizeof(err)) == 0) {
+        for (i = 0; i < conf.nsecrets; i++) {
+            memset(text + conf.secrets[i][0], 'x',
+                   conf.secrets[i][1] - conf.secrets[i][0]);
+        }
+
+    } else {
+        at = strrchr(text, '@');
+
+        if (at != NULL) {
+            memset(text, 'x', at - text);
+        }
+    }
+
+    explicit_bzero(&conf, sizeof(conf));
 }
 
 
