@@ -658,7 +658,7 @@ ingest_redis_digits(const char *p, size_t len, long min, long max,
     long    n;
     size_t  i;
 
-    if (len == 0 || len > 9) {
+    if (len == 0) {
         return -1;
     }
 
@@ -666,6 +666,12 @@ ingest_redis_digits(const char *p, size_t len, long min, long max,
 
     for (i = 0; i < len; i++) {
         if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+
+        /* past max already: no overflow, whatever long's width */
+
+        if (n > (max - (p[i] - '0')) / 10) {
             return -1;
         }
 

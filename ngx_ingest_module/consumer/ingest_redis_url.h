@@ -20,7 +20,7 @@
 #define INGEST_REDIS_USER_LEN     256
 #define INGEST_REDIS_PASSWORD_LEN 512
 #define INGEST_REDIS_TEXT_LEN     4096
-#define INGEST_REDIS_DB_MAX       1000000
+#define INGEST_REDIS_DB_MAX       2147483647  /* as nginx: 2^31 - 1 */
 
 
 typedef struct {
