@@ -615,7 +615,7 @@ ngx_http_ingest_redis_unix(ngx_conf_t *cf, ngx_str_t *addr, u_char *p,
         q = ngx_strlchr(path, last, '?');
 
         if (q != NULL) {
-            if (last - q < 4 || ngx_strncmp(q, "?db=", 4) != 0) {
+            if (last - q < 5 || ngx_strncmp(q, "?db=", 4) != 0) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid \"ingest_redis\" address: "
                                    "only \"?db=<n>\" may follow the path");

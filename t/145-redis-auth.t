@@ -293,6 +293,8 @@ sub done_with {
          qr/the nodes of a cluster share one login/],
         ["ingest_redis cluster unix:///tmp/x.sock;",
          qr/a cluster's nodes are reached over TCP/],
+        ["ingest_redis unix:///tmp/x.sock?db=;",
+         qr/only "\?db=<n>" may follow the path/],
     );
 
     for my $c (@cases) {
