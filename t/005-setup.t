@@ -11,6 +11,7 @@ use warnings;
 
 use Cwd qw(abs_path);
 use File::Temp qw(tempdir);
+use POSIX ();
 use Test::More;
 
 my $top = abs_path(__FILE__) =~ s{/t/005-setup\.t$}{}r;
@@ -60,7 +61,7 @@ like($out, qr/^ci\/setup: test: all \d+ packages present, nothing to install$/m,
      "--dry-run test: nothing to install") or diag $out;
 
 SKIP: {
-    skip "stand-ins for apt-get on PATH: root only (sudo resets PATH)", 19
+    skip "stand-ins for apt-get on PATH: root only (sudo resets PATH)", 22
         if $> != 0;
 
     my $dir = tempdir("ingest-setup-XXXXXX", TMPDIR => 1, CLEANUP => 1);
@@ -96,6 +97,7 @@ case "$*" in *install*)
         echo "policy: none" >> "$CALLS"
     fi
     echo "DEBIAN_FRONTEND=$DEBIAN_FRONTEND" >> "$CALLS"
+    [ -z "$FAKE_APT_SLOW" ] || sleep 0.6
     [ -z "$FAKE_APT_FAIL" ] || exit 100 ;;
 esac
 exit 0
@@ -162,6 +164,29 @@ _EOS_
     like($o, qr/apt-get failed/, "... says so");
     is(do { local $/; open my $f, '<', $policy; <$f> }, "#!/bin/sh\nexit 0\n",
        "... and the policy there before is back");
+
+    # two runs at once (apt-get slow): each installs with the policy in
+    # place, and the one there before (none) is what is left
+    unlink $policy, $calls;
+    my $lock = "$dir/setup.lock";
+    my @pids;
+    for my $p ('wrk', 'gnuplot-nox') {
+        my $pid = fork // die;
+        if ($pid == 0) {
+            exec("env PATH=$bin:\$PATH CALLS=$calls INGEST_POLICY_RC_D=$policy"
+                 . " INGEST_SETUP_LOCK=$lock FAKE_MISSING=$p FAKE_APT_SLOW=1"
+                 . " $setup bench >/dev/null 2>&1");
+            POSIX::_exit(127);
+        }
+        push @pids, $pid;
+        select undef, undef, undef, 0.2;
+    }
+    waitpid $_, 0 for @pids;
+    $c = do { local $/; open my $f, '<', $calls; <$f> } // '';
+    is(scalar(() = $c =~ /^policy redis-server start: 101$/mg), 2,
+       "two runs at once: both install with daemons held") or diag $c;
+    unlike($c, qr/^policy: none$/m, "... neither without the policy");
+    ok(!-e $policy, "... and none is left, as there was none before");
 }
 
 done_testing();

@@ -301,13 +301,17 @@ SKIP: {
 # --- run: nginx with the packaged snippet and site, the consumer as ingest --
 
 # the consumer's password where counters.conf says, as the README says:
-# root's, readable by group ingest
+# user ingest's alone; nginx's workers (www-data, in group ingest) must
+# not read it
 {
     open my $pw_out, '>', '/etc/ingest/redis.password' or die $!;
     print $pw_out "$Ingest::Test::Password{consumer}\n";
     close $pw_out;
-    chown 0, $gr[2], '/etc/ingest/redis.password';
-    chmod 0640, '/etc/ingest/redis.password';
+    chown scalar(getpwnam('ingest')), $gr[2], '/etc/ingest/redis.password';
+    chmod 0600, '/etc/ingest/redis.password';
+    system("runuser -u www-data -- cat /etc/ingest/redis.password"
+           . " >/dev/null 2>&1");
+    isnt($?, 0, "www-data cannot read the consumer's password");
 }
 
 # the consumer as the unit runs it: user ingest, umask 0027, its command,
