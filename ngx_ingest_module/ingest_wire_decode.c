@@ -1047,48 +1047,18 @@ ingest_wire_hex4(ingest_wire_reader_t *r, unsigned *cp)
 static int
 ingest_wire_utf8(const unsigned char *p, size_t len)
 {
-    size_t         i, need;
-    unsigned char  ch, lo, hi;
+    size_t  i, n;
 
-    i = 0;
-
-    while (i < len) {
-        ch = p[i++];
-
-        if (ch < 0x80) {
+    for (i = 0; i < len; i += n) {
+        if (p[i] < 0x80) {
+            n = 1;
             continue;
         }
 
-        /* the lead byte sets the count and the second byte's bounds */
+        n = ingest_json_utf8_seq(p + i, len - i);
 
-        lo = 0x80;
-        hi = 0xbf;
-
-        if (ch >= 0xc2 && ch <= 0xdf) {
-            need = 1;
-
-        } else if (ch >= 0xe0 && ch <= 0xef) {
-            need = 2;
-            lo = (ch == 0xe0) ? 0xa0 : 0x80;
-            hi = (ch == 0xed) ? 0x9f : 0xbf;
-
-        } else if (ch >= 0xf0 && ch <= 0xf4) {
-            need = 3;
-            lo = (ch == 0xf0) ? 0x90 : 0x80;
-            hi = (ch == 0xf4) ? 0x8f : 0xbf;
-
-        } else {
+        if (n == 0) {
             return 0;
-        }
-
-        if (len - i < need || p[i] < lo || p[i] > hi) {
-            return 0;
-        }
-
-        for (i++, need--; need > 0; i++, need--) {
-            if (p[i] < 0x80 || p[i] > 0xbf) {
-                return 0;
-            }
         }
     }
 

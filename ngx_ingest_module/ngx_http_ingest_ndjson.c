@@ -13,6 +13,7 @@
 
 #include "ngx_http_ingest_ndjson.h"
 #include "ngx_http_ingest_parse.h"
+#include "ingest_json.h"
 #include "ingest_span.h"
 
 
@@ -521,9 +522,9 @@ ngx_http_ingest_scan_value(ngx_http_ingest_scan_t *s, int depth, int *kind,
 static int
 ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s, int *escaped)
 {
-    int       i;
-    u_char    ch, lo, hi;
-    unsigned  need, cp;
+    size_t    n;
+    u_char    ch;
+    unsigned  cp;
 
     *escaped = 0;
     s->p++;
@@ -611,43 +612,16 @@ ngx_http_ingest_scan_string(ngx_http_ingest_scan_t *s, int *escaped)
             continue;
         }
 
-        /* UTF-8: the lead byte sets the count and the second's bounds */
+        /* UTF-8: the whole sequence the lead byte begins */
 
-        lo = 0x80;
-        hi = 0xbf;
+        n = ingest_json_utf8_seq(s->p - 1, s->last - s->p + 1);
 
-        if (ch >= 0xc2 && ch <= 0xdf) {
-            need = 1;
-
-        } else if (ch >= 0xe0 && ch <= 0xef) {
-            need = 2;
-            lo = (ch == 0xe0) ? 0xa0 : 0x80;
-            hi = (ch == 0xed) ? 0x9f : 0xbf;
-
-        } else if (ch >= 0xf0 && ch <= 0xf4) {
-            need = 3;
-            lo = (ch == 0xf0) ? 0x90 : 0x80;
-            hi = (ch == 0xf4) ? 0x8f : 0xbf;
-
-        } else {
+        if (n == 0) {
             s->error = "invalid UTF-8";
             return -1;
         }
 
-        if ((size_t) (s->last - s->p) < need || s->p[0] < lo || s->p[0] > hi)
-        {
-            s->error = "invalid UTF-8";
-            return -1;
-        }
-
-        for (i = 1; i < (int) need; i++) {
-            if (s->p[i] < 0x80 || s->p[i] > 0xbf) {
-                s->error = "invalid UTF-8";
-                return -1;
-            }
-        }
-
-        s->p += need;
+        s->p += n - 1;
     }
 
     s->error = "invalid JSON";
