@@ -28,6 +28,9 @@ static void ngx_http_ingest_conn_ready(redisAsyncContext *ac, void *r,
 static ngx_uint_t ngx_http_ingest_conn_denial(const char *error);
 static void ngx_http_ingest_conn_said(u_char *dst, size_t size,
     ngx_http_ingest_auth_t *auth, const char *str, size_t len);
+static ngx_uint_t ngx_http_ingest_conn_sync_failed(redisContext *rc,
+    redisReply *reply, ngx_http_ingest_auth_t *auth, u_char *said,
+    size_t size);
 static void ngx_http_ingest_conn_refused(ngx_event_t *ev);
 static void ngx_http_ingest_conn_closed(ngx_http_ingest_adapter_t *a);
 static void ngx_http_ingest_conn_lost(ngx_http_ingest_conn_t *c,
@@ -371,12 +374,38 @@ ngx_http_ingest_conn_denial(const char *error)
 }
 
 
+/*
+ * A blocking command's reply, freed: 1 if it failed, and then what the
+ * error (or the lost connection) says, fit to log, in said
+ */
+
+static ngx_uint_t
+ngx_http_ingest_conn_sync_failed(redisContext *rc, redisReply *reply,
+    ngx_http_ingest_auth_t *auth, u_char *said, size_t size)
+{
+    ngx_uint_t  failed;
+
+    failed = (reply == NULL || reply->type == REDIS_REPLY_ERROR);
+
+    if (failed) {
+        ngx_http_ingest_conn_said(said, size, auth,
+                                  reply ? reply->str : rc->errstr,
+                                  reply ? reply->len : ngx_strlen(rc->errstr));
+    }
+
+    if (reply != NULL) {
+        freeReplyObject(reply);
+    }
+
+    return failed;
+}
+
+
 ngx_int_t
 ngx_http_ingest_conn_sync_login(redisContext *rc,
     ngx_http_ingest_auth_t *auth, u_char *why, size_t size)
 {
     u_char       user[NGX_HTTP_INGEST_USER_LEN], said[128];
-    ngx_int_t    ok;
     redisReply  *reply;
 
     if (auth == NULL) {
@@ -391,23 +420,12 @@ ngx_http_ingest_conn_sync_login(redisContext *rc,
                 : redisCommand(rc, "AUTH %b", auth->password.data,
                                auth->password.len);
 
-        ok = (reply != NULL && reply->type != REDIS_REPLY_ERROR);
-
-        if (!ok) {
-            ngx_http_ingest_conn_said(said, sizeof(said), auth,
-                                      reply ? reply->str : rc->errstr,
-                                      reply ? reply->len
-                                            : ngx_strlen(rc->errstr));
+        if (ngx_http_ingest_conn_sync_failed(rc, reply, auth, said,
+                                             sizeof(said)))
+        {
             *ngx_snprintf(why, size - 1, "the login of %s was refused: %s",
                           ngx_http_ingest_conn_user(user, sizeof(user), auth),
                           said) = '\0';
-        }
-
-        if (reply != NULL) {
-            freeReplyObject(reply);
-        }
-
-        if (!ok) {
             return NGX_ERROR;
         }
     }
@@ -415,22 +433,11 @@ ngx_http_ingest_conn_sync_login(redisContext *rc,
     if (auth->db) {
         reply = redisCommand(rc, "SELECT %d", (int) auth->db);
 
-        ok = (reply != NULL && reply->type != REDIS_REPLY_ERROR);
-
-        if (!ok) {
-            ngx_http_ingest_conn_said(said, sizeof(said), auth,
-                                      reply ? reply->str : rc->errstr,
-                                      reply ? reply->len
-                                            : ngx_strlen(rc->errstr));
+        if (ngx_http_ingest_conn_sync_failed(rc, reply, auth, said,
+                                             sizeof(said)))
+        {
             *ngx_snprintf(why, size - 1, "SELECT %ui failed: %s", auth->db,
                           said) = '\0';
-        }
-
-        if (reply != NULL) {
-            freeReplyObject(reply);
-        }
-
-        if (!ok) {
             return NGX_ERROR;
         }
     }
