@@ -20,12 +20,6 @@ my $list = 't092:c';
 
 sub cli { Ingest::Test::redis_cli(@_) }
 
-sub until_true {
-    my ($secs, $cond) = @_;
-    my $end = time + $secs;
-    while (time < $end) { return 1 if $cond->(); sleep 0.02 }
-    return $cond->();
-}
 
 # a request sent, its answer not read yet
 sub send_post {
@@ -66,8 +60,8 @@ my $n = Ingest::Nginx->start(
               . " ingest_ack redis; ingest_ack_timeout 30s; }");
 
 # the worker's connection is up before anything is timed below
-until_true(10, sub { `redis-cli -p $Ingest::Test::RedisPort client list`
-                     =~ /user=ingest-nginx/ });
+wait_for(sub { `redis-cli -p $Ingest::Test::RedisPort client list`
+               =~ /user=ingest-nginx/ }, 10);
 
 
 # 1. one request: answered once its batch is in Redis, not in 60 s
@@ -86,7 +80,7 @@ like($b->[0], qr/"counts":\{"t092:a":1\}/, 'with its sum');
 cli('CLIENT', 'PAUSE', 30000, 'WRITE');
 
 my $first = send_post($n, 't092:b=1');
-ok(until_true(5, sub { cli('CLIENT', 'LIST') =~ /cmd=rpush/ }),
+ok(wait_for(sub { cli('CLIENT', 'LIST') =~ /cmd=rpush/ }, 5),
    'the first request\'s batch is in flight, held by the pause');
 
 my @more = map { send_post($n, "t092:c$_=$_") } 1 .. 3;

@@ -26,12 +26,6 @@ sub cli {
 
 sub count { my ($log, $re) = @_; my @m = ($log =~ /$re/g); scalar @m }
 
-sub until_true {
-    my ($secs, $cond) = @_;
-    my $end = time + $secs;
-    while (time < $end) { return 1 if $cond->(); sleep 0.05 }
-    return $cond->();
-}
 
 sub file {
     my ($name, $text) = @_;
@@ -82,7 +76,7 @@ sub done_with {
     }
     push @secrets, 't145-default-pw';
     local $ENV{REDISCLI_AUTH} = 't145-default-pw';
-    until_true(5, sub { `redis-cli -p $rport ping 2>/dev/null` =~ /PONG/ });
+    wait_for(sub { `redis-cli -p $rport ping 2>/dev/null` =~ /PONG/ }, 5);
 
     my $pw = file('default.password', "t145-default-pw\n");
 
@@ -92,7 +86,7 @@ sub done_with {
         server => "location = /c { ingest_counters queue=$list:1; }");
 
     is(($n->post('/c', 'a=1'))[0], 204, "password: accepted");
-    ok(until_true(5, sub { `redis-cli -p $rport llen $list:1` == 1 }),
+    ok(wait_for(sub { `redis-cli -p $rport llen $list:1` == 1 }, 5),
        "password: the batch is in Redis");
     unlike($n->log, qr/\[(error|alert|crit)\]/, "password: no error");
 
@@ -119,11 +113,11 @@ sub done_with {
                   . ' location = /s { ingest_status; }');
 
     is(($n->post('/c', 't145:exact=5'))[0], 204, "role: accepted");
-    ok(until_true(5, sub { cli('llen', 'ingest:t145') == 1 }),
+    ok(wait_for(sub { cli('llen', 'ingest:t145') == 1 }, 5),
        "role: RPUSH is allowed");
     cli('SET', 'ingest:t145:heartbeat',
         '{"ts":1000,"batches":3,"rows":4,"last_commit":1000,"lag_ms":0}');
-    ok(until_true(5, sub { status($n) =~ /"ingest:t145":\{"depth":1,"dead":0,"consumer":\{"up":false,[^}]*"batches_applied":3/ }),
+    ok(wait_for(sub { status($n) =~ /"ingest:t145":\{"depth":1,"dead":0,"consumer":\{"up":false,[^}]*"batches_applied":3/ }, 5),
        "role: the status page's LLEN and GET are allowed");
     unlike($n->log, qr/NOPERM|refuses the login/, "role: nothing refused");
     done_with($n);
@@ -134,7 +128,7 @@ sub done_with {
                 . " password_file=$pw; ingest_flush_interval 10ms;",
         server => 'location = /c { ingest_counters queue=other:t145; }');
     is(($m->post('/c', 'x=1'))[0], 204, "role: accepted for another list");
-    ok(until_true(3, sub { $m->log =~ /RPUSH to "other:t145" failed: NOPERM/ }),
+    ok(wait_for(sub { $m->log =~ /RPUSH to "other:t145" failed: NOPERM/ }, 3),
        "role: but Redis refuses a list outside the patterns");
 
     # said once, not at every retry, however busy the other lists are
@@ -150,7 +144,7 @@ sub done_with {
     like($m2->log, qr/failed: NOPERM[^\n]*, batch kept for retry \(said once until it goes through\)/,
          "NOPERM: saying it is kept and retried");
     cli('ACL', 'SETUSER', 't145-exact', '~other:*');
-    ok(until_true(10, sub { $m2->log =~ /RPUSH to "other:t145b" goes through again, after \d+ failures/ }),
+    ok(wait_for(sub { $m2->log =~ /RPUSH to "other:t145b" goes through again, after \d+ failures/ }, 10),
        "NOPERM: the rule fixed, its end is said")
         or diag $m2->log;
     is(cli('LLEN', 'other:t145b'), 1, "NOPERM: and the kept batch is in Redis");
@@ -198,16 +192,16 @@ sub done_with {
     file('user.password', "t145-right-pw\n");
     $n->signal('HUP');
 
-    ok(until_true(20, sub {
+    ok(wait_for(sub {
            my $t = Ingest::Test::totals();
            ($t->{'t145:all'} // 0) == $ok
-       }), "fixed and reloaded: every accepted request counted");
+       }, 20), "fixed and reloaded: every accepted request counted");
     my $t = Ingest::Test::totals();
     is(join(',', grep { defined $t->{"t145:w$_"} && $t->{"t145:w$_"} != $_ }
                  1 .. 400), "", "fixed and reloaded: each exactly once");
     like($n->log, qr/ingest replayed spool file/,
          "fixed and reloaded: the old workers' batches came through the spool");
-    ok(until_true(5, sub { status($n) =~ /"connected_workers":1,"denied_workers":0,/ }),
+    ok(wait_for(sub { status($n) =~ /"connected_workers":1,"denied_workers":0,/ }, 5),
        "fixed and reloaded: the status says connected");
     done_with($n);
 }
@@ -222,7 +216,7 @@ sub done_with {
         server => "location = /c { ingest_counters queue=$list:db; }");
 
     is(($n->post('/c', 'a=1'))[0], 204, "select: accepted");
-    ok(until_true(5, sub { `redis-cli -p $port -n 3 llen $list:db` + 0 == 1 }),
+    ok(wait_for(sub { `redis-cli -p $port -n 3 llen $list:db` + 0 == 1 }, 5),
        "select: the batch is in database 3");
     is(cli('llen', "$list:db"), 0, "select: and not in database 0");
     like($n->log, qr/"redis:\/\/ingest-nginx\@127\.0\.0\.1:$port\/3"|^(?!.*redis:\/\/)/s,
@@ -261,12 +255,12 @@ sub done_with {
         log_level => 'debug');
 
     is(($n->post('/c', 'a=1'))[0], 204, "url password: accepted");
-    ok(until_true(5, sub { cli('llen', "$list:url") == 1 }),
+    ok(wait_for(sub { cli('llen', "$list:url") == 1 }, 5),
        "url password: decoded, and Redis takes it");
 
     cli('ACL', 'SETUSER', 't145-url', 'resetpass', '>other');
     cli('CLIENT', 'KILL', 'USER', 't145-url');
-    ok(until_true(5, sub { $n->log =~ /refuses the login of user "t145-url"/ }),
+    ok(wait_for(sub { $n->log =~ /refuses the login of user "t145-url"/ }, 5),
        "url password: a refusal once it changes");
     like($n->log, qr/ingest redis "redis:\/\/t145-url\@127\.0\.0\.1:$port" /,
          "url password: the logs name the server without it");
@@ -353,7 +347,7 @@ sub done_with {
              '--logfile', "$dir/redis-$rport.log")
             or POSIX::_exit(127);
     }
-    until_true(5, sub { `redis-cli -p $rport ping 2>/dev/null` =~ /PONG/ });
+    wait_for(sub { `redis-cli -p $rport ping 2>/dev/null` =~ /PONG/ }, 5);
     push @secrets, 't145-echoed-pw';
 
     my $n = Ingest::Nginx->start(
@@ -361,7 +355,7 @@ sub done_with {
                 . " ingest_flush_interval 10ms;",
         server => "location = /c { ingest_counters queue=$list:e; }");
     is(($n->post('/c', 'a=1'))[0], 204, "AUTH unknown: accepted");
-    ok(until_true(5, sub { $n->log =~ /ERR unknown command 'AUTH'/ }),
+    ok(wait_for(sub { $n->log =~ /ERR unknown command 'AUTH'/ }, 5),
        "AUTH unknown: the error is logged")
         or diag $n->log;
     unlike($n->log, qr/with args|t145-echoed-pw/,
@@ -375,7 +369,7 @@ sub done_with {
         http => "ingest_redis redis://$long:wrong-pw\@127.0.0.1:$port;"
                 . " ingest_flush_interval 10ms;",
         server => "location = /c { ingest_counters queue=$list:l; }");
-    ok(until_true(5, sub { $n->log =~ /refuses the login/ }),
+    ok(wait_for(sub { $n->log =~ /refuses the login/ }, 5),
        "a 300-byte user: refused, logged");
     like($n->log, qr/refuses the login of user "x{100,}: WRONGPASS/,
          "its name cut cleanly before the reason");

@@ -14,12 +14,6 @@ use Ingest::Nginx;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-sub until_true {
-    my ($secs, $cond) = @_;
-    my $end = time + $secs;
-    while (time < $end) { return 1 if $cond->(); sleep 0.05 }
-    return $cond->();
-}
 
 my @ports = Ingest::Cluster::start();
 my $rules = Ingest::Test::role_rules('ingest-nginx');
@@ -55,11 +49,11 @@ sub denied {
 
 is(($n->post('/a', 't146:a=1'))[0], 204, "a: accepted");
 is(($n->post('/c', 't146:c=1'))[0], 204, "c: accepted");
-ok(until_true(10, sub { denied() == 1 }), "both masters refuse: denied");
+ok(wait_for(sub { denied() == 1 }, 10), "both masters refuse: denied");
 
 # one fixed
 Ingest::Cluster::cli($n3, 'ACL', 'SETUSER', 'ingest-nginx', '>t146-right');
-ok(until_true(15, sub { (Ingest::Cluster::cli($n3, 'LLEN', $k3) // 0) == 1 }),
+ok(wait_for(sub { (Ingest::Cluster::cli($n3, 'LLEN', $k3) // 0) == 1 }, 15),
    "the fixed master's list gets its batch")
     or diag $n->log;
 $n->post('/a', 't146:a=1');
@@ -70,9 +64,9 @@ is(Ingest::Cluster::cli($n1, 'LLEN', $k1), 0,
 
 # the other fixed
 Ingest::Cluster::cli($n1, 'ACL', 'SETUSER', 'ingest-nginx', '>t146-right');
-ok(until_true(15, sub { denied() == 0 }), "both fixed: not denied")
+ok(wait_for(sub { denied() == 0 }, 15), "both fixed: not denied")
     or diag $n->log;
-ok(until_true(15, sub { (Ingest::Cluster::cli($n1, 'LLEN', $k1) // 0) >= 1 }),
+ok(wait_for(sub { (Ingest::Cluster::cli($n1, 'LLEN', $k1) // 0) >= 1 }, 15),
    "and the kept batch arrives");
 unlike($n->log, qr/t146-right|t146-other/, "no password in the log");
 
