@@ -76,7 +76,7 @@ ingest_json_utf8_seq(const unsigned char *p, size_t avail)
         return 0;
     }
 
-    if (avail - 1 < need || p[1] < lo || p[1] > hi) {
+    if (avail <= need || p[1] < lo || p[1] > hi) {
         return 0;
     }
 
