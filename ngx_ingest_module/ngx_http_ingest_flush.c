@@ -62,6 +62,10 @@ static void ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 static void ngx_http_ingest_flush_hand(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
+static ngx_uint_t ngx_http_ingest_flush_group(ngx_http_ingest_queue_t *q,
+    ngx_str_t *group);
+static void ngx_http_ingest_flush_retire(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_uint_t n);
 static ngx_int_t ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 static ngx_int_t ngx_http_ingest_flush_cut_counters(
@@ -530,11 +534,12 @@ ngx_http_ingest_flush_unwait(ngx_http_ingest_waiter_t *wt)
 }
 
 
-/* the transport delivered q's oldest batch (from a posted event) */
+/* the transport delivered q's oldest batches (from a posted event) */
 
 static void
 ngx_http_ingest_flush_delivered(ngx_http_ingest_channel_t *ch)
 {
+    ngx_uint_t                 i;
     ngx_queue_t               *link;
     ngx_http_ingest_batch_t   *b;
     ngx_http_ingest_queue_t   *q;
@@ -544,22 +549,36 @@ ngx_http_ingest_flush_delivered(ngx_http_ingest_channel_t *ch)
     q = ch->data;
     w = ngx_http_ingest_worker;
 
-    b = ngx_http_ingest_flush_oldest(q);
+    /* the group is the oldest batches, in order: find its last */
 
-    if (b == NULL || (u_char *) b->buf.data != ch->batch.data) {
-        /* only the oldest is ever handed over: this cannot happen */
+    b = NULL;
+    link = ngx_queue_head(&q->backlog);
+
+    for (i = 0; i < ch->nbatches; i++) {
+        if (link == ngx_queue_sentinel(&q->backlog)) {
+            b = NULL;
+            break;
+        }
+
+        b = ngx_queue_data(link, ngx_http_ingest_batch_t, link);
+
+        if ((u_char *) b->buf.data != ch->batches[i].data) {
+            b = NULL;
+            break;
+        }
+
+        link = ngx_queue_next(link);
+    }
+
+    if (b == NULL) {
+        /* only the oldest are ever handed over: this cannot happen */
         ngx_log_error(NGX_LOG_ALERT, w->log, 0,
-                      "ingest delivery of a batch of \"%V\" that is not "
+                      "ingest delivery of batches of \"%V\" that are not "
                       "its oldest, ignored", &q->name);
         return;
     }
 
-    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
-                   "ingest batch seq:%uL keys:%ui acked by \"%V\", "
-                   "%ui more cut", b->seq, b->keys, &q->name,
-                   q->nbatches - 1);
-
-    /* those waiting for this batch (ingest_ack redis) are answered */
+    /* those waiting for these batches (ingest_ack redis) are answered */
 
     while (!ngx_queue_empty(&q->waiting)) {
         link = ngx_queue_head(&q->waiting);
@@ -573,7 +592,7 @@ ngx_http_ingest_flush_delivered(ngx_http_ingest_channel_t *ch)
         wt->handler(wt);
     }
 
-    ngx_http_ingest_flush_free(w, q, b);
+    ngx_http_ingest_flush_retire(w, q, ch->nbatches);
 
     if (w->exiting) {
         return;
@@ -668,14 +687,73 @@ ngx_http_ingest_flush_hand(ngx_http_ingest_worker_t *w,
         return;
     }
 
-    q->channel.batch.data = (u_char *) b->buf.data;
-    q->channel.batch.len = b->buf.len;
+    q->channel.nbatches = ngx_http_ingest_flush_group(q, q->channel.batches);
 
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, w->log, 0,
-                   "ingest batch seq:%uL keys:%ui of \"%V\" handed over",
-                   b->seq, b->keys, &q->name);
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                   "ingest batch seq:%uL keys:%ui of \"%V\" handed over, "
+                   "%ui in all", b->seq, b->keys, &q->name,
+                   q->channel.nbatches);
 
     w->transport->ops->send(w->transport, &q->channel);
+}
+
+
+/*
+ * The oldest batches of q as one RPUSH's values, into group: at least
+ * one, at most NGX_HTTP_INGEST_PUSH_MAX_BATCHES and, past the first,
+ * NGX_HTTP_INGEST_PUSH_MAX_BYTES.  A backlog (Redis slow or back from an
+ * outage, a drain at reload) then costs a round trip per group, not per
+ * batch.  Their number.
+ */
+
+static ngx_uint_t
+ngx_http_ingest_flush_group(ngx_http_ingest_queue_t *q, ngx_str_t *group)
+{
+    size_t                    bytes;
+    ngx_uint_t                n;
+    ngx_queue_t              *link;
+    ngx_http_ingest_batch_t  *b;
+
+    n = 0;
+    bytes = 0;
+
+    for (link = ngx_queue_head(&q->backlog);
+         link != ngx_queue_sentinel(&q->backlog)
+         && n < NGX_HTTP_INGEST_PUSH_MAX_BATCHES;
+         link = ngx_queue_next(link))
+    {
+        b = ngx_queue_data(link, ngx_http_ingest_batch_t, link);
+
+        if (n && bytes + b->buf.len > NGX_HTTP_INGEST_PUSH_MAX_BYTES) {
+            break;
+        }
+
+        group[n].data = (u_char *) b->buf.data;
+        group[n].len = b->buf.len;
+        bytes += b->buf.len;
+        n++;
+    }
+
+    return n;
+}
+
+
+/* q's n oldest batches are in Redis */
+
+static void
+ngx_http_ingest_flush_retire(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_uint_t n)
+{
+    ngx_http_ingest_batch_t  *b;
+
+    while (n-- && (b = ngx_http_ingest_flush_oldest(q)) != NULL) {
+        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                       "ingest batch seq:%uL keys:%ui acked by \"%V\", "
+                       "%ui more cut", b->seq, b->keys, &q->name,
+                       q->nbatches - 1);
+
+        ngx_http_ingest_flush_free(w, q, b);
+    }
 }
 
 
@@ -1202,9 +1280,9 @@ ngx_http_ingest_drained(ngx_http_ingest_worker_t *w)
 /*
  * exit_process: the event loop is gone.  Whatever is not in Redis yet
  * goes there now over a blocking connection with short timeouts, oldest
- * batch first (a resend keeps its seq: a duplicate is skipped), then the
- * rest as the next seq.  What Redis cannot take goes to the spool, in
- * the same order, when there is one.
+ * batch first and several to an RPUSH (a resend keeps its seq: a
+ * duplicate is skipped), then the rest as the next seq.  What Redis
+ * cannot take goes to the spool, in the same order, when there is one.
  */
 
 void
@@ -1237,9 +1315,9 @@ ngx_http_ingest_flush_exit(void)
 
     for (i = 0; i < w->nqueues; i++) {
         if (ngx_http_ingest_channel_cancel(&w->queues[i].channel)) {
-            /* in Redis: its delivery was not handled yet, but it is */
-            ngx_http_ingest_flush_free(w, &w->queues[i],
-                                 ngx_http_ingest_flush_oldest(&w->queues[i]));
+            /* in Redis: their delivery was not handled yet, but they are */
+            ngx_http_ingest_flush_retire(w, &w->queues[i],
+                                         w->queues[i].channel.nbatches);
         }
     }
 
@@ -1276,7 +1354,10 @@ ngx_http_ingest_flush_exit(void)
 static void
 ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 {
-    ngx_uint_t                     i, spooled, lost, unspooled, stop, late;
+    uint64_t                       first, last;
+    ngx_str_t                      group[NGX_HTTP_INGEST_PUSH_MAX_BATCHES];
+    ngx_uint_t                     i, k, spooled, lost, unspooled, stop, late,
+                                   flushed;
     ngx_msec_t                     deadline;
     ngx_http_ingest_push_t         p;
     ngx_http_ingest_sync_t         s;
@@ -1327,10 +1408,11 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
         f.failed = 0;
 
         while ((b = ngx_http_ingest_flush_oldest(q)) != NULL) {
+            first = b->seq;
             p.result = NGX_HTTP_INGEST_PUSH_LOST;
             p.list = q->name;
-            p.batch.data = (u_char *) b->buf.data;
-            p.batch.len = b->buf.len;
+            p.batches = group;
+            p.nbatches = ngx_http_ingest_flush_group(q, group);
 
             if (!stop && !late) {
                 ngx_time_update();
@@ -1363,30 +1445,53 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
                              p.replicated, p.replicas);
             }
 
-            if (p.result == NGX_HTTP_INGEST_PUSH_DELIVERED) {
-                ngx_log_error(NGX_LOG_INFO, w->log, 0,
-                              "ingest flushed %ui keys to \"%V\" at exit "
-                              "(batch seq %uL)", b->keys, &q->name, b->seq);
+            flushed = 0;
+            last = first;
 
-            } else if (w->imcf->spool == NULL) {
-                lost += b->keys;
+            for (k = 0; k < p.nbatches; k++) {
+                b = ngx_http_ingest_flush_oldest(q);
 
-            } else if (ngx_http_ingest_flush_spool(w, q, &f, b, &p.batch)
-                       == NGX_OK)
-            {
-                spooled += b->keys;
+                if (p.result == NGX_HTTP_INGEST_PUSH_DELIVERED) {
+                    flushed += b->keys;
 
-            } else {
-                /* the disk is full, say: the file keeps what it holds */
-                unspooled += b->keys;
+                } else if (w->imcf->spool == NULL) {
+                    lost += b->keys;
 
-                if (f.fd == -1) {
-                    unspooled += spooled;
-                    spooled = 0;
+                } else if (ngx_http_ingest_flush_spool(w, q, &f, b,
+                                                       &group[k])
+                           == NGX_OK)
+                {
+                    spooled += b->keys;
+
+                } else {
+                    /* the disk is full, say: the file keeps what it holds */
+                    unspooled += b->keys;
+
+                    if (f.fd == -1) {
+                        unspooled += spooled;
+                        spooled = 0;
+                    }
                 }
+
+                last = b->seq;
+                ngx_http_ingest_flush_free(w, q, b);
             }
 
-            ngx_http_ingest_flush_free(w, q, b);
+            if (p.result != NGX_HTTP_INGEST_PUSH_DELIVERED) {
+                continue;
+            }
+
+            if (first == last) {
+                ngx_log_error(NGX_LOG_INFO, w->log, 0,
+                              "ingest flushed %ui keys to \"%V\" at exit "
+                              "(batch seq %uL)", flushed, &q->name, first);
+
+            } else {
+                ngx_log_error(NGX_LOG_INFO, w->log, 0,
+                              "ingest flushed %ui keys to \"%V\" at exit "
+                              "(batches seq %uL to %uL)", flushed, &q->name,
+                              first, last);
+            }
         }
 
         if (f.fd != -1 && ngx_http_ingest_spool_close(&f, f.batches > 0)

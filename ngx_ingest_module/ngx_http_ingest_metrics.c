@@ -297,7 +297,7 @@ ngx_http_ingest_metrics_spool(ngx_uint_t files, ngx_uint_t aside)
 
 
 void
-ngx_http_ingest_metrics_flushed(ngx_msec_t ms)
+ngx_http_ingest_metrics_flushed(ngx_msec_t ms, ngx_uint_t n)
 {
     ngx_uint_t  i;
 
@@ -315,5 +315,5 @@ ngx_http_ingest_metrics_flushed(ngx_msec_t ms)
 
     (void) ngx_atomic_fetch_add(&ngx_http_ingest_stats->flush_count, 1);
     (void) ngx_atomic_fetch_add(&ngx_http_ingest_stats->flush_sum_ms, ms);
-    (void) ngx_atomic_fetch_add(&ngx_http_ingest_stats->batches_flushed, 1);
+    (void) ngx_atomic_fetch_add(&ngx_http_ingest_stats->batches_flushed, n);
 }

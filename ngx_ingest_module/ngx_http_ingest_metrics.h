@@ -106,8 +106,8 @@ void ngx_http_ingest_metrics_denied(ngx_uint_t denied);
 /* the spool's files, as a scan of its directory found them */
 void ngx_http_ingest_metrics_spool(ngx_uint_t files, ngx_uint_t aside);
 
-/* a batch Redis acknowledged ms after it was sent */
-void ngx_http_ingest_metrics_flushed(ngx_msec_t ms);
+/* an RPUSH of n batches Redis acknowledged ms after it was sent */
+void ngx_http_ingest_metrics_flushed(ngx_msec_t ms, ngx_uint_t n);
 
 
 #endif /* _NGX_HTTP_INGEST_METRICS_H_INCLUDED_ */

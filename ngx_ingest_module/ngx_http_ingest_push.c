@@ -21,7 +21,7 @@ static void ngx_http_ingest_push_rpush_reply(ngx_http_ingest_push_t *p,
     redisReply *reply);
 static void ngx_http_ingest_push_wait_reply(ngx_http_ingest_push_t *p,
     redisReply *reply);
-static void ngx_http_ingest_push_argv(ngx_http_ingest_push_t *p,
+static int ngx_http_ingest_push_argv(ngx_http_ingest_push_t *p,
     const char **argv, size_t *argvlen);
 static void ngx_http_ingest_push_wait_argv(ngx_http_ingest_push_t *p,
     u_char *buf, const char **argv, size_t *argvlen);
@@ -30,9 +30,10 @@ static void ngx_http_ingest_push_wait_argv(ngx_http_ingest_push_t *p,
 ngx_int_t
 ngx_http_ingest_push(redisAsyncContext *ac, ngx_http_ingest_push_t *p)
 {
+    int          argc;
     u_char       buf[2 * NGX_INT_T_LEN];
-    const char  *argv[3];
-    size_t       argvlen[3];
+    const char  *argv[2 + NGX_HTTP_INGEST_PUSH_MAX_BATCHES];
+    size_t       argvlen[2 + NGX_HTTP_INGEST_PUSH_MAX_BATCHES];
 
     p->pushed = 0;
     p->result = NGX_HTTP_INGEST_PUSH_LOST;
@@ -47,10 +48,10 @@ ngx_http_ingest_push(redisAsyncContext *ac, ngx_http_ingest_push_t *p)
 
     p->waits = (p->replicas > 0);
 
-    ngx_http_ingest_push_argv(p, argv, argvlen);
+    argc = ngx_http_ingest_push_argv(p, argv, argvlen);
 
-    if (redisAsyncCommandArgv(ac, ngx_http_ingest_push_rpushed, p, 3, argv,
-                              argvlen)
+    if (redisAsyncCommandArgv(ac, ngx_http_ingest_push_rpushed, p, argc,
+                              argv, argvlen)
         != REDIS_OK)
     {
         return NGX_ERROR;
@@ -159,9 +160,10 @@ ngx_http_ingest_push_wait_reply(ngx_http_ingest_push_t *p,
 void
 ngx_http_ingest_push_sync(redisContext *rc, ngx_http_ingest_push_t *p)
 {
+    int          argc;
     u_char       buf[2 * NGX_INT_T_LEN];
-    const char  *argv[3];
-    size_t       argvlen[3];
+    const char  *argv[2 + NGX_HTTP_INGEST_PUSH_MAX_BATCHES];
+    size_t       argvlen[2 + NGX_HTTP_INGEST_PUSH_MAX_BATCHES];
     redisReply  *reply;
 
     p->pushed = 0;
@@ -179,9 +181,9 @@ ngx_http_ingest_push_sync(redisContext *rc, ngx_http_ingest_push_t *p)
         freeReplyObject(reply);
     }
 
-    ngx_http_ingest_push_argv(p, argv, argvlen);
+    argc = ngx_http_ingest_push_argv(p, argv, argvlen);
 
-    reply = redisCommandArgv(rc, 3, argv, argvlen);
+    reply = redisCommandArgv(rc, argc, argv, argvlen);
     ngx_http_ingest_push_rpush_reply(p, reply);
 
     if (reply != NULL) {
@@ -203,16 +205,25 @@ ngx_http_ingest_push_sync(redisContext *rc, ngx_http_ingest_push_t *p)
 }
 
 
-static void
+/* RPUSH <list> <batch>...: the number of arguments */
+
+static int
 ngx_http_ingest_push_argv(ngx_http_ingest_push_t *p, const char **argv,
     size_t *argvlen)
 {
+    ngx_uint_t  i;
+
     argv[0] = "RPUSH";
     argvlen[0] = 5;
     argv[1] = (const char *) p->list.data;
     argvlen[1] = p->list.len;
-    argv[2] = (const char *) p->batch.data;
-    argvlen[2] = p->batch.len;
+
+    for (i = 0; i < p->nbatches; i++) {
+        argv[2 + i] = (const char *) p->batches[i].data;
+        argvlen[2 + i] = p->batches[i].len;
+    }
+
+    return (int) (2 + p->nbatches);
 }
 
 

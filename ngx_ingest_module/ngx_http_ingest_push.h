@@ -7,8 +7,12 @@
  * path (a worker's send, the spool's replay, the blocking exit path):
  *
  *   [ASKING]        when a cluster node said ASK
- *   RPUSH list batch
+ *   RPUSH list batch [batch ...]
  *   [WAIT n ms]     when n replicas must hold it before it counts
+ *
+ * Several batches of one list go in one RPUSH, oldest first, when more
+ * than one waits: Redis appends them all or none, and a backlog drains
+ * in a round trip per group instead of one per batch.
  *
  * The outcome is known with the last reply: delivered, refused (an
  * error reply, kept word for word), in the master alone (WAIT said fewer
@@ -34,6 +38,10 @@
 
 #define NGX_HTTP_INGEST_PUSH_ERROR_LEN   128
 
+/* the most batches one RPUSH carries, and their most bytes together */
+#define NGX_HTTP_INGEST_PUSH_MAX_BATCHES 64
+#define NGX_HTTP_INGEST_PUSH_MAX_BYTES   (8 * 1024 * 1024)
+
 
 typedef struct ngx_http_ingest_push_s  ngx_http_ingest_push_t;
 
@@ -47,7 +55,8 @@ typedef void (*ngx_http_ingest_push_done_pt)(ngx_http_ingest_push_t *p);
 
 struct ngx_http_ingest_push_s {
     ngx_str_t                     list;
-    ngx_str_t                     batch;
+    ngx_str_t                    *batches;      /* oldest first */
+    ngx_uint_t                    nbatches;     /* 1 to MAX_BATCHES */
     ngx_uint_t                    asking;       /* ASKING first */
     ngx_uint_t                    replicas;     /* WAIT for; 0: no WAIT */
     ngx_msec_t                    wait;         /* WAIT's own timeout */

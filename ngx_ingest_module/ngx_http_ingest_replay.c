@@ -1053,7 +1053,9 @@ ngx_http_ingest_replay_send(ngx_http_ingest_replay_t *rp)
 
     if (rp->next < w->nbatches) {
         rp->channel.name = w->list;
-        rp->channel.batch = w->batches[rp->next];
+        /* one at a time: a refusal names the batch the file stops at */
+        rp->channel.batches[0] = w->batches[rp->next];
+        rp->channel.nbatches = 1;
 
         rp->transport->ops->send(rp->transport, &rp->channel);
         return;

@@ -119,7 +119,8 @@ ngx_http_ingest_transport_push(ngx_http_ingest_transport_t *t,
     p = &ch->push;
 
     p->list = ch->name;
-    p->batch = ch->batch;
+    p->batches = ch->batches;
+    p->nbatches = ch->nbatches;
     p->asking = asking;
     p->replicas = replicas;
     p->wait = t->imcf->ack_timeout / 2;
@@ -140,9 +141,10 @@ ngx_http_ingest_transport_push(ngx_http_ingest_transport_t *t,
 
     ngx_add_timer(&ch->deadline, t->imcf->ack_timeout);
 
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, t->log, 0,
-                   "ingest batch of %uz bytes sent to \"%V\" on \"%V\"",
-                   ch->batch.len, &ch->name, &conn->name);
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, t->log, 0,
+                   "ingest %ui batches, the first of %uz bytes, sent to "
+                   "\"%V\" on \"%V\"", ch->nbatches, ch->batches[0].len,
+                   &ch->name, &conn->name);
 
     return NGX_OK;
 }
@@ -169,11 +171,12 @@ ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
         ch->failures = 0;
     }
 
-    ngx_http_ingest_metrics_flushed(ngx_current_msec - ch->sent_at);
+    ngx_http_ingest_metrics_flushed(ngx_current_msec - ch->sent_at,
+                                    ch->nbatches);
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, t->log, 0,
-                   "ingest batch of %uz bytes delivered to \"%V\" in %Mms",
-                   ch->batch.len, &ch->name, ngx_current_msec - ch->sent_at);
+                   "ingest %ui batches delivered to \"%V\" in %Mms",
+                   ch->nbatches, &ch->name, ngx_current_msec - ch->sent_at);
 
     ngx_post_event(&ch->done, &ngx_posted_events);
 }

@@ -8,13 +8,15 @@
  * Cluster (ngx_http_ingest_cluster.c).  module.c picks one at start;
  * nothing above this header knows which.
  *
- * A channel is one Redis list.  The layer above hands it one batch at a
- * time (send); from then on the transport owns the delivery: it sends
- * the batch, sends it again with the same bytes after a lost connection
- * or a refusal, and follows redirections, until Redis has it.  Then it
- * calls the channel's "delivered" from a posted event; nothing above is
- * called from inside hiredis.  The batch stays handed over (and is not
- * sent again) until "delivered" has run.
+ * A channel is one Redis list.  The layer above hands it a group of
+ * batches at a time (send): one, or the oldest that wait, up to
+ * NGX_HTTP_INGEST_PUSH_MAX_BATCHES and _MAX_BYTES, to go in one RPUSH.
+ * From then on the transport owns the delivery: it sends the group,
+ * sends it again with the same bytes after a lost connection or a
+ * refusal, and follows redirections, until Redis has it.  Then it calls
+ * the channel's "delivered" from a posted event; nothing above is called
+ * from inside hiredis.  The group stays handed over (and is not sent
+ * again) until "delivered" has run.
  *
  * A channel with a "refused" callback gets back a batch that Redis
  * refuses for what it is (ngx_http_ingest_push_refused_batch), the same
@@ -49,7 +51,8 @@ typedef void (*ngx_http_ingest_refused_pt)(ngx_http_ingest_channel_t *ch);
 struct ngx_http_ingest_channel_s {
     /* the layer above's */
     ngx_str_t                   name;          /* the Redis list */
-    ngx_str_t                   batch;         /* handed over by send */
+    ngx_str_t                   batches[NGX_HTTP_INGEST_PUSH_MAX_BATCHES];
+    ngx_uint_t                  nbatches;      /* handed over by send */
     ngx_http_ingest_delivered_pt  delivered;
     ngx_http_ingest_refused_pt  refused;       /* NULL: retried */
     void                       *data;
@@ -97,7 +100,7 @@ typedef struct {
     /* connect, or reconnect, what is needed, and send what waits */
     void       (*connect)(ngx_http_ingest_transport_t *t);
 
-    /* hand ch->batch over; it is on its way until ch->delivered */
+    /* hand ch->batches over; they are on their way until ch->delivered */
     void       (*send)(ngx_http_ingest_transport_t *t,
                        ngx_http_ingest_channel_t *ch);
 

@@ -34,9 +34,11 @@
 
 typedef struct {
     u_char                    list[64];
-    uint64_t                  seq;
-    size_t                    len;
-    uint32_t                  sum;            /* of the batch's bytes */
+    uint64_t                  seq;            /* of the first batch */
+    ngx_uint_t                nbatches;       /* in the one RPUSH */
+    size_t                    len;            /* of them all */
+    uint32_t                  sum;            /* of their bytes */
+    uint32_t                  first_sum;      /* of the first's bytes */
     ngx_uint_t                result;         /* send_sync's outcome */
 } harness_send_t;
 
@@ -76,7 +78,7 @@ ngx_http_ingest_stats_t  *ngx_http_ingest_stats;
 void ngx_http_ingest_metrics_pending(ngx_uint_t keys, size_t bytes) { }
 void ngx_http_ingest_metrics_connected(ngx_uint_t connected) { }
 void ngx_http_ingest_metrics_denied(ngx_uint_t denied) { }
-void ngx_http_ingest_metrics_flushed(ngx_msec_t ms) { }
+void ngx_http_ingest_metrics_flushed(ngx_msec_t ms, ngx_uint_t n) { }
 void ngx_http_ingest_metrics_spool(ngx_uint_t files, ngx_uint_t aside) { }
 
 
@@ -99,23 +101,34 @@ harness_connect(ngx_http_ingest_transport_t *t)
 
 
 static void
-harness_note(harness_send_t *s, ngx_str_t *list, ngx_str_t *batch)
+harness_note(harness_send_t *s, ngx_str_t *list, ngx_str_t *batches,
+    ngx_uint_t n)
 {
-    u_char  *p;
-    size_t   i;
+    u_char      *p;
+    size_t       i;
+    ngx_uint_t   k;
 
     ngx_memzero(s, sizeof(harness_send_t));
     ngx_cpystrn(s->list, list->data, ngx_min(list->len + 1, sizeof(s->list)));
 
-    p = ngx_strnstr(batch->data, "\"seq\":", batch->len);
-    s->seq = p ? (uint64_t) ngx_atoi(p + 6, ngx_strlchr(p, batch->data
-                                                       + batch->len, ',')
-                                                   - (p + 6))
+    p = ngx_strnstr(batches[0].data, "\"seq\":", batches[0].len);
+    s->seq = p ? (uint64_t) ngx_atoi(p + 6,
+                                     ngx_strlchr(p, batches[0].data
+                                                    + batches[0].len, ',')
+                                     - (p + 6))
                : 0;
-    s->len = batch->len;
+    s->nbatches = n;
 
-    for (i = 0; i < batch->len; i++) {
-        s->sum = s->sum * 31 + batch->data[i];
+    for (k = 0; k < n; k++) {
+        s->len += batches[k].len;
+
+        for (i = 0; i < batches[k].len; i++) {
+            s->sum = s->sum * 31 + batches[k].data[i];
+        }
+
+        if (k == 0) {
+            s->first_sum = s->sum;
+        }
     }
 }
 
@@ -131,7 +144,8 @@ harness_send(ngx_http_ingest_transport_t *t, ngx_http_ingest_channel_t *ch)
         return;
     }
 
-    harness_note(&script.sends[script.nsends++], &ch->name, &ch->batch);
+    harness_note(&script.sends[script.nsends++], &ch->name, ch->batches,
+                 ch->nbatches);
 
     ch->in_flight = 1;
     ch->sent_at = ngx_current_msec;
@@ -178,7 +192,7 @@ harness_send_sync(ngx_http_ingest_transport_t *t, ngx_http_ingest_sync_t *s,
 
     if (script.nsyncs < HARNESS_MAX_SENDS) {
         hs = &script.syncs[script.nsyncs++];
-        harness_note(hs, &p->list, &p->batch);
+        harness_note(hs, &p->list, p->batches, p->nbatches);
         hs->result = p->result;
     }
 }
@@ -606,15 +620,14 @@ test_wait_whole_cut(void)
 
     tap_ok(q->nbatches == 2 && one.seq == 2 && two.seq == 2,
            "a cut of two batches: both requests wait for the second");
+    tap_ok(script.nsends == 1 && script.sends[0].nbatches == 2,
+           "the two go in one RPUSH");
 
     harness_deliver(w, q);
 
-    tap_ok(nwoken == 0, "the first acknowledged: no one is answered yet");
-
-    harness_deliver(w, q);
-
-    tap_ok(nwoken == 2 && woken[0] == 2 && woken[1] == 2,
-           "the second acknowledged: both are");
+    tap_ok(nwoken == 2 && woken[0] == 2 && woken[1] == 2
+           && q->nbatches == 0,
+           "acknowledged: both requests are answered");
 
     ngx_http_ingest_flush_exit();
 }
@@ -798,21 +811,103 @@ test_drain_timeout(void)
 
     ngx_http_ingest_flush_exit();
 
-    tap_ok(script.nsyncs == 2 && script.syncs[0].seq == 1
-           && script.syncs[1].seq == 2,
-           "the exit path sends the backlog oldest first, on one "
-           "blocking path");
-    tap_ok(script.syncs[0].sum == script.sends[0].sum,
+    tap_ok(script.nsyncs == 1 && script.syncs[0].seq == 1
+           && script.syncs[0].nbatches == 2,
+           "the exit path sends the backlog oldest first, in one RPUSH");
+    tap_ok(script.syncs[0].len > script.sends[0].len
+           && script.syncs[0].first_sum == script.sends[0].sum,
            "the batch that was on its way goes again, byte for byte");
-    tap_ok(harness_logged("ingest flushed 2 keys to \"h:a\" at exit "
-                          "(batch seq 1)"),
+    tap_ok(harness_logged("ingest flushed 3 keys to \"h:a\" at exit "
+                          "(batches seq 1 to 2)"),
            "what Redis took is logged");
+    tap_ok(script.sync_ends == 1, "the blocking connections are closed");
+}
+
+
+/*
+ * The exit path cannot reach Redis: the batch on its way and the rest
+ * are spooled, in order, with the reason.
+ */
+
+static void
+test_exit_unreachable(void)
+{
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(1, 1024 * 1024, 1);
+
+    harness_add(w, &w->queues[0], "a", 1);
+    harness_add(w, &w->queues[0], "b", 1);
+
+    ngx_http_ingest_flush_exit();
+
+    tap_ok(script.nsyncs == 1 && script.syncs[0].nbatches == 2,
+           "Redis unreachable at exit: one attempt, with both batches");
     tap_ok(harness_spooled() == 1
-           && harness_logged("ingest spooled 1 keys of \"h:a\" at exit "
+           && harness_logged("ingest spooled 2 keys of \"h:a\" at exit "
                              "(batches up to seq 2): scripted: "
                              "unreachable"),
            "what it could not take is spooled, with the reason");
-    tap_ok(script.sync_ends == 1, "the blocking connections are closed");
+}
+
+
+/*
+ * A backlog (Redis slow, or back from an outage) leaves in groups: the
+ * oldest batches in one RPUSH, at most NGX_HTTP_INGEST_PUSH_MAX_BATCHES,
+ * and what was handed is what is retired, whatever was cut meanwhile.
+ */
+
+static void
+test_backlog_groups(void)
+{
+    u_char                     key[16];
+    ngx_uint_t                 i;
+    ngx_http_ingest_queue_t   *q;
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(1, 16 * 1024 * 1024, 0);
+    q = &w->queues[0];
+
+    /* batch 1 on its way; 99 more cut behind it, one key each */
+
+    for (i = 0; i < 100; i++) {
+        ngx_sprintf(key, "k%03ui%Z", i);
+        harness_add(w, q, (char *) key, 1);
+    }
+
+    tap_ok(script.nsends == 1 && script.sends[0].nbatches == 1
+           && q->nbatches == 100,
+           "batch 1 on its way alone, 99 cut behind it");
+
+    harness_deliver(w, q);
+
+    tap_ok(script.nsends == 2 && script.sends[1].seq == 2
+           && script.sends[1].nbatches == NGX_HTTP_INGEST_PUSH_MAX_BATCHES
+           && q->nbatches == 99,
+           "then the oldest 64 of the backlog in one RPUSH");
+
+    harness_add(w, q, "late", 1);
+
+    ngx_http_ingest_transport_returned(w->transport, &q->channel);
+    harness_connect(w->transport);
+
+    tap_ok(script.nsends == 3 && script.sends[2].seq == 2
+           && script.sends[2].nbatches == NGX_HTTP_INGEST_PUSH_MAX_BATCHES
+           && script.sends[2].sum == script.sends[1].sum,
+           "a lost connection: the same group goes again, byte for byte");
+
+    harness_deliver(w, q);
+
+    tap_ok(script.nsends == 4 && script.sends[3].seq == 66
+           && script.sends[3].nbatches == 36 && q->nbatches == 36,
+           "delivered: the 64 are retired, the other 36 go together");
+
+    harness_deliver(w, q);
+
+    tap_ok(q->nbatches == 0 && script.nsends == 4,
+           "and the backlog is empty");
+
+    ngx_http_ingest_flush_exit();
 }
 
 
@@ -900,17 +995,19 @@ test_exit_budget(void)
     w = harness_start(1, 16 * 1024 * 1024, 1);
     files = harness_spooled();
 
-    for (i = 0; i < 20; i++) {
-        ngx_sprintf(key, "k%02ui%Z", i);
+    /* 200 batches: four RPUSHes of up to 64 */
+
+    for (i = 0; i < 200; i++) {
+        ngx_sprintf(key, "k%03ui%Z", i);
         harness_add(w, &w->queues[0], (char *) key, 1);
     }
 
-    for (i = 0; i < 20; i++) {
+    for (i = 0; i < 4; i++) {
         script.sync_results[i] = NGX_HTTP_INGEST_PUSH_DELIVERED;
     }
 
-    script.nresults = 20;
-    script.sync_delay = 100;
+    script.nresults = 4;
+    script.sync_delay = 200;
 
     ngx_time_update();
     start = ngx_current_msec;
@@ -922,8 +1019,8 @@ test_exit_budget(void)
 
     tap_ok(ngx_current_msec - start < 1000,
            "a slow Redis at exit: done within the exit's budget");
-    tap_ok(script.nsyncs >= 4 && script.nsyncs <= 7,
-           "a slow Redis at exit: a few sends, not all 20");
+    tap_ok(script.nsyncs >= 2 && script.nsyncs <= 3,
+           "a slow Redis at exit: a few sends, not all 4");
     tap_ok(harness_spooled() == files + 1
            && harness_logged("the exit's 500 ms for Redis ran out"),
            "a slow Redis at exit: the rest is spooled, and why");
@@ -1109,6 +1206,8 @@ harness_init_process(ngx_cycle_t *cycle)
     test_full();
     test_drain();
     test_drain_timeout();
+    test_exit_unreachable();
+    test_backlog_groups();
     test_exit_refused();
     test_exit_unsafe();
     test_exit_budget();
