@@ -139,15 +139,15 @@ for my $role ('nginx', 'consumer') {
     $users =~ s/^(user ingest-$role on) >CHANGE-ME-$role /$1 >$Ingest::Test::Password{$role} /m
         or die "conf/redis-users.conf: no ingest-$role user with a CHANGE-ME password";
 }
-open my $out, '>', "$dir/redis-users.conf" or die $!;
-print $out $users, "user admin on >$admin_pw ~* &* +\@all\n";
-close $out;
+open my $fh, '>', "$dir/redis-users.conf" or die $!;
+print $fh $users, "user admin on >$admin_pw ~* &* +\@all\n";
+close $fh;
 my $conf = slurp("$top/conf/redis.conf");
 $conf =~ s{^include /etc/redis/redis-users\.conf$}{include $dir/redis-users.conf}m
     or die "conf/redis.conf: no include of /etc/redis/redis-users.conf";
-open $out, '>', "$dir/redis.conf" or die $!;
-print $out $conf, "include $top/conf/redis-tls.conf.example\n";
-close $out;
+open $fh, '>', "$dir/redis.conf" or die $!;
+print $fh $conf, "include $top/conf/redis-tls.conf.example\n";
+close $fh;
 
 my $redis = spawn("$dir/redis.out", 'redis-server', "$dir/redis.conf",
                   '--bind', '127.0.0.1', '--tls-port', $tls_port,
