@@ -6,7 +6,8 @@
  * hiredis owns the fd and closes it: the cleanup hook only takes it out
  * of nginx's loop and gives the ngx_connection_t back.  After
  * redisAsyncHandleRead() or redisAsyncHandleWrite() neither the context
- * nor the connection is touched: either may be gone.
+ * nor the connection is touched: either may be gone (the adapter, which
+ * its owner keeps for the worker's life, may be).
  *
  * A Redis connection is never idle to nginx: a graceful shutdown leaves
  * it alone, and worker_shutdown_timeout's close is ignored here, since
@@ -83,15 +84,35 @@ ngx_http_ingest_adapter_del_read(void *data)
 }
 
 
+/*
+ * hiredis has queued a command.  On a connected socket it is written from
+ * a posted event, in this turn of the loop, rather than after epoll says
+ * "writable" on the next: an acknowledged request waits a round trip to
+ * Redis, not a turn of the loop more and two epoll_ctl calls.  Only what
+ * that write leaves behind (a full socket buffer), and a connect in
+ * progress (hiredis 0.14 would take it for done), wait for epoll.
+ */
+
 static void
 ngx_http_ingest_adapter_add_write(void *data)
 {
     ngx_http_ingest_adapter_t  *a = data;
 
-    if (!a->conn->write->active) {
+    redisAsyncContext  *ac;
+
+    if (a->conn->write->active || a->conn->write->posted) {
+        return;
+    }
+
+    ac = a->conn->data;
+
+    if (a->writing || !(ac->c.flags & REDIS_CONNECTED)) {
         (void) ngx_add_event(a->conn->write, NGX_WRITE_EVENT,
                              NGX_LEVEL_EVENT);
+        return;
     }
+
+    ngx_post_event(a->conn->write, &ngx_posted_events);
 }
 
 
@@ -185,9 +206,17 @@ ngx_http_ingest_adapter_read(ngx_event_t *ev)
 static void
 ngx_http_ingest_adapter_write(ngx_event_t *ev)
 {
-    ngx_connection_t  *c;
+    ngx_connection_t           *c;
+    redisAsyncContext          *ac;
+    ngx_http_ingest_adapter_t  *a;
 
     c = ev->data;
+    ac = c->data;
 
-    redisAsyncHandleWrite(c->data);
+    /* the adapter outlives the context: its owner keeps it */
+    a = ac->ev.data;
+
+    a->writing = 1;
+    redisAsyncHandleWrite(ac);
+    a->writing = 0;
 }

@@ -34,6 +34,7 @@ struct ngx_http_ingest_adapter_s {
     ngx_connection_t                   *conn;    /* NULL: not attached */
     ngx_http_ingest_adapter_closed_pt   closed;
     void                               *data;    /* the owner's */
+    unsigned                            writing:1;  /* a posted write */
 };
 
 
