@@ -453,7 +453,7 @@ ngx_http_ingest_cluster_pushed(ngx_http_ingest_push_t *p)
     case NGX_HTTP_INGEST_PUSH_UNSAFE:
         /* in the master alone: a failover now would lose it */
         ngx_http_ingest_transport_returned(t, ch);
-        ngx_http_ingest_stat_add(batches_failed, 1);
+        ngx_http_ingest_stat_add(batches_failed, ch->nbatches);
 
         ngx_log_error(NGX_LOG_WARN, t->log, 0,
                       "ingest redis batch of \"%V\" reached %L of %ui "
@@ -474,7 +474,7 @@ ngx_http_ingest_cluster_pushed(ngx_http_ingest_push_t *p)
         return;
     }
 
-    ngx_http_ingest_stat_add(batches_failed, 1);
+    ngx_http_ingest_stat_add(batches_failed, ch->nbatches);
 
     if (ngx_http_ingest_transport_refused(t, ch) == NGX_OK) {
         /* the channel takes it back and says so */

@@ -63,7 +63,7 @@ static void ngx_http_ingest_flush_try(ngx_http_ingest_worker_t *w,
 static void ngx_http_ingest_flush_hand(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q);
 static ngx_uint_t ngx_http_ingest_flush_group(ngx_http_ingest_queue_t *q,
-    ngx_str_t *group);
+    ngx_str_t *group, ngx_uint_t max);
 static void ngx_http_ingest_flush_retire(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_uint_t n);
 static ngx_int_t ngx_http_ingest_flush_cut(ngx_http_ingest_worker_t *w,
@@ -687,7 +687,8 @@ ngx_http_ingest_flush_hand(ngx_http_ingest_worker_t *w,
         return;
     }
 
-    q->channel.nbatches = ngx_http_ingest_flush_group(q, q->channel.batches);
+    q->channel.nbatches = ngx_http_ingest_flush_group(q, q->channel.batches,
+                                                      q->channel.group_max);
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, w->log, 0,
                    "ingest batch seq:%uL keys:%ui of \"%V\" handed over, "
@@ -700,14 +701,15 @@ ngx_http_ingest_flush_hand(ngx_http_ingest_worker_t *w,
 
 /*
  * The oldest batches of q as one RPUSH's values, into group: at least
- * one, at most NGX_HTTP_INGEST_PUSH_MAX_BATCHES and, past the first,
- * NGX_HTTP_INGEST_PUSH_MAX_BYTES.  A backlog (Redis slow or back from an
- * outage, a drain at reload) then costs a round trip per group, not per
- * batch.  Their number.
+ * one, at most max (the transport's group_max) and, past the first,
+ * NGX_HTTP_INGEST_PUSH_MAX_BYTES.  A backlog of small batches (Redis
+ * slow or back from an outage, a drain at reload) then costs a round
+ * trip per group, not per batch.  Their number.
  */
 
 static ngx_uint_t
-ngx_http_ingest_flush_group(ngx_http_ingest_queue_t *q, ngx_str_t *group)
+ngx_http_ingest_flush_group(ngx_http_ingest_queue_t *q, ngx_str_t *group,
+    ngx_uint_t max)
 {
     size_t                    bytes;
     ngx_uint_t                n;
@@ -718,8 +720,7 @@ ngx_http_ingest_flush_group(ngx_http_ingest_queue_t *q, ngx_str_t *group)
     bytes = 0;
 
     for (link = ngx_queue_head(&q->backlog);
-         link != ngx_queue_sentinel(&q->backlog)
-         && n < NGX_HTTP_INGEST_PUSH_MAX_BATCHES;
+         link != ngx_queue_sentinel(&q->backlog) && n < max;
          link = ngx_queue_next(link))
     {
         b = ngx_queue_data(link, ngx_http_ingest_batch_t, link);
@@ -1357,7 +1358,7 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
     uint64_t                       first, last;
     ngx_str_t                      group[NGX_HTTP_INGEST_PUSH_MAX_BATCHES];
     ngx_uint_t                     i, k, spooled, lost, unspooled, stop, late,
-                                   flushed;
+                                   flushed, max;
     ngx_msec_t                     deadline;
     ngx_http_ingest_push_t         p;
     ngx_http_ingest_sync_t         s;
@@ -1407,12 +1408,14 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
         f.fd = -1;
         f.failed = 0;
 
+        max = q->channel.group_max;
+
         while ((b = ngx_http_ingest_flush_oldest(q)) != NULL) {
             first = b->seq;
             p.result = NGX_HTTP_INGEST_PUSH_LOST;
             p.list = q->name;
             p.batches = group;
-            p.nbatches = ngx_http_ingest_flush_group(q, group);
+            p.nbatches = ngx_http_ingest_flush_group(q, group, max);
 
             if (!stop && !late) {
                 ngx_time_update();
@@ -1427,6 +1430,15 @@ ngx_http_ingest_flush_sync(ngx_http_ingest_worker_t *w)
 
             if (!stop && !late) {
                 t->ops->send_sync(t, &s, &p);
+
+                if (p.result != NGX_HTTP_INGEST_PUSH_DELIVERED
+                    && p.nbatches > 1)
+                {
+                    /* it may be the group's size: half of it again */
+                    max = p.nbatches / 2;
+                    continue;
+                }
+
                 stop = (p.result != NGX_HTTP_INGEST_PUSH_DELIVERED);
             }
 

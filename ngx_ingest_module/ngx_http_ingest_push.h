@@ -38,9 +38,14 @@
 
 #define NGX_HTTP_INGEST_PUSH_ERROR_LEN   128
 
-/* the most batches one RPUSH carries, and their most bytes together */
+/*
+ * The most batches one RPUSH carries, and their most bytes together past
+ * the first: no more than one full batch (1 MB), so that a group asks no
+ * more of Redis's memory, of the link and of the reply timeout than a
+ * single batch may.
+ */
 #define NGX_HTTP_INGEST_PUSH_MAX_BATCHES 64
-#define NGX_HTTP_INGEST_PUSH_MAX_BYTES   (8 * 1024 * 1024)
+#define NGX_HTTP_INGEST_PUSH_MAX_BYTES   (1024 * 1024)
 
 
 typedef struct ngx_http_ingest_push_s  ngx_http_ingest_push_t;

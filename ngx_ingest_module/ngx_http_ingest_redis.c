@@ -116,7 +116,7 @@ ngx_http_ingest_redis_pushed(ngx_http_ingest_push_t *p)
         return;
     }
 
-    ngx_http_ingest_stat_add(batches_failed, 1);
+    ngx_http_ingest_stat_add(batches_failed, ch->nbatches);
 
     if (ngx_http_ingest_transport_refused(t, ch) == NGX_OK) {
         /* the channel takes it back and says so */

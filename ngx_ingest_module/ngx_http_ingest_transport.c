@@ -20,6 +20,7 @@
 #define NGX_HTTP_INGEST_BACKOFF_MAX   5000
 
 
+static void ngx_http_ingest_transport_settle(ngx_http_ingest_channel_t *ch);
 static void ngx_http_ingest_transport_done(ngx_event_t *ev);
 static void ngx_http_ingest_transport_retry(ngx_event_t *ev);
 static void ngx_http_ingest_transport_deadline(ngx_event_t *ev);
@@ -43,6 +44,7 @@ ngx_http_ingest_channel_init(ngx_http_ingest_transport_t *t,
 {
     ch->transport = t;
     ch->push.data = ch;
+    ch->group_max = NGX_HTTP_INGEST_PUSH_MAX_BATCHES;
 
     ch->deadline.handler = ngx_http_ingest_transport_deadline;
     ch->deadline.data = t->timer_data;
@@ -73,6 +75,12 @@ ngx_http_ingest_transport_hand(ngx_http_ingest_transport_t *t,
 
     if (ch->in_flight || ch->done.posted || t->closing) {
         return NGX_DECLINED;
+    }
+
+    /* after a failure, the oldest part of the group only */
+
+    if (ch->nbatches > ch->group_max) {
+        ch->nbatches = ch->group_max;
     }
 
     return NGX_OK;
@@ -136,7 +144,7 @@ ngx_http_ingest_transport_push(ngx_http_ingest_transport_t *t,
     ch->sent_at = ngx_current_msec;
 
     if (ch->attempts++) {
-        ngx_http_ingest_stat_add(batches_retried, 1);
+        ngx_http_ingest_stat_add(batches_retried, ch->nbatches);
     }
 
     ngx_add_timer(&ch->deadline, t->imcf->ack_timeout);
@@ -159,8 +167,10 @@ void
 ngx_http_ingest_transport_delivered(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch)
 {
-    ngx_http_ingest_transport_returned(t, ch);
+    ngx_http_ingest_transport_settle(ch);
 
+    ch->group_max = ngx_min(2 * ch->group_max,
+                            NGX_HTTP_INGEST_PUSH_MAX_BATCHES);
     t->backoff = 0;
 
     if (ch->failing) {
@@ -257,11 +267,26 @@ ngx_http_ingest_transport_done(ngx_event_t *ev)
 }
 
 
-/* no push in flight for ch: it stays handed, to be sent again */
+/*
+ * ch's push failed (no reply, a refusal, a redirection, too few
+ * replicas): it stays handed, to be sent again, and the next push of
+ * the channel carries at most half as many batches.
+ */
 
 void
 ngx_http_ingest_transport_returned(ngx_http_ingest_transport_t *t,
     ngx_http_ingest_channel_t *ch)
+{
+    ngx_http_ingest_transport_settle(ch);
+
+    ch->group_max = ngx_max(ch->nbatches / 2, 1);
+}
+
+
+/* no push in flight for ch any more */
+
+static void
+ngx_http_ingest_transport_settle(ngx_http_ingest_channel_t *ch)
 {
     ch->in_flight = 0;
     ch->conn = NULL;

@@ -10,13 +10,22 @@
  *
  * A channel is one Redis list.  The layer above hands it a group of
  * batches at a time (send): one, or the oldest that wait, up to
- * NGX_HTTP_INGEST_PUSH_MAX_BATCHES and _MAX_BYTES, to go in one RPUSH.
+ * ch->group_max and NGX_HTTP_INGEST_PUSH_MAX_BYTES, to go in one RPUSH.
  * From then on the transport owns the delivery: it sends the group,
  * sends it again with the same bytes after a lost connection or a
  * refusal, and follows redirections, until Redis has it.  Then it calls
  * the channel's "delivered" from a posted event; nothing above is called
  * from inside hiredis.  The group stays handed over (and is not sent
- * again) until "delivered" has run.
+ * again) until "delivered" has run; ch->nbatches then says how many of
+ * the oldest it held.
+ *
+ * Whether Redis takes a group may depend on its size (maxmemory counts
+ * the command's arguments, a slow link times a long one out while its
+ * bytes still arrive): each push that fails halves ch->group_max, down
+ * to one batch, and a resend sends only that many of the group's oldest
+ * (the same bytes, in order: what Redis had already is skipped by the
+ * consumer); each delivery doubles it again.  A group never stalls a
+ * list that its batches one by one would not.
  *
  * A channel with a "refused" callback gets back a batch that Redis
  * refuses for what it is (ngx_http_ingest_push_refused_batch), the same
@@ -53,6 +62,7 @@ struct ngx_http_ingest_channel_s {
     ngx_str_t                   name;          /* the Redis list */
     ngx_str_t                   batches[NGX_HTTP_INGEST_PUSH_MAX_BATCHES];
     ngx_uint_t                  nbatches;      /* handed over by send */
+    ngx_uint_t                  group_max;     /* the transport's say */
     ngx_http_ingest_delivered_pt  delivered;
     ngx_http_ingest_refused_pt  refused;       /* NULL: retried */
     void                       *data;

@@ -3,7 +3,10 @@
 # own (ingest_flush_keys 1); once Redis answers, the oldest batches go up
 # to 64 in one RPUSH, in order.  The same at a reload: the old worker
 # drains its backlog in a few round trips, not one per batch, so a slow
-# Redis does not run the drain out of time.
+# Redis does not run the drain out of time.  And a group that Redis
+# refuses for its size (maxmemory counts the command's arguments) is
+# sent again in halves, down to one batch: grouping never stalls a list
+# that its batches one by one would not.
 
 use strict;
 use warnings;
@@ -32,6 +35,8 @@ my $n = Ingest::Nginx->start(
     http => "ingest_redis $Ingest::Test::RedisAddr;"
             . " ingest_flush_interval 60s; ingest_flush_keys 1;",
     server => "location = /c { ingest_counters queue=$list; }"
+              . " location = /big { ingest_counters queue=t093:big;"
+              . " client_max_body_size 1m; client_body_buffer_size 1m; }"
               . " location = /s { ingest_status; }");
 
 wait_for(sub { `redis-cli -p $Ingest::Test::RedisPort client list`
@@ -88,5 +93,38 @@ is(seqs(), join(',', 1 .. 200), 'all 200 batches are in the list, in order');
 is(rpushes(), 3, 'drained in three RPUSHes');
 unlike($n->log, qr/drain timed out|ingest lost|ingest spooled/,
        'nothing timed out, lost or spooled');
+
+
+
+# 3. Redis near maxmemory: 40 batches of 100 KB, 768 KB of headroom, a
+#    consumer popping: a group of 1 MB is refused (OOM), its halves go
+
+cli('CLIENT', 'PAUSE', 30000, 'WRITE');
+
+$ok = 0;
+for my $i (1 .. 40) {
+    my $body = join '&', map { sprintf("k%02d_%03d_%s=1", $i, $_, 'x' x 190) }
+                         1 .. 500;
+    my ($c) = $n->post('/big', $body);
+    $ok++ if defined $c && $c == 204;
+}
+is($ok, 40, '40 requests of 100 KB answered 204 while Redis is paused');
+
+my ($used) = (cli('INFO', 'memory') // '') =~ /^used_memory:(\d+)/m;
+cli('CONFIG', 'SET', 'maxmemory', $used + 768 * 1024);
+cli('CLIENT', 'UNPAUSE');
+
+my @got;
+wait_for(sub {
+    my $out = cli('LPOP', 't093:big', 100) // '';
+    push @got, map { /"seq":(\d+)/ ? $1 : () } split /\n/, $out;
+    return @got >= 40;
+}, 20);
+cli('CONFIG', 'SET', 'maxmemory', 0);
+
+is(join(',', @got), join(',', 1 .. 40),
+   'a consumer gets all 40, in order, though Redis refused a group');
+like($n->log, qr/ingest redis RPUSH to "t093:big" failed: OOM /,
+     'Redis did refuse one (else this proves nothing)');
 
 done_testing();

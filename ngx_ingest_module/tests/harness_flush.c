@@ -620,14 +620,17 @@ test_wait_whole_cut(void)
 
     tap_ok(q->nbatches == 2 && one.seq == 2 && two.seq == 2,
            "a cut of two batches: both requests wait for the second");
-    tap_ok(script.nsends == 1 && script.sends[0].nbatches == 2,
-           "the two go in one RPUSH");
+    tap_ok(script.nsends == 1 && script.sends[0].nbatches == 1,
+           "over 1 MB together: each goes in an RPUSH of its own");
 
     harness_deliver(w, q);
 
-    tap_ok(nwoken == 2 && woken[0] == 2 && woken[1] == 2
-           && q->nbatches == 0,
-           "acknowledged: both requests are answered");
+    tap_ok(nwoken == 0, "the first acknowledged: no one is answered yet");
+
+    harness_deliver(w, q);
+
+    tap_ok(nwoken == 2 && woken[0] == 2 && woken[1] == 2,
+           "the second acknowledged: both are");
 
     ngx_http_ingest_flush_exit();
 }
@@ -841,8 +844,9 @@ test_exit_unreachable(void)
 
     ngx_http_ingest_flush_exit();
 
-    tap_ok(script.nsyncs == 1 && script.syncs[0].nbatches == 2,
-           "Redis unreachable at exit: one attempt, with both batches");
+    tap_ok(script.nsyncs == 2 && script.syncs[0].nbatches == 2
+           && script.syncs[1].nbatches == 1 && script.syncs[1].seq == 1,
+           "Redis unreachable at exit: both batches, then the oldest alone");
     tap_ok(harness_spooled() == 1
            && harness_logged("ingest spooled 2 keys of \"h:a\" at exit "
                              "(batches up to seq 2): scripted: "
@@ -892,22 +896,73 @@ test_backlog_groups(void)
     harness_connect(w->transport);
 
     tap_ok(script.nsends == 3 && script.sends[2].seq == 2
-           && script.sends[2].nbatches == NGX_HTTP_INGEST_PUSH_MAX_BATCHES
-           && script.sends[2].sum == script.sends[1].sum,
-           "a lost connection: the same group goes again, byte for byte");
+           && script.sends[2].nbatches == 32
+           && script.sends[2].first_sum == script.sends[1].first_sum,
+           "a lost connection: the oldest half of the group goes again, "
+           "the same bytes");
+
+    ngx_http_ingest_transport_returned(w->transport, &q->channel);
+    harness_connect(w->transport);
+
+    tap_ok(script.nsends == 4 && script.sends[3].seq == 2
+           && script.sends[3].nbatches == 16,
+           "another failure: half of that");
 
     harness_deliver(w, q);
 
-    tap_ok(script.nsends == 4 && script.sends[3].seq == 66
-           && script.sends[3].nbatches == 36 && q->nbatches == 36,
-           "delivered: the 64 are retired, the other 36 go together");
+    tap_ok(script.nsends == 5 && script.sends[4].seq == 18
+           && script.sends[4].nbatches == 32 && q->nbatches == 84,
+           "delivered: the 16 are retired, and the next group is twice "
+           "as long");
 
     harness_deliver(w, q);
 
-    tap_ok(q->nbatches == 0 && script.nsends == 4,
+    tap_ok(script.nsends == 6 && script.sends[5].seq == 50
+           && script.sends[5].nbatches == 52 && q->nbatches == 52,
+           "and then back to 64 at most: the 52 left, the late one too");
+
+    harness_deliver(w, q);
+
+    tap_ok(q->nbatches == 0 && script.nsends == 6,
            "and the backlog is empty");
 
     ngx_http_ingest_flush_exit();
+}
+
+
+/*
+ * Redis refuses a group at exit that it takes batch by batch (maxmemory
+ * counts the command's arguments): the oldest alone, then the next.
+ */
+
+static void
+test_exit_group_refused(void)
+{
+    ngx_http_ingest_worker_t  *w;
+
+    w = harness_start(1, 1024 * 1024, 0);
+
+    harness_add(w, &w->queues[0], "a", 1);
+    harness_add(w, &w->queues[0], "b", 1);
+    harness_add(w, &w->queues[0], "c", 1);
+
+    script.sync_results[0] = NGX_HTTP_INGEST_PUSH_REFUSED;
+    script.sync_results[1] = NGX_HTTP_INGEST_PUSH_DELIVERED;
+    script.sync_results[2] = NGX_HTTP_INGEST_PUSH_DELIVERED;
+    script.sync_results[3] = NGX_HTTP_INGEST_PUSH_DELIVERED;
+    script.nresults = 4;
+
+    ngx_http_ingest_flush_exit();
+
+    tap_ok(script.nsyncs == 4 && script.syncs[0].nbatches == 3
+           && script.syncs[1].nbatches == 1 && script.syncs[1].seq == 1
+           && script.syncs[2].nbatches == 1 && script.syncs[2].seq == 2
+           && script.syncs[3].nbatches == 1 && script.syncs[3].seq == 3,
+           "a group refused at exit: then one at a time, oldest first");
+    tap_ok(!harness_logged("ingest lost")
+           && harness_logged("ingest flushed 1 keys to \"h:a\" at exit "
+                             "(batch seq 3)"),
+           "and nothing is lost");
 }
 
 
@@ -923,15 +978,20 @@ test_exit_refused(void)
     harness_add(w, &w->queues[1], "c", 1);
 
     script.sync_results[0] = NGX_HTTP_INGEST_PUSH_REFUSED;
-    script.sync_results[1] = NGX_HTTP_INGEST_PUSH_DELIVERED;
-    script.nresults = 2;
+    script.sync_results[1] = NGX_HTTP_INGEST_PUSH_REFUSED;
+    script.sync_results[2] = NGX_HTTP_INGEST_PUSH_DELIVERED;
+    script.nresults = 3;
 
     ngx_http_ingest_flush_exit();
 
-    tap_ok(script.nsyncs == 2
+    tap_ok(script.nsyncs == 3
            && ngx_strcmp(script.syncs[0].list, "h:a") == 0
-           && ngx_strcmp(script.syncs[1].list, "h:b") == 0,
-           "a refusal at exit stops that list's batches, not the others'");
+           && script.syncs[0].nbatches == 2
+           && ngx_strcmp(script.syncs[1].list, "h:a") == 0
+           && script.syncs[1].nbatches == 1
+           && ngx_strcmp(script.syncs[2].list, "h:b") == 0,
+           "a refusal at exit, of the group and of its oldest alone, stops "
+           "that list's batches, not the others'");
     tap_ok(harness_logged("ingest redis RPUSH to \"h:a\" failed at exit: "
                           "OOM scripted")
            && harness_logged("ingest lost 2 keys of \"h:a\" at exit "
@@ -962,14 +1022,17 @@ test_exit_unsafe(void)
     harness_add(w, &w->queues[0], "b", 1);
 
     script.sync_results[0] = NGX_HTTP_INGEST_PUSH_UNSAFE;
-    script.sync_results[1] = NGX_HTTP_INGEST_PUSH_DELIVERED;
-    script.nresults = 2;
+    script.sync_results[1] = NGX_HTTP_INGEST_PUSH_UNSAFE;
+    script.sync_results[2] = NGX_HTTP_INGEST_PUSH_DELIVERED;
+    script.nresults = 3;
 
     ngx_http_ingest_flush_exit();
 
-    tap_ok(script.nsyncs == 1 && script.syncs[0].seq == 1,
-           "a batch on too few replicas at exit: the list's next one is "
-           "not sent after it");
+    tap_ok(script.nsyncs == 2 && script.syncs[0].seq == 1
+           && script.syncs[0].nbatches == 2
+           && script.syncs[1].seq == 1 && script.syncs[1].nbatches == 1,
+           "a batch on too few replicas at exit (in the group, then "
+           "alone): the list's next one is not sent after it");
     tap_ok(harness_spooled() == files + 1
            && harness_logged("ingest spooled 2 keys of \"h:a\" at exit "
                              "(batches up to seq 2)")
@@ -1208,6 +1271,7 @@ harness_init_process(ngx_cycle_t *cycle)
     test_drain_timeout();
     test_exit_unreachable();
     test_backlog_groups();
+    test_exit_group_refused();
     test_exit_refused();
     test_exit_unsafe();
     test_exit_budget();
