@@ -84,15 +84,32 @@ int
 ingest_wire_counters_end(ingest_wire_buf_t *b,
     const ingest_wire_buf_t *requests)
 {
-    size_t  n;
+    return ingest_wire_counters_end_buckets(b, NULL, requests);
+}
+
+
+int
+ingest_wire_counters_end_buckets(ingest_wire_buf_t *b,
+    const ingest_wire_buf_t *buckets, const ingest_wire_buf_t *requests)
+{
+    size_t  n, nb;
 
     n = (requests != NULL) ? requests->len : 0;
+    nb = (buckets != NULL) ? buckets->len : 0;
 
-    if (ingest_wire_reserve(b, n + 16) != INGEST_WIRE_OK) {
+    if (ingest_wire_reserve(b, n + nb + 32) != INGEST_WIRE_OK) {
         return INGEST_WIRE_NOMEM;
     }
 
     b->data[b->len++] = '}';
+
+    if (nb) {
+        memcpy(b->data + b->len, ",\"buckets\":[", 12);
+        b->len += 12;
+        memcpy(b->data + b->len, buckets->data, nb);
+        b->len += nb;
+        b->data[b->len++] = ']';
+    }
 
     if (n) {
         memcpy(b->data + b->len, ",\"requests\":[", 13);
@@ -139,14 +156,86 @@ ingest_wire_request_begin(ingest_wire_buf_t *b, const unsigned char *id,
 int
 ingest_wire_request_end(ingest_wire_buf_t *b)
 {
+    return ingest_wire_request_end_buckets(b, NULL);
+}
+
+
+int
+ingest_wire_request_end_buckets(ingest_wire_buf_t *b,
+    const ingest_wire_buf_t *buckets)
+{
+    size_t  nb;
+
+    nb = (buckets != NULL) ? buckets->len : 0;
+
+    if (ingest_wire_reserve(b, nb + 16) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    b->data[b->len++] = '}';
+
+    if (nb) {
+        memcpy(b->data + b->len, ",\"buckets\":[", 12);
+        b->len += 12;
+        memcpy(b->data + b->len, buckets->data, nb);
+        b->len += nb;
+        b->data[b->len++] = ']';
+    }
+
+    b->data[b->len++] = '}';
+
+    return INGEST_WIRE_OK;
+}
+
+
+int
+ingest_wire_bucket_begin(ingest_wire_buf_t *b, uint32_t resolution,
+    int64_t start)
+{
+    char  *p;
+
+    if (ingest_wire_reserve(b, 1 + 1 + 10 + 1 + 20 + 3) != INGEST_WIRE_OK) {
+        return INGEST_WIRE_NOMEM;
+    }
+
+    p = b->data + b->len;
+
+    if (b->len) {
+        *p++ = ',';
+    }
+
+    p += sprintf(p, "[%u,", (unsigned) resolution);
+    p = ingest_wire_write_int(p, start);
+    *p++ = ',';
+    *p++ = '{';
+
+    b->len = p - b->data;
+    b->count = 0;
+
+    return INGEST_WIRE_OK;
+}
+
+
+int
+ingest_wire_bucket_end(ingest_wire_buf_t *b)
+{
     if (ingest_wire_reserve(b, 2) != INGEST_WIRE_OK) {
         return INGEST_WIRE_NOMEM;
     }
 
     b->data[b->len++] = '}';
-    b->data[b->len++] = '}';
+    b->data[b->len++] = ']';
 
     return INGEST_WIRE_OK;
+}
+
+
+int
+ingest_wire_valid_bucket(int64_t resolution, int64_t start)
+{
+    return resolution >= 1 && resolution <= INGEST_WIRE_MAX_RESOLUTION
+           && INGEST_WIRE_MAX_RESOLUTION % resolution == 0
+           && start >= 0 && start % resolution == 0;
 }
 
 

@@ -23,9 +23,21 @@
  *    "table":"trips","columns":["vendorid","total_amount"],
  *    "types":["int","real"],"rows":[[2,9.95],[1,null]]}
  *
- * The module writes version 2 only when a batch has such requests, so a
- * consumer that knows only version 1 refuses them instead of dropping
- * them.
+ * Version 3 adds "buckets": the same increments again, summed per time
+ * bucket of each resolution the location keeps (ingest_counters
+ * buckets=1m,1h,1d), each [resolution in seconds, bucket start in Unix
+ * seconds (UTC, a multiple of the resolution), counts]; a request with
+ * an Idempotency-Key carries its own:
+ *
+ *   {"v":3,...,"counts":{"a":3},
+ *    "buckets":[[60,1764675600,{"a":1}],[60,1764675660,{"a":2}],
+ *               [3600,1764673200,{"a":3}]],
+ *    "requests":[{"id":"..","counts":{"b":1},
+ *                 "buckets":[[60,1764675660,{"b":1}]]}]}
+ *
+ * The module writes version 2 only when a batch has such requests, and 3
+ * only when it has buckets, so a consumer that knows an older version
+ * refuses them instead of dropping them.
  *
  *   v         format version; a reader refuses one it does not know
  *   kind      "counters" (records batches come with the records endpoint)
@@ -34,6 +46,8 @@
  *   ts        milliseconds since the epoch when the batch was cut
  *   counts    key -> signed 64-bit sum, exact (never through a double)
  *   requests  (v2) [{"id":..., "counts":{...}}], each applied at most once
+ *   buckets   (v3) [[resolution, start, {...}], ...]; resolutions from 1 s
+ *             to a day, dividing a day, so buckets line up with days
  *
  * Plain C: no nginx headers, no allocation but malloc/realloc/free.
  */
@@ -46,8 +60,11 @@
 #include <stdint.h>
 
 
-#define INGEST_WIRE_VERSION          2       /* the newest known */
+#define INGEST_WIRE_VERSION          3       /* the newest known */
+#define INGEST_WIRE_VERSION_REQUESTS 2       /* "requests", no "buckets" */
 #define INGEST_WIRE_VERSION_PLAIN    1       /* no "requests" */
+
+#define INGEST_WIRE_MAX_RESOLUTION   86400   /* seconds: a day */
 
 #define INGEST_WIRE_COUNTERS_QUEUE   "ingest:counters"
 #define INGEST_WIRE_RECORDS_QUEUE    "ingest:records"
@@ -99,6 +116,22 @@ int ingest_wire_counters_end(ingest_wire_buf_t *b,
 int ingest_wire_request_begin(ingest_wire_buf_t *b, const unsigned char *id,
     size_t len);
 int ingest_wire_request_end(ingest_wire_buf_t *b);
+
+/*
+ * Version 3's buckets are written into a buffer of their own, a bucket
+ * at a time (bucket_begin, counters_add..., bucket_end), and handed to
+ * counters_end_buckets, or for a request to request_end_buckets.
+ */
+int ingest_wire_bucket_begin(ingest_wire_buf_t *b, uint32_t resolution,
+    int64_t start);
+int ingest_wire_bucket_end(ingest_wire_buf_t *b);
+int ingest_wire_counters_end_buckets(ingest_wire_buf_t *b,
+    const ingest_wire_buf_t *buckets, const ingest_wire_buf_t *requests);
+int ingest_wire_request_end_buckets(ingest_wire_buf_t *b,
+    const ingest_wire_buf_t *buckets);
+
+/* 1 for a resolution (1 s to a day, dividing a day) and a start on it */
+int ingest_wire_valid_bucket(int64_t resolution, int64_t start);
 
 /*
  * A records batch: the header, then the rows as JSON text ("[1,\"a\"]"

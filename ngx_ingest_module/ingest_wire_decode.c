@@ -55,6 +55,8 @@ static int ingest_wire_members(ingest_wire_reader_t *r,
 static unsigned ingest_wire_member_bit(const char *name, int version);
 static int ingest_wire_counts(ingest_wire_reader_t *r,
     ingest_wire_batch_t *batch);
+static int ingest_wire_buckets(ingest_wire_reader_t *r,
+    ingest_wire_batch_t *batch);
 static int ingest_wire_requests(ingest_wire_reader_t *r,
     ingest_wire_batch_t *batch);
 static int ingest_wire_names(ingest_wire_reader_t *r,
@@ -134,6 +136,7 @@ ingest_wire_batch_free(ingest_wire_batch_t *batch)
     batch->strings = NULL;
     batch->ncounts = 0;
     batch->ntotal = 0;
+    batch->nbuckets = 0;
     batch->nrequests = 0;
 }
 
@@ -151,6 +154,7 @@ ingest_wire_batch_free(ingest_wire_batch_t *batch)
 #define INGEST_WIRE_HAVE_ROWS      0x200
 #define INGEST_WIRE_HAVE_RECORDS   (0x1f | 0x3c0)
 #define INGEST_WIRE_HAVE_REQUESTS  0x400
+#define INGEST_WIRE_HAVE_BUCKETS   0x800
 
 
 static int
@@ -162,12 +166,13 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
     size_t       len;
     int64_t      v;
     unsigned     have, bit;
-    const char  *rows_at, *counts_at, *requests_at, *at;
+    const char  *rows_at, *counts_at, *requests_at, *buckets_at, *at;
 
     have = 0;
     rows_at = NULL;
     counts_at = NULL;
     requests_at = NULL;
+    buckets_at = NULL;
 
     ingest_wire_space(r);
 
@@ -315,6 +320,13 @@ ingest_wire_members(ingest_wire_reader_t *r, ingest_wire_batch_t *batch,
                 return INGEST_WIRE_ERROR;
             }
 
+        } else if (bit == INGEST_WIRE_HAVE_BUCKETS) {
+            buckets_at = r->p;
+
+            if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
+                return INGEST_WIRE_ERROR;
+            }
+
         } else if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
             return INGEST_WIRE_ERROR;
         }
@@ -362,19 +374,29 @@ done:
         return ingest_wire_rows(r, batch);
     }
 
-    if ((have & ~INGEST_WIRE_HAVE_REQUESTS) != INGEST_WIRE_HAVE_ALL) {
+    if ((have & ~(INGEST_WIRE_HAVE_REQUESTS | INGEST_WIRE_HAVE_BUCKETS))
+        != INGEST_WIRE_HAVE_ALL)
+    {
         return ingest_wire_fail(r, "batch lacks a required member");
     }
 
     /*
-     * In this order whatever the members' order: the summed counts,
-     * then each request's own, after them in batch->counts.
+     * In this order whatever the members' order: the summed counts and
+     * buckets, then each request's own, after them in batch->counts.
      */
 
     r->p = counts_at;
 
     if (ingest_wire_counts(r, batch) != INGEST_WIRE_OK) {
         return INGEST_WIRE_ERROR;
+    }
+
+    if (buckets_at != NULL) {
+        r->p = buckets_at;
+
+        if (ingest_wire_buckets(r, batch) != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
     }
 
     batch->ncounts = batch->ntotal;
@@ -390,7 +412,7 @@ done:
 
 /*
  * The bit of a known member, 0 for one to skip: "requests" is known
- * from version 2 on.
+ * from version 2 on, "buckets" from version 3.
  */
 
 static unsigned
@@ -410,14 +432,17 @@ ingest_wire_member_bit(const char *name, int version)
         { "columns", INGEST_WIRE_HAVE_COLUMNS },
         { "types", INGEST_WIRE_HAVE_TYPES },
         { "rows", INGEST_WIRE_HAVE_ROWS },
-        { "requests", INGEST_WIRE_HAVE_REQUESTS }
+        { "requests", INGEST_WIRE_HAVE_REQUESTS },
+        { "buckets", INGEST_WIRE_HAVE_BUCKETS }
     };
 
     size_t  i;
 
     for (i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
         if (strcmp(name, members[i].name) == 0) {
-            if (members[i].bit == INGEST_WIRE_HAVE_REQUESTS && version < 2) {
+            if ((members[i].bit == INGEST_WIRE_HAVE_REQUESTS && version < 2)
+                || (members[i].bit == INGEST_WIRE_HAVE_BUCKETS && version < 3))
+            {
                 return 0;
             }
 
@@ -485,6 +510,8 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 
         c->key = out;
         c->len = len;
+        c->resolution = 0;
+        c->start = 0;
         out += len;
         batch->strings_used += len;
 
@@ -795,6 +822,98 @@ ingest_wire_member(ingest_wire_reader_t *r, char *name, size_t size)
 }
 
 
+/*
+ * "buckets":[[<resolution>,<start>,{counts}], ...]: each bucket's counts
+ * appended to batch->counts[ntotal..], marked with their bucket
+ */
+
+static int
+ingest_wire_buckets(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
+{
+    int          rc;
+    size_t       first, i;
+    int64_t      resolution, start;
+    const char  *at;
+
+    ingest_wire_space(r);
+
+    if (ingest_wire_expect(r, '[') != INGEST_WIRE_OK) {
+        return INGEST_WIRE_ERROR;
+    }
+
+    if (ingest_wire_closes(r, ']')) {
+        return INGEST_WIRE_OK;
+    }
+
+    for ( ;; ) {
+        ingest_wire_space(r);
+        at = r->p;
+
+        if (ingest_wire_expect(r, '[') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_int(r, &resolution) != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_expect(r, ',') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_int(r, &start) != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        if (!ingest_wire_valid_bucket(resolution, start)) {
+            r->p = at;
+            return ingest_wire_fail(r, "invalid bucket: a resolution of 1 "
+                                       "to 86400 s dividing a day, a start "
+                                       "on it");
+        }
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_expect(r, ',') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        ingest_wire_space(r);
+
+        first = batch->ntotal;
+
+        if (ingest_wire_counts(r, batch) != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        for (i = first; i < batch->ntotal; i++) {
+            batch->counts[i].resolution = (uint32_t) resolution;
+            batch->counts[i].start = start;
+        }
+
+        batch->nbuckets += batch->ntotal - first;
+
+        ingest_wire_space(r);
+
+        if (ingest_wire_expect(r, ']') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        rc = ingest_wire_next(r, ']');
+
+        if (rc != 1) {
+            return rc;
+        }
+    }
+}
+
+
 /* "requests":[{"id":"...","counts":{...}}, ...] */
 
 static int
@@ -828,6 +947,7 @@ ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
         }
 
         q = &batch->requests[batch->nrequests];
+        q->first = batch->ntotal;
         have = 0;
 
         ingest_wire_space(r);
@@ -842,7 +962,8 @@ ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
             }
 
             if ((strcmp(name, "id") == 0 && (have & 1))
-                || (strcmp(name, "counts") == 0 && (have & 2)))
+                || (strcmp(name, "counts") == 0 && (have & 2))
+                || (strcmp(name, "buckets") == 0 && (have & 4)))
             {
                 return ingest_wire_fail(r, "a member given twice");
             }
@@ -866,14 +987,20 @@ ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
                 have |= 1;
 
             } else if (strcmp(name, "counts") == 0) {
-                q->first = batch->ntotal;
+                /* counts and buckets both append: the range stays whole */
 
                 if (ingest_wire_counts(r, batch) != INGEST_WIRE_OK) {
                     return INGEST_WIRE_ERROR;
                 }
 
-                q->n = batch->ntotal - q->first;
                 have |= 2;
+
+            } else if (strcmp(name, "buckets") == 0 && batch->version >= 3) {
+                if (ingest_wire_buckets(r, batch) != INGEST_WIRE_OK) {
+                    return INGEST_WIRE_ERROR;
+                }
+
+                have |= 4;
 
             } else if (ingest_wire_skip(r, 0) != INGEST_WIRE_OK) {
                 return INGEST_WIRE_ERROR;
@@ -892,10 +1019,11 @@ ingest_wire_requests(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
             break;
         }
 
-        if (have != 3) {
+        if ((have & 3) != 3) {
             return ingest_wire_fail(r, "request lacks \"id\" or \"counts\"");
         }
 
+        q->n = batch->ntotal - q->first;
         batch->nrequests++;
 
         rc = ingest_wire_next(r, ']');

@@ -14,14 +14,24 @@
 #include "ingest_wire.h"
 
 
+/*
+ * A count: of a key's total, or (version 3) of its bucket of resolution
+ * seconds that starts at start (Unix seconds).
+ */
+
 typedef struct {
     const char               *key;         /* UTF-8, not NUL-terminated */
     size_t                    len;
     int64_t                   value;
+    uint32_t                  resolution;  /* 0: the total */
+    int64_t                   start;
 } ingest_wire_count_t;
 
 
-/* an idempotent request: its counts are batch->counts[first, first + n) */
+/*
+ * An idempotent request: its counts, totals and buckets, are
+ * batch->counts[first, first + n)
+ */
 
 typedef struct {
     const char               *id;
@@ -54,7 +64,9 @@ typedef struct {
     uint64_t                  seq;
     int64_t                   ts;
     ingest_wire_count_t      *counts;      /* summed, then the requests' */
-    size_t                    ncounts;     /* the summed ones */
+    size_t                    ncounts;     /* the summed ones (totals and
+                                              buckets) */
+    size_t                    nbuckets;    /* of all, those of buckets */
     size_t                    ntotal;      /* all of them */
     size_t                    counts_cap;
     ingest_wire_request_t    *requests;

@@ -1034,7 +1034,7 @@ ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
         }
 
         if (ingest_wire_counters_begin(&b->buf,
-                                       nreq ? INGEST_WIRE_VERSION
+                                       nreq ? INGEST_WIRE_VERSION_REQUESTS
                                             : INGEST_WIRE_VERSION_PLAIN,
                                        w->producer,
                                        q->seq + 1 + ngx_http_ingest_cut_n(&cut),

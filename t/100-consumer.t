@@ -144,14 +144,14 @@ for my $bin (@bins) {
 
     # a newer version, the same; its producer and seq are not read
 
-    my $v3 = fixture('bad-version-3.json');
-    redis_cli('RPUSH', 'ingest:counters', $v3);
+    my $v4 = fixture('bad-version-4.json');
+    redis_cli('RPUSH', 'ingest:counters', $v4);
     ok(wait_for(sub { (redis_cli('LLEN', $dead) // 0) == 2 }),
-       "$tag: a version-3 batch is moved to $dead");
+       "$tag: a version-4 batch is moved to $dead");
     ($header, $original) = split /\n/, redis_cli('LINDEX', $dead, 1), 2;
-    is($original, $v3, "$tag: unchanged");
+    is($original, $v4, "$tag: unchanged");
     like($header,
-         qr/^\{"reason":"cannot be read: unsupported batch version 3","at":\d+,"consumer":"[^"]+"\}$/,
+         qr/^\{"reason":"cannot be read: unsupported batch version 4","at":\d+,"consumer":"[^"]+"\}$/,
          "$tag: naming the version");
 
     # a total that would overflow: that batch alone is refused, and the

@@ -104,6 +104,12 @@
  *     --prune-days N    forget producers idle for N days (default 30)
  *     --idempotency-window S
  *                       remember Idempotency-Keys S seconds (default 86400)
+ *     --retain RES=TIME[,RES=TIME...]
+ *                       keep the buckets of resolution RES (1s to 1d) for
+ *                       TIME (1s to 36500d; units s, m, h, d); older ones
+ *                       go, 1000 per resolution a second at most, each
+ *                       step a short statement of its own.  Without it,
+ *                       buckets are kept for ever.
  *     --verbose         log every round
  *     --requeue-dead    move LIST:dead back to LIST, then exit
  *     --help            print this text
@@ -153,6 +159,9 @@ static const char  *ingest_levels[] = { "error", "warn", "notice", "info",
                                         "alert" };
 static const int    ingest_priorities[] = { 3, 4, 5, 6, 1 };
 
+/* buckets --retain removes per resolution and statement */
+#define INGEST_EXPIRE_STEP    1000
+
 #define INGEST_PRIORITY_ERR   3
 #define INGEST_PRIORITY_INFO  6
 
@@ -161,8 +170,8 @@ static const char  ingest_usage[] =
     "usage: ingest-consumer --db FILE|URI [--redis ADDR] [--queue LIST]\n"
     "                       [--password-file PATH] [--window N] [--poll MS]\n"
     "                       [--lock-ttl MS] [--prune-days N]\n"
-    "                       [--idempotency-window S] [--verbose] [--help]\n"
-    "                       [--version]\n"
+    "                       [--idempotency-window S] [--retain RES=TIME,...]\n"
+    "                       [--verbose] [--help] [--version]\n"
     "       ingest-consumer --requeue-dead [--redis ADDR] [--queue LIST]\n"
     "                       [--password-file PATH]\n"
     "\n"
@@ -186,6 +195,10 @@ static const char  ingest_usage[] =
     "  --prune-days N    forget producers idle for N days (default 30)\n"
     "  --idempotency-window S\n"
     "                    remember Idempotency-Keys S seconds (default 86400)\n"
+    "  --retain RES=TIME,...\n"
+    "                    keep buckets of resolution RES (1s to 1d) for TIME\n"
+    "                    (units s, m, h, d), e.g. 1m=2d,1h=90d; without it\n"
+    "                    buckets are kept for ever\n"
     "  --verbose         log every round\n"
     "  --requeue-dead    move the batches of LIST:dead back to the tail of\n"
     "                    LIST, then exit\n"
@@ -203,6 +216,8 @@ static int ingest_options_redis(ingest_consumer_t *ic, char *text);
 static void ingest_redis_scrub(char *text);
 static int ingest_options_password(ingest_consumer_t *ic, const char *file);
 static int ingest_password_file(const char *path, char *out, size_t size);
+static long ingest_duration(const char *text, size_t len);
+static int ingest_retain(ingest_consumer_t *ic, const char *text);
 static int ingest_number(const char *name, const char *text, long min,
     long max, long *out);
 static int ingest_run(ingest_consumer_t *ic);
@@ -338,6 +353,7 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
         { "lock-ttl",   required_argument, NULL, 'l' },
         { "prune-days", required_argument, NULL, 'P' },
         { "idempotency-window", required_argument, NULL, 'I' },
+        { "retain",     required_argument, NULL, 'T' },
         { "verbose",    no_argument,       NULL, 'v' },
         { "requeue-dead", no_argument,     NULL, 'R' },
         { "password-file", required_argument, NULL, 'W' },
@@ -410,6 +426,11 @@ ingest_options(ingest_consumer_t *ic, int argc, char **argv)
             if (ingest_number("--idempotency-window", optarg, 1,
                               365L * 86400, &ic->idem_window))
             {
+                return INGEST_EXIT_USAGE;
+            }
+            break;
+        case 'T':
+            if (ingest_retain(ic, optarg) != 0) {
                 return INGEST_EXIT_USAGE;
             }
             break;
@@ -752,6 +773,96 @@ ingest_number(const char *name, const char *text, long min, long max,
 }
 
 
+/* "<n><unit>", unit s, m, h or d: seconds, or -1 */
+
+static long
+ingest_duration(const char *text, size_t len)
+{
+    long    n, unit;
+    size_t  i;
+
+    if (len < 2) {
+        return -1;
+    }
+
+    switch (text[len - 1]) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len - 1; i++) {
+        if (text[i] < '0' || text[i] > '9' || n > 100000000) {
+            return -1;
+        }
+
+        n = n * 10 + (text[i] - '0');
+    }
+
+    return n * unit;
+}
+
+
+/* --retain 1m=2d,1h=90d: appended to ic->retain */
+
+static int
+ingest_retain(ingest_consumer_t *ic, const char *text)
+{
+    long         res, keep;
+    size_t       i;
+    const char  *p, *eq, *end;
+
+    for (p = text; ; p = end + 1) {
+        end = strchr(p, ',');
+        if (end == NULL) {
+            end = p + strlen(p);
+        }
+
+        eq = memchr(p, '=', end - p);
+
+        res = (eq != NULL) ? ingest_duration(p, eq - p) : -1;
+        keep = (eq != NULL) ? ingest_duration(eq + 1, end - eq - 1) : -1;
+
+        if (res < 1 || res > INGEST_WIRE_MAX_RESOLUTION
+            || INGEST_WIRE_MAX_RESOLUTION % res != 0
+            || keep < 1 || keep > 36500L * 86400)
+        {
+            ingest_option_error("--retain \"%.*s\": give RESOLUTION=TIME, "
+                                "a resolution from 1s to 1d that divides a "
+                                "day and a time from 1s to 36500d, units s, "
+                                "m, h or d (e.g. 1m=2d)", (int) (end - p), p);
+            return -1;
+        }
+
+        for (i = 0; i < ic->nretain; i++) {
+            if (ic->retain[i].resolution == res) {
+                ingest_option_error("--retain names the resolution \"%.*s\" "
+                                    "twice", (int) (eq - p), p);
+                return -1;
+            }
+        }
+
+        if (ic->nretain == INGEST_MAX_RETAIN) {
+            ingest_option_error("--retain: at most %d resolutions",
+                                INGEST_MAX_RETAIN);
+            return -1;
+        }
+
+        ic->retain[ic->nretain].resolution = res;
+        ic->retain[ic->nretain].seconds = keep;
+        ic->nretain++;
+
+        if (*end == '\0') {
+            return 0;
+        }
+    }
+}
+
+
 /*
  * Rounds until a signal.  Redis unreachable, or answering with errors
  * (LOADING, NOAUTH, ...), is tried again after a backoff: 100 ms doubling
@@ -887,6 +998,30 @@ ingest_round(ingest_consumer_t *ic)
         }
     }
 
+    /* --retain: a bounded step a second, more while a step fills up */
+
+    if (ic->nretain && now - ic->expired_ms >= 1000) {
+        long  expired;
+
+        ic->expired_ms = now;
+
+        rc = ic->store->expire(ic, now / 1000, INGEST_EXPIRE_STEP, &expired);
+
+        if (rc == -1) {
+            return INGEST_EXIT_RUNTIME;
+        }
+
+        if (rc == 0 && expired) {
+            ic->expired += expired;
+            ingest_log(INGEST_LOG_INFO, "expired %ld buckets (--retain)",
+                       expired);
+
+            if (expired >= INGEST_EXPIRE_STEP) {
+                ic->expired_ms = 0;
+            }
+        }
+    }
+
     ingest_queue_heartbeat(ic);
 
     reply = ingest_queue_read(ic);
@@ -1012,13 +1147,14 @@ ingest_round_apply(ingest_consumer_t *ic, redisReply *reply, size_t first,
     char                  err[256];
     size_t                i, applied, skips;
     int64_t               oldest;
-    uint64_t              keys, repeats;
+    uint64_t              keys, repeats, bucket_rows;
     redisReply           *e;
     ingest_wire_batch_t   batch;
 
     /* what a rollback takes back is not counted */
     keys = ic->keys;
     repeats = ic->repeats;
+    bucket_rows = ic->bucket_rows;
 
     rc = ic->store->begin(ic);
 
@@ -1153,6 +1289,7 @@ rollback:
     ic->store->rollback(ic);
     ic->keys = keys;
     ic->repeats = repeats;
+    ic->bucket_rows = bucket_rows;
 
     return rc;
 }

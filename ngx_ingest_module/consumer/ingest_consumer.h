@@ -94,7 +94,20 @@ typedef struct {
     int                     (*prune)(ingest_consumer_t *ic);
     int                     (*dead)(ingest_consumer_t *ic,
                                     ingest_wire_batch_t *batch);
+    /* --retain: up to limit expired buckets per resolution go */
+    int                     (*expire)(ingest_consumer_t *ic, int64_t now_s,
+                                      long limit, long *expired);
 } ingest_store_t;
+
+
+/* --retain <resolution>=<time>: buckets of it older than that go */
+
+#define INGEST_MAX_RETAIN     16
+
+typedef struct {
+    long                      resolution;  /* seconds */
+    long                      seconds;
+} ingest_retain_t;
 
 
 struct ingest_consumer_s {
@@ -110,6 +123,9 @@ struct ingest_consumer_s {
     long                      lock_ttl_ms;
     long                      prune_days;  /* forget idle producers */
     long                      idem_window; /* seconds keys are remembered */
+    ingest_retain_t           retain[INGEST_MAX_RETAIN];
+    size_t                    nretain;
+    int64_t                   expired_ms;  /* when buckets last expired */
     int                       verbose;
     int                       requeue_dead;  /* --requeue-dead, then exit */
 
@@ -164,6 +180,8 @@ struct ingest_consumer_s {
     sqlite3_stmt             *stmt_last_seq;
     sqlite3_stmt             *stmt_applied;
     sqlite3_stmt             *stmt_total;
+    sqlite3_stmt             *stmt_bucket;
+    sqlite3_stmt             *stmt_expire;
     sqlite3_stmt             *stmt_prune;
     sqlite3_stmt             *stmt_idem;
     sqlite3_stmt             *stmt_idem_prune;
@@ -183,6 +201,8 @@ struct ingest_consumer_s {
     uint64_t                  batches;
     uint64_t                  skipped;
     uint64_t                  keys;
+    uint64_t                  bucket_rows; /* bucket upserts */
+    uint64_t                  expired;     /* buckets --retain removed */
     uint64_t                  repeats;     /* idempotent requests skipped */
     uint64_t                  refused;     /* moved to the dead-letter list */
 

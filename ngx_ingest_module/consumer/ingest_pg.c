@@ -78,6 +78,16 @@ static const char  ingest_pg_schema[] =
     "  dead_at BIGINT NOT NULL,"
     "  PRIMARY KEY (producer, queue, seq)"
     ");"
+    "CREATE TABLE IF NOT EXISTS buckets ("
+    "  key TEXT NOT NULL,"
+    "  resolution INTEGER NOT NULL,"
+    "  start BIGINT NOT NULL,"
+    "  value BIGINT NOT NULL,"
+    "  PRIMARY KEY (key, resolution, start)"
+    ");"
+    /* what --retain expires, oldest first, without a scan */
+    "CREATE INDEX IF NOT EXISTS buckets_by_start"
+    "  ON buckets (resolution, start);"
     "COMMIT;";
 
 
@@ -120,6 +130,17 @@ static const struct {
       " ON CONFLICT (key) DO UPDATE"
       " SET value = totals.value + excluded.value,"
       " updated_at = excluded.updated_at", 3 },
+    { "buckets",
+      "INSERT INTO buckets (key, resolution, start, value)"
+      " SELECT k, r, s, v FROM unnest($1::text[], $2::integer[],"
+      " $3::bigint[], $4::bigint[]) AS u (k, r, s, v)"
+      " ORDER BY k, r, s"
+      " ON CONFLICT (key, resolution, start) DO UPDATE"
+      " SET value = buckets.value + excluded.value", 4 },
+    { "expire",
+      "DELETE FROM buckets WHERE (key, resolution, start) IN"
+      " (SELECT key, resolution, start FROM buckets"
+      " WHERE resolution = $1 AND start < $2 LIMIT $3)", 3 },
     { "idem",
       "INSERT INTO idempotency (id, queue, applied_at) VALUES ($1, $2, $3)"
       " ON CONFLICT DO NOTHING", 3 },
@@ -156,6 +177,8 @@ static ingest_table_t *ingest_pg_table(ingest_consumer_t *ic,
 static int ingest_pg_records(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch, const char *now);
 static int ingest_pg_prune(ingest_consumer_t *ic);
+static int ingest_pg_expire(ingest_consumer_t *ic, int64_t now_s,
+    long limit, long *expired);
 static int ingest_pg_dead(ingest_consumer_t *ic, ingest_wire_batch_t *batch);
 static void ingest_pg_jumped(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch, int64_t last);
@@ -587,7 +610,10 @@ ingest_pg_dead(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
 }
 
 
-/* upsert counts[first, first + n) into totals, in one statement */
+/*
+ * upsert counts[first, first + n) into totals in one statement, and
+ * those of buckets into buckets in another
+ */
 
 static int
 ingest_pg_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
@@ -595,10 +621,10 @@ ingest_pg_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
 {
     int                    rc;
     char                   num[24];
-    size_t                 i;
+    size_t                 i, ntotals, nbuckets;
     PGresult              *res;
-    const char            *params[3];
-    ingest_pg_text_t       keys, values;
+    const char            *params[4];
+    ingest_pg_text_t       keys, values, bkeys, bres, bstarts, bvalues;
     ingest_wire_count_t   *c;
 
     if (n == 0) {
@@ -607,56 +633,124 @@ ingest_pg_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
 
     memset(&keys, 0, sizeof(ingest_pg_text_t));
     memset(&values, 0, sizeof(ingest_pg_text_t));
+    memset(&bkeys, 0, sizeof(ingest_pg_text_t));
+    memset(&bres, 0, sizeof(ingest_pg_text_t));
+    memset(&bstarts, 0, sizeof(ingest_pg_text_t));
+    memset(&bvalues, 0, sizeof(ingest_pg_text_t));
 
     ingest_pg_put(&keys, "{", 1);
     ingest_pg_put(&values, "{", 1);
+    ingest_pg_put(&bkeys, "{", 1);
+    ingest_pg_put(&bres, "{", 1);
+    ingest_pg_put(&bstarts, "{", 1);
+    ingest_pg_put(&bvalues, "{", 1);
+
+    ntotals = 0;
+    nbuckets = 0;
 
     for (i = first; i < first + n; i++) {
         c = &batch->counts[i];
 
-        if (i != first) {
-            ingest_pg_put(&keys, ",", 1);
-            ingest_pg_put(&values, ",", 1);
+        if (c->resolution == 0) {
+            if (ntotals++) {
+                ingest_pg_put(&keys, ",", 1);
+                ingest_pg_put(&values, ",", 1);
+            }
+
+            ingest_pg_element(&keys, c->key, c->len);
+            ingest_pg_put(&values, num,
+                          snprintf(num, sizeof(num), "%lld",
+                                   (long long) c->value));
+            continue;
         }
 
-        ingest_pg_element(&keys, c->key, c->len);
-        ingest_pg_put(&values, num,
+        if (nbuckets++) {
+            ingest_pg_put(&bkeys, ",", 1);
+            ingest_pg_put(&bres, ",", 1);
+            ingest_pg_put(&bstarts, ",", 1);
+            ingest_pg_put(&bvalues, ",", 1);
+        }
+
+        ingest_pg_element(&bkeys, c->key, c->len);
+        ingest_pg_put(&bres, num,
+                      snprintf(num, sizeof(num), "%u",
+                               (unsigned) c->resolution));
+        ingest_pg_put(&bstarts, num,
+                      snprintf(num, sizeof(num), "%lld",
+                               (long long) c->start));
+        ingest_pg_put(&bvalues, num,
                       snprintf(num, sizeof(num), "%lld",
                                (long long) c->value));
     }
 
     ingest_pg_put(&keys, "}", 2);       /* and the NUL */
     ingest_pg_put(&values, "}", 2);
+    ingest_pg_put(&bkeys, "}", 2);
+    ingest_pg_put(&bres, "}", 2);
+    ingest_pg_put(&bstarts, "}", 2);
+    ingest_pg_put(&bvalues, "}", 2);
 
-    if (keys.nomem || values.nomem) {
-        free(keys.data);
-        free(values.data);
+    rc = 0;
+
+    if (keys.nomem || values.nomem || bkeys.nomem || bres.nomem
+        || bstarts.nomem || bvalues.nomem)
+    {
         ingest_log(INGEST_LOG_ERR, "out of memory");
-        return -1;
+        rc = -1;
+        goto done;
     }
 
-    params[0] = keys.data;
-    params[1] = values.data;
-    params[2] = now;
+    if (ntotals) {
+        params[0] = keys.data;
+        params[1] = values.data;
+        params[2] = now;
 
-    rc = ingest_pg_exec(ic, "totals", 3, params, "updating totals", &res);
+        rc = ingest_pg_exec(ic, "totals", 3, params, "updating totals",
+                            &res);
+        if (rc != 0) {
+            goto failed;
+        }
+
+        PQclear(res);
+    }
+
+    if (nbuckets) {
+        params[0] = bkeys.data;
+        params[1] = bres.data;
+        params[2] = bstarts.data;
+        params[3] = bvalues.data;
+
+        rc = ingest_pg_exec(ic, "buckets", 4, params, "updating buckets",
+                            &res);
+        if (rc != 0) {
+            goto failed;
+        }
+
+        PQclear(res);
+        ic->bucket_rows += nbuckets;
+    }
+
+    ic->keys += ntotals;
+
+    goto done;
+
+failed:
+
+    if (rc == -1) {
+        ingest_log(INGEST_LOG_ERR, "in batch %llu of \"%s\"",
+                   (unsigned long long) batch->seq, batch->producer);
+    }
+
+done:
 
     free(keys.data);
     free(values.data);
+    free(bkeys.data);
+    free(bres.data);
+    free(bstarts.data);
+    free(bvalues.data);
 
-    if (rc != 0) {
-        if (rc == -1) {
-            ingest_log(INGEST_LOG_ERR, "in batch %llu of \"%s\"",
-                       (unsigned long long) batch->seq, batch->producer);
-        }
-
-        return rc;
-    }
-
-    PQclear(res);
-    ic->keys += n;
-
-    return 0;
+    return rc;
 }
 
 
@@ -904,6 +998,50 @@ done:
     }
 
     return rc;
+}
+
+
+/* --retain: see ingest_sqlite_expire(); outside any transaction */
+
+static int
+ingest_pg_expire(ingest_consumer_t *ic, int64_t now_s, long limit,
+    long *expired)
+{
+    int          rc;
+    char         res_text[24], before[24], limit_text[24];
+    size_t       i;
+    PGresult    *res;
+    const char  *params[3];
+
+    *expired = 0;
+
+    rc = ingest_pg_ready(ic);
+    if (rc != 0) {
+        return rc;
+    }
+
+    params[0] = res_text;
+    params[1] = before;
+    params[2] = limit_text;
+
+    snprintf(limit_text, sizeof(limit_text), "%ld", limit);
+
+    for (i = 0; i < ic->nretain; i++) {
+        snprintf(res_text, sizeof(res_text), "%ld", ic->retain[i].resolution);
+        snprintf(before, sizeof(before), "%lld",
+                 (long long) (now_s - ic->retain[i].seconds));
+
+        rc = ingest_pg_exec(ic, "expire", 3, params, "expiring buckets",
+                            &res);
+        if (rc != 0) {
+            return rc;
+        }
+
+        *expired += atol(PQcmdTuples(res));
+        PQclear(res);
+    }
+
+    return 0;
 }
 
 
@@ -1167,5 +1305,6 @@ const ingest_store_t  ingest_pg_store = {
     ingest_pg_rollback,
     ingest_pg_apply,
     ingest_pg_prune,
-    ingest_pg_dead
+    ingest_pg_dead,
+    ingest_pg_expire
 };

@@ -1083,9 +1083,12 @@ ingest_queue_heartbeat(ingest_consumer_t *ic)
 
     snprintf(value, sizeof(value),
              "{\"ts\":%lld,\"batches\":%llu,\"rows\":%llu,"
+             "\"bucket_rows\":%llu,"
              "\"last_commit\":%lld,\"lag_ms\":%lld,\"owner\":\"%s\"}",
              (long long) now, (unsigned long long) ic->batches,
-             (unsigned long long) ic->keys, (long long) ic->last_commit_ms,
+             (unsigned long long) ic->keys,
+             (unsigned long long) ic->bucket_rows,
+             (long long) ic->last_commit_ms,
              (long long) ic->lag_ms, ic->owner);
 
     argv[0] = "EVAL";

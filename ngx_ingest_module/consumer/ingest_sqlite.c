@@ -65,6 +65,16 @@ static const char  ingest_schema[] =
     "  dead_at INTEGER NOT NULL,"
     "  PRIMARY KEY (producer, queue, seq)"
     ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS buckets ("
+    "  key TEXT NOT NULL,"
+    "  resolution INTEGER NOT NULL,"
+    "  start INTEGER NOT NULL,"
+    "  value INTEGER NOT NULL,"
+    "  PRIMARY KEY (key, resolution, start)"
+    ") WITHOUT ROWID;"
+    /* what --retain expires, oldest first, without a scan */
+    "CREATE INDEX IF NOT EXISTS buckets_by_start"
+    "  ON buckets (resolution, start);"
     "COMMIT;";
 
 
@@ -76,6 +86,8 @@ static void ingest_sqlite_rollback(ingest_consumer_t *ic);
 static int ingest_sqlite_apply(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch, int *skipped);
 static int ingest_sqlite_prune(ingest_consumer_t *ic);
+static int ingest_sqlite_expire(ingest_consumer_t *ic, int64_t now_s,
+    long limit, long *expired);
 static int ingest_sqlite_dead(ingest_consumer_t *ic,
     ingest_wire_batch_t *batch);
 static void ingest_sqlite_jumped(ingest_consumer_t *ic,
@@ -208,6 +220,16 @@ ingest_sqlite_open(ingest_consumer_t *ic)
                " ON CONFLICT (key) DO UPDATE"
                " SET value = ingest_checked_add(value, excluded.value),"
                " updated_at = excluded.updated_at") != 0
+        || ingest_sqlite_prepare(ic, &ic->stmt_bucket,
+               "INSERT INTO buckets (key, resolution, start, value)"
+               " VALUES (?1, ?2, ?3, ?4)"
+               " ON CONFLICT (key, resolution, start) DO UPDATE"
+               " SET value = ingest_checked_add(value, excluded.value)")
+           != 0
+        || ingest_sqlite_prepare(ic, &ic->stmt_expire,
+               "DELETE FROM buckets WHERE (key, resolution, start) IN"
+               " (SELECT key, resolution, start FROM buckets"
+               " WHERE resolution = ?1 AND start < ?2 LIMIT ?3)") != 0
         || ingest_sqlite_prepare(ic, &ic->stmt_prune,
                "DELETE FROM applied WHERE updated_at < ?1") != 0
         || ingest_sqlite_prepare(ic, &ic->stmt_idem,
@@ -249,6 +271,8 @@ ingest_sqlite_close(ingest_consumer_t *ic)
     sqlite3_finalize(ic->stmt_last_seq);
     sqlite3_finalize(ic->stmt_applied);
     sqlite3_finalize(ic->stmt_total);
+    sqlite3_finalize(ic->stmt_bucket);
+    sqlite3_finalize(ic->stmt_expire);
     sqlite3_finalize(ic->stmt_prune);
     sqlite3_finalize(ic->stmt_idem);
     sqlite3_finalize(ic->stmt_idem_prune);
@@ -676,27 +700,43 @@ ingest_sqlite_dead(ingest_consumer_t *ic, ingest_wire_batch_t *batch)
 }
 
 
-/* upsert counts[first, first + n) into totals, with checked addition */
+/*
+ * upsert counts[first, first + n) into totals, and those of buckets into
+ * buckets, with checked addition
+ */
 
 static int
 ingest_sqlite_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
     size_t first, size_t n, int64_t now)
 {
     int                   rc;
-    size_t                i, len;
+    size_t                i, len, nbuckets;
     sqlite3_stmt         *s;
     ingest_wire_count_t  *c;
 
-    s = ic->stmt_total;
+    nbuckets = 0;
 
     for (i = first; i < first + n; i++) {
         c = &batch->counts[i];
 
-        sqlite3_bind_text(s, 1, c->key, (int) c->len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, c->value);
-        sqlite3_bind_int64(s, 3, now);
+        if (c->resolution == 0) {
+            s = ic->stmt_total;
+            sqlite3_bind_text(s, 1, c->key, (int) c->len, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 2, c->value);
+            sqlite3_bind_int64(s, 3, now);
 
-        rc = ingest_sqlite_done(ic, s, "updating totals");
+            rc = ingest_sqlite_done(ic, s, "updating totals");
+
+        } else {
+            s = ic->stmt_bucket;
+            sqlite3_bind_text(s, 1, c->key, (int) c->len, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 2, c->resolution);
+            sqlite3_bind_int64(s, 3, c->start);
+            sqlite3_bind_int64(s, 4, c->value);
+
+            rc = ingest_sqlite_done(ic, s, "updating buckets");
+            nbuckets += (rc == 0);
+        }
 
         if (rc == INGEST_STORE_REFUSED) {
             len = strlen(ic->refusal);
@@ -715,7 +755,42 @@ ingest_sqlite_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
         }
     }
 
-    ic->keys += n;
+    ic->keys += n - nbuckets;
+    ic->bucket_rows += nbuckets;
+
+    return 0;
+}
+
+
+/*
+ * --retain: at most "limit" buckets of each retained resolution whose
+ * start is older than its retention go, a statement each (never a long
+ * write lock); the number gone.
+ */
+
+static int
+ingest_sqlite_expire(ingest_consumer_t *ic, int64_t now_s, long limit,
+    long *expired)
+{
+    int            rc;
+    size_t         i;
+    sqlite3_stmt  *s;
+
+    *expired = 0;
+    s = ic->stmt_expire;
+
+    for (i = 0; i < ic->nretain; i++) {
+        sqlite3_bind_int64(s, 1, ic->retain[i].resolution);
+        sqlite3_bind_int64(s, 2, now_s - ic->retain[i].seconds);
+        sqlite3_bind_int64(s, 3, limit);
+
+        rc = ingest_sqlite_done(ic, s, "expiring buckets");
+        if (rc != 0) {
+            return rc;
+        }
+
+        *expired += sqlite3_changes(ic->db);
+    }
 
     return 0;
 }
@@ -880,5 +955,6 @@ const ingest_store_t  ingest_sqlite_store = {
     ingest_sqlite_rollback,
     ingest_sqlite_apply,
     ingest_sqlite_prune,
-    ingest_sqlite_dead
+    ingest_sqlite_dead,
+    ingest_sqlite_expire
 };

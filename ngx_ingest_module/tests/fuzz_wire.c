@@ -16,13 +16,82 @@
 #include "../ingest_wire_decode.h"
 
 
+/*
+ * counts[first, first + n) written again: the totals into counts, the
+ * buckets (runs of one resolution and start) into buckets; in order[]
+ * the entries as a decoder reads them back, totals first.
+ */
+
+static void
+encode_range(const ingest_wire_batch_t *one, size_t first, size_t n,
+    ingest_wire_buf_t *counts, ingest_wire_buf_t *buckets, size_t *order,
+    size_t *norder)
+{
+    size_t                      i;
+    int                         open;
+    const ingest_wire_count_t  *c, *prev;
+
+    for (i = first; i < first + n; i++) {
+        c = &one->counts[i];
+
+        if (c->resolution == 0) {
+            if (ingest_wire_counters_add(counts, (const unsigned char *) c->key,
+                                         c->len, c->value)
+                != INGEST_WIRE_OK)
+            {
+                abort();
+            }
+
+            order[(*norder)++] = i;
+        }
+    }
+
+    open = 0;
+    prev = NULL;
+
+    for (i = first; i < first + n; i++) {
+        c = &one->counts[i];
+
+        if (c->resolution == 0) {
+            continue;
+        }
+
+        if (prev == NULL || prev->resolution != c->resolution
+            || prev->start != c->start)
+        {
+            if ((open && ingest_wire_bucket_end(buckets) != INGEST_WIRE_OK)
+                || ingest_wire_bucket_begin(buckets, c->resolution, c->start)
+                   != INGEST_WIRE_OK)
+            {
+                abort();
+            }
+
+            open = 1;
+        }
+
+        if (ingest_wire_counters_add(buckets, (const unsigned char *) c->key,
+                                     c->len, c->value)
+            != INGEST_WIRE_OK)
+        {
+            abort();
+        }
+
+        order[(*norder)++] = i;
+        prev = c;
+    }
+
+    if (open && ingest_wire_bucket_end(buckets) != INGEST_WIRE_OK) {
+        abort();
+    }
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char                 err[128];
-    size_t               i;
-    size_t               j;
-    ingest_wire_buf_t    b, reqs;
+    size_t               i, j, norder, *order;
+    ingest_wire_buf_t    b, reqs, bk, rbk;
     ingest_wire_batch_t  one, two;
 
     if (ingest_wire_decode((const char *) data, size, &one, err, sizeof(err))
@@ -37,8 +106,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
+    order = malloc((one.ntotal + 1) * sizeof(size_t));
+    if (order == NULL) {
+        abort();
+    }
+
+    norder = 0;
+
     memset(&b, 0, sizeof(b));
     memset(&reqs, 0, sizeof(reqs));
+    memset(&bk, 0, sizeof(bk));
+    memset(&rbk, 0, sizeof(rbk));
+
+    if (ingest_wire_counters_begin(&b, one.version, one.producer, one.seq,
+                                   one.ts)
+        != INGEST_WIRE_OK)
+    {
+        abort();
+    }
+
+    /* the summed counts and buckets; the requests' own come in reqs */
+
+    encode_range(&one, 0, one.ncounts, &b, &bk, order, &norder);
 
     for (i = 0; i < one.nrequests; i++) {
         if (ingest_wire_request_begin(&reqs,
@@ -50,50 +139,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
 
-        for (j = one.requests[i].first;
-             j < one.requests[i].first + one.requests[i].n;
-             j++)
-        {
-            if (ingest_wire_counters_add(&reqs,
-                                         (const unsigned char *)
-                                             one.counts[j].key,
-                                         one.counts[j].len,
-                                         one.counts[j].value)
-                != INGEST_WIRE_OK)
-            {
-                abort();
-            }
-        }
+        rbk.len = 0;
 
-        if (ingest_wire_request_end(&reqs) != INGEST_WIRE_OK) {
-            abort();
-        }
-    }
+        encode_range(&one, one.requests[i].first, one.requests[i].n, &reqs,
+                     &rbk, order, &norder);
 
-    if (ingest_wire_counters_begin(&b, one.version, one.producer, one.seq,
-                                   one.ts)
-        != INGEST_WIRE_OK)
-    {
-        abort();
-    }
-
-    /* the summed counts; the requests' own come in reqs */
-
-    for (i = 0; i < one.ncounts; i++) {
-        if (ingest_wire_counters_add(&b,
-                                     (const unsigned char *) one.counts[i].key,
-                                     one.counts[i].len, one.counts[i].value)
+        if (ingest_wire_request_end_buckets(&reqs, rbk.len ? &rbk : NULL)
             != INGEST_WIRE_OK)
         {
             abort();
         }
     }
 
-    if (ingest_wire_counters_end(&b, one.nrequests ? &reqs : NULL)
+    if (norder != one.ntotal) {
+        abort();
+    }
+
+    if (ingest_wire_counters_end_buckets(&b, bk.len ? &bk : NULL,
+                                         one.nrequests ? &reqs : NULL)
            != INGEST_WIRE_OK
         || ingest_wire_decode(b.data, b.len, &two, err, sizeof(err))
            != INGEST_WIRE_OK
         || two.ncounts != one.ncounts || two.ntotal != one.ntotal
+        || two.nbuckets != one.nbuckets
         || two.nrequests != one.nrequests || two.seq != one.seq
         || two.ts != one.ts || strcmp(two.producer, one.producer) != 0)
     {
@@ -111,19 +179,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     for (i = 0; i < one.ntotal; i++) {
-        if (one.counts[i].len != two.counts[i].len
-            || memcmp(one.counts[i].key, two.counts[i].key,
-                      one.counts[i].len) != 0
-            || one.counts[i].value != two.counts[i].value)
+        j = order[i];
+
+        if (one.counts[j].len != two.counts[i].len
+            || memcmp(one.counts[j].key, two.counts[i].key,
+                      one.counts[j].len) != 0
+            || one.counts[j].value != two.counts[i].value
+            || one.counts[j].resolution != two.counts[i].resolution
+            || one.counts[j].start != two.counts[i].start)
         {
             abort();
         }
     }
 
+    free(order);
     ingest_wire_batch_free(&one);
     ingest_wire_batch_free(&two);
     ingest_wire_buf_free(&b);
     ingest_wire_buf_free(&reqs);
+    ingest_wire_buf_free(&bk);
+    ingest_wire_buf_free(&rbk);
 
     return 0;
 }

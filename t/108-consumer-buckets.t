@@ -1,0 +1,171 @@
+# ingest-consumer and version 3 batches (time buckets), into SQLite and
+# into PostgreSQL, batches written by hand: each bucket lands in
+# buckets(key, resolution, start, value), in the same transaction as the
+# totals, added up across batches; a duplicate batch is skipped for its
+# buckets as for its totals; an Idempotency-Key request repeated in a
+# later batch (a later bucket) counts once, in the bucket of the batch
+# that was applied; a bucket off its resolution makes the batch refused
+# (dead-letter list), nothing of it applied; --retain removes exactly the
+# buckets older than its time, of its resolution only; bad --retain
+# values are refused at start.  Plain and ASan builds.
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use Ingest::Test nginx => 0, consumer => 0;
+use Ingest::Pg;
+use Test::More;
+
+my $uri = Ingest::Pg::start();
+
+my @bins = grep { -x } map { "$Ingest::Test::Top/build/$_" }
+           qw(ingest-consumer asan/ingest-consumer);
+
+sub drained {
+    my ($list) = @_;
+    return wait_for(sub { (redis_cli('LLEN', $list) // 1) == 0 }, 20);
+}
+
+# a version 3 batch: totals, buckets [[res, start, {k => v}]], requests
+# [[id, {k => v}, buckets]]
+sub v3 {
+    my ($producer, $seq, $counts, $buckets, $requests) = @_;
+    my $obj = sub {
+        my ($h) = @_;
+        return '{' . join(',', map { "\"$_\":$h->{$_}" } sort keys %$h) . '}';
+    };
+    my $bk = sub {
+        my ($list) = @_;
+        return '[' . join(',', map { "[$_->[0],$_->[1]," . $obj->($_->[2]) . ']' }
+                              @$list) . ']';
+    };
+    my $b = qq({"v":3,"kind":"counters","producer":"$producer","seq":$seq,)
+            . qq("ts":1763769600123,"counts":) . $obj->($counts)
+            . ',"buckets":' . $bk->($buckets);
+    if ($requests) {
+        $b .= ',"requests":[' . join(',', map {
+                  qq({"id":"$_->[0]","counts":) . $obj->($_->[1])
+                  . ',"buckets":' . $bk->($_->[2]) . '}' } @$requests) . ']';
+    }
+    return $b . '}';
+}
+
+my $now = time;
+my $m = $now - $now % 60;            # this minute
+my $h = $now - $now % 3600;          # this hour
+
+my %store = (
+    sqlite => { db => undef,
+                rows => sub { Ingest::Test::sql_rows($_[0]) } },
+    pg     => { db => $uri, rows => \&Ingest::Pg::rows },
+);
+
+my $round = 0;
+
+for my $bin (@bins) {
+    $Ingest::Test::Consumer = $bin;
+    my $btag = $bin =~ /asan/ ? 'asan' : 'plain';
+
+    for my $kind (qw(sqlite pg)) {
+        $round++;
+        my $tag = "$btag $kind";
+        my $p = "t108/$round";
+        my $list = "bk:$round";
+        my $log = "$Ingest::Test::Dir/bk-$round.log";
+        my $db = $store{$kind}{db} // "$Ingest::Test::Dir/bk-$round.db";
+        my $rows = $kind eq 'sqlite'
+            ? sub {
+                  local $Ingest::Test::Db = $db;
+                  Ingest::Test::sql_rows($_[0]);
+              }
+            : $store{$kind}{rows};
+        my $bsql = "SELECT key, resolution, start, value FROM buckets"
+                   . " WHERE key LIKE '$p:%' ORDER BY key, resolution, start";
+        my $got = sub {
+            my $r = $rows->($bsql) // [];
+            return join ' ', map { join ':', @$_[1 .. 3] } @$r;
+        };
+
+        my $b1 = v3($p, 1, { "$p:a" => 3 },
+                    [[60, $m - 60, { "$p:a" => 1 }], [60, $m, { "$p:a" => 2 }],
+                     [3600, $h, { "$p:a" => 3 }]]);
+        my $b2 = v3($p, 2, { "$p:a" => 5 },
+                    [[60, $m, { "$p:a" => 5 }], [3600, $h, { "$p:a" => 5 }]],
+                    [["$p-req", { "$p:a" => 7 }, [[60, $m, { "$p:a" => 7 }]]]]);
+        # the same request again, arriving a minute later: not applied
+        my $b3 = v3($p, 3, {}, [],
+                    [["$p-req", { "$p:a" => 7 },
+                      [[60, $m + 60, { "$p:a" => 7 }]]]]);
+
+        redis_cli('RPUSH', $list, $b1, $b1, $b2, $b3);
+
+        my $pid = consumer_spawn(db => $db, log => $log,
+                                 args => ['--queue', $list]);
+        ok(drained($list), "$tag: the list is drained");
+
+        my $want = join ' ', (60 . ':' . ($m - 60) . ':1'),
+                             (60 . ":$m:14"), (3600 . ":$h:8");
+        ok(wait_for(sub { $got->() eq $want }, 10),
+           "$tag: buckets added up, the duplicate skipped, the request "
+           . "once, in its first bucket")
+            or diag $got->();
+        my $t = $rows->("SELECT value FROM totals WHERE key = '$p:a'");
+        is($t->[0][0], 15, "$tag: the total, 3 + 5 + 7");
+
+        # a bucket off its resolution: the batch is refused whole
+
+        redis_cli('RPUSH', $list,
+                  v3($p, 4, { "$p:b" => 1 }, [[60, $m + 1, { "$p:b" => 1 }]]));
+        ok(wait_for(sub { (redis_cli('LLEN', "$list:dead") // 0) == 1 }, 10),
+           "$tag: a bucket off its resolution: the batch goes to $list:dead");
+        like(redis_cli('LINDEX', "$list:dead", 0),
+             qr/^\{"reason":"cannot be read: invalid bucket: a resolution of 1 to 86400 s dividing a day, a start on it at byte \d+"/,
+             "$tag: saying why");
+        is_deeply($rows->("SELECT count(*) FROM totals WHERE key = '$p:b'"),
+                  [[0]], "$tag: and nothing of it applied");
+
+        consumer_kill($pid);
+
+        # --retain: 60 s buckets older than 2 minutes go, the hour's stay
+
+        redis_cli('RPUSH', $list,
+                  v3($p, 5, { "$p:c" => 3 },
+                     [[60, $m - 600, { "$p:c" => 1 }],
+                      [60, $m - 180, { "$p:c" => 1 }],
+                      [60, $m, { "$p:c" => 1 }],
+                      [3600, $h - 7200, { "$p:c" => 3 }]]));
+
+        $pid = consumer_spawn(db => $db, log => $log,
+                              args => ['--queue', $list,
+                                       '--retain', '1m=2m,1d=1d']);
+        ok(drained($list), "$tag: --retain: drained");
+
+        my $csql = "SELECT resolution, start FROM buckets"
+                   . " WHERE key = '$p:c' ORDER BY resolution, start";
+        my $cgot = sub { join ' ', map { join ':', @$_ }
+                                   @{ $rows->($csql) // [] } };
+        ok(wait_for(sub { $cgot->() eq "60:$m " . 3600 . ':' . ($h - 7200) },
+                    10),
+           "$tag: --retain 1m=2m: the minutes of 10 and 3 minutes ago go, "
+           . "this minute's and the hour's stay")
+            or diag $cgot->();
+        like(consumer_log($log),
+             qr/\[info\] ingest-consumer: expired \d+ buckets \(--retain\)$/m,
+             "$tag: and says so");
+
+        consumer_kill($pid);
+    }
+}
+
+# bad --retain values: refused at start, exit 1, saying what
+
+for my $bad ('1m', '7s=1d', '2d=1d', '1m=0s', '1m=1x', '1m=1d,1m=2d', '=1d') {
+    my $log = "$Ingest::Test::Dir/bad-retain.log";
+    unlink $log;
+    my $pid = consumer_spawn(log => $log, args => ['--retain', $bad]);
+    is(consumer_wait($pid, 10), 1 << 8, "--retain $bad: exit 1");
+    like(consumer_log($log), qr/--retain/, "--retain $bad: says --retain");
+}
+
+done_testing();
