@@ -75,6 +75,9 @@ static ngx_int_t ngx_http_ingest_flush_cut_records(
     ngx_http_ingest_rows_t *t);
 static void ngx_http_ingest_flush_enqueue(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_queue_t *cut);
+static ngx_int_t ngx_http_ingest_flush_cut_buckets(
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_bucket_cursor_t *bc,
+    ingest_wire_buf_t *bk, size_t room, ngx_uint_t first);
 static char *ngx_http_ingest_flush_value(char *p, char *end);
 static ngx_uint_t ngx_http_ingest_cut_n(ngx_queue_t *cut);
 static void ngx_http_ingest_flush_drop(ngx_http_ingest_batch_t *b);
@@ -189,7 +192,9 @@ ngx_http_ingest_flush_queues(ngx_http_ingest_worker_t *w, ngx_cycle_t *cycle)
         ngx_queue_init(&q->waiting);
 
         if (ngx_http_ingest_table_init(&q->sums, w->imcf->flush_keys)
-            != NGX_HTTP_INGEST_TABLE_OK)
+            != NGX_HTTP_INGEST_TABLE_OK
+            || ngx_http_ingest_table_init(&q->buckets, 0)
+               != NGX_HTTP_INGEST_TABLE_OK)
         {
             return NGX_ERROR;
         }
@@ -334,7 +339,8 @@ ngx_http_ingest_flush_pending(ngx_http_ingest_worker_t *w)
 
     for (i = 0; i < w->nqueues; i++) {
         q = &w->queues[i];
-        n += ngx_http_ingest_table_data(&q->sums) + q->backlog_bytes
+        n += ngx_http_ingest_table_data(&q->sums)
+             + ngx_http_ingest_table_data(&q->buckets) + q->backlog_bytes
              + q->keyed.len + q->rows_bytes;
     }
 
@@ -987,21 +993,29 @@ static ngx_int_t
 ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q)
 {
+    int                       version;
     char                     *p, *end, *next;
     size_t                    i, len, room;
     ngx_uint_t                nreq;
     ngx_time_t               *tp;
     ngx_queue_t               cut;
-    ingest_wire_buf_t         requests;
+    ingest_wire_buf_t         requests, bk;
     ngx_http_ingest_entry_t  *e;
     ngx_http_ingest_batch_t  *b;
+    ngx_http_ingest_bucket_cursor_t  bc;
 
     ngx_queue_init(&cut);
+    ngx_memzero(&bk, sizeof(ingest_wire_buf_t));
+    ngx_memzero(&bc, sizeof(ngx_http_ingest_bucket_cursor_t));
 
     tp = ngx_timeofday();
     i = 0;
     p = q->keyed.data;
     end = p + q->keyed.len;
+
+    /* version 3 wherever buckets may be, the requests' own included */
+    version = (q->buckets.nkeys || q->keyed_buckets)
+              ? INGEST_WIRE_VERSION : 0;
 
     do {
         b = NULL;
@@ -1034,8 +1048,9 @@ ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
         }
 
         if (ingest_wire_counters_begin(&b->buf,
-                                       nreq ? INGEST_WIRE_VERSION_REQUESTS
-                                            : INGEST_WIRE_VERSION_PLAIN,
+                                       version ? version
+                                       : nreq ? INGEST_WIRE_VERSION_REQUESTS
+                                              : INGEST_WIRE_VERSION_PLAIN,
                                        w->producer,
                                        q->seq + 1 + ngx_http_ingest_cut_n(&cut),
                                        (int64_t) tp->sec * 1000 + tp->msec)
@@ -1069,7 +1084,21 @@ ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
             b->keys++;
         }
 
-        if (ingest_wire_counters_end(&b->buf, nreq ? &requests : NULL)
+        /* the buckets, once the sums are all in, in the room left */
+
+        bk.len = 0;
+
+        if (i > q->sums.mask
+            && ngx_http_ingest_flush_cut_buckets(q, &bc, &bk,
+                                                 room - b->buf.len,
+                                                 b->buf.count == 0 && !nreq)
+               != NGX_OK)
+        {
+            goto nomem;
+        }
+
+        if (ingest_wire_counters_end_buckets(&b->buf, bk.len ? &bk : NULL,
+                                             nreq ? &requests : NULL)
             != INGEST_WIRE_OK)
         {
             goto nomem;
@@ -1079,15 +1108,18 @@ ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
 
         ngx_queue_insert_tail(&cut, &b->link);
 
-    } while (i <= q->sums.mask || p < end);
+    } while (i <= q->sums.mask || p < end || !bc.done);
 
     ngx_http_ingest_flush_enqueue(w, q, &cut);
 
     q->keyed.len = 0;
     q->keyed.count = 0;
     q->nkeyed = 0;
+    q->keyed_buckets = 0;
 
     ngx_http_ingest_table_reset(&q->sums);
+    ngx_http_ingest_table_reset(&q->buckets);
+    ingest_wire_buf_free(&bk);
 
     return NGX_OK;
 
@@ -1099,8 +1131,153 @@ nomem:
 
     ngx_http_ingest_flush_drop(b);
     ngx_http_ingest_flush_uncut(&cut);
+    ingest_wire_buf_free(&bk);
 
     return NGX_ERROR;
+}
+
+
+/*
+ * The pending buckets of q into bk, a bucket ([resolution, start, {..}])
+ * per resolution and start, from where the cursor stands, while they fit
+ * room (at least one count when first: a batch holds something).  The
+ * (resolution, start) pairs are found first, by a pass over the table:
+ * they are few (a resolution's bucket changes once per resolution); past
+ * NGX_HTTP_INGEST_BUCKET_GROUPS, the rest go a count per bucket.
+ */
+
+static ngx_int_t
+ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_bucket_cursor_t *bc, ingest_wire_buf_t *bk, size_t room,
+    ngx_uint_t first)
+{
+    size_t                    need, i;
+    int64_t                   start;
+    uint32_t                  res;
+    ngx_uint_t                g, open, n;
+    ngx_http_ingest_entry_t  *e;
+
+    if (!bc->grouped) {
+        bc->grouped = 1;
+        bc->ngroups = 0;
+        bc->overflow = 0;
+
+        for (i = 0; i <= q->buckets.mask; i++) {
+            e = &q->buckets.slots[i];
+
+            if (e->hash == 0) {
+                continue;
+            }
+
+            ngx_http_ingest_bucket_of(e->key, &res, &start);
+
+            for (g = 0; g < bc->ngroups; g++) {
+                if (bc->groups[g].resolution == res
+                    && bc->groups[g].start == start)
+                {
+                    break;
+                }
+            }
+
+            if (g == bc->ngroups) {
+                if (bc->ngroups == NGX_HTTP_INGEST_BUCKET_GROUPS) {
+                    bc->overflow = 1;
+                    continue;
+                }
+
+                bc->groups[bc->ngroups].resolution = res;
+                bc->groups[bc->ngroups].start = start;
+                bc->ngroups++;
+            }
+        }
+
+        /* a last pass, for what did not get a group of its own */
+        bc->npasses = bc->ngroups + bc->overflow;
+    }
+
+    n = 0;
+
+    for ( /* void */ ; bc->pass < bc->npasses; bc->pass++, bc->slot = 0) {
+        open = 0;
+
+        for ( /* void */ ; bc->slot <= q->buckets.mask; bc->slot++) {
+            e = &q->buckets.slots[bc->slot];
+
+            if (e->hash == 0) {
+                continue;
+            }
+
+            ngx_http_ingest_bucket_of(e->key, &res, &start);
+
+            if (bc->pass < bc->ngroups) {
+                if (bc->groups[bc->pass].resolution != res
+                    || bc->groups[bc->pass].start != start)
+                {
+                    continue;
+                }
+
+            } else {
+                /* the last pass: only what no group holds */
+                for (g = 0; g < bc->ngroups; g++) {
+                    if (bc->groups[g].resolution == res
+                        && bc->groups[g].start == start)
+                    {
+                        break;
+                    }
+                }
+
+                if (g < bc->ngroups) {
+                    continue;
+                }
+            }
+
+            /*
+             * What this count may take, its bucket's opening and closing
+             * too, escapes at their worst: past the room, the bucket
+             * closes here and the count opens the next batch's.
+             */
+
+            need = (open && bc->pass < bc->ngroups ? 0 : 40)
+                   + (e->len - NGX_HTTP_INGEST_BUCKET_PREFIX) * 6 + 26;
+
+            if (bk->len + need > room && (n || !first)) {
+                if (open && ingest_wire_bucket_end(bk) != INGEST_WIRE_OK) {
+                    return NGX_ERROR;
+                }
+
+                return NGX_OK;
+            }
+
+            if ((!open || bc->pass >= bc->ngroups)
+                && ((open && ingest_wire_bucket_end(bk) != INGEST_WIRE_OK)
+                    || ingest_wire_bucket_begin(bk, res, start)
+                       != INGEST_WIRE_OK))
+            {
+                return NGX_ERROR;
+            }
+
+            open = 1;
+
+            if (ingest_wire_counters_add(bk,
+                                         e->key + NGX_HTTP_INGEST_BUCKET_PREFIX,
+                                         e->len - NGX_HTTP_INGEST_BUCKET_PREFIX,
+                                         e->value)
+                != INGEST_WIRE_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            n++;
+        }
+
+        if (open && ingest_wire_bucket_end(bk) != INGEST_WIRE_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    bc->done = 1;
+
+    return NGX_OK;
 }
 
 
@@ -1333,6 +1510,7 @@ ngx_http_ingest_flush_exit(void)
         }
 
         ngx_http_ingest_table_free(&w->queues[i].sums);
+        ngx_http_ingest_table_free(&w->queues[i].buckets);
         ingest_wire_buf_free(&w->queues[i].keyed);
 
         for (j = 0; j < w->queues[i].nrow_sets; j++) {

@@ -64,6 +64,9 @@ typedef struct {
     ngx_str_t                 name;
     ngx_http_ingest_channel_t channel;         /* to the transport */
     ngx_http_ingest_table_t   sums;            /* pending increments */
+    ngx_http_ingest_table_t   buckets;         /* the same, per time
+                                                  bucket (bucket keys) */
+    unsigned                  keyed_buckets:1; /* a keyed request has */
     ngx_queue_t               backlog;         /* ngx_http_ingest_batch_t */
     ngx_uint_t                nbatches;
     size_t                    backlog_bytes;   /* of the batches' data */
@@ -79,6 +82,79 @@ typedef struct {
     unsigned                  awaited:1;       /* a request waits: due at
                                                   the group commit */
 } ngx_http_ingest_queue_t;
+
+
+/*
+ * A bucket key, in q->buckets: the resolution (4 bytes) and the bucket's
+ * start (8 bytes), big-endian, then the key.  A bucket's sum never mixes
+ * two buckets, whenever the list is cut.
+ */
+
+#define NGX_HTTP_INGEST_BUCKET_PREFIX  12
+
+static ngx_inline size_t
+ngx_http_ingest_bucket_key(u_char *buf, uint32_t resolution, int64_t start,
+    u_char *key, size_t len)
+{
+    ngx_uint_t  i;
+    uint64_t    s;
+
+    for (i = 0; i < 4; i++) {
+        buf[i] = (u_char) (resolution >> (24 - 8 * i));
+    }
+
+    s = (uint64_t) start;
+
+    for (i = 0; i < 8; i++) {
+        buf[4 + i] = (u_char) (s >> (56 - 8 * i));
+    }
+
+    ngx_memcpy(buf + NGX_HTTP_INGEST_BUCKET_PREFIX, key, len);
+
+    return NGX_HTTP_INGEST_BUCKET_PREFIX + len;
+}
+
+
+static ngx_inline void
+ngx_http_ingest_bucket_of(const u_char *bkey, uint32_t *resolution,
+    int64_t *start)
+{
+    ngx_uint_t  i;
+    uint64_t    s;
+
+    *resolution = 0;
+
+    for (i = 0; i < 4; i++) {
+        *resolution = (*resolution << 8) | bkey[i];
+    }
+
+    s = 0;
+
+    for (i = 0; i < 8; i++) {
+        s = (s << 8) | bkey[4 + i];
+    }
+
+    *start = (int64_t) s;
+}
+
+
+/* where a cut stands in a list's buckets, from one batch to the next */
+
+#define NGX_HTTP_INGEST_BUCKET_GROUPS  32
+
+typedef struct {
+    struct {
+        uint32_t              resolution;
+        int64_t               start;
+    }                         groups[NGX_HTTP_INGEST_BUCKET_GROUPS];
+    ngx_uint_t                ngroups;
+    ngx_uint_t                npasses;     /* groups, and one for the rest */
+    ngx_uint_t                pass;
+    size_t                    slot;
+    unsigned                  grouped:1;
+    unsigned                  overflow:1;  /* more pairs than groups */
+    unsigned                  done:1;
+} ngx_http_ingest_bucket_cursor_t;
 
 
 /* what a list holds that is not cut yet */
@@ -97,7 +173,7 @@ typedef struct {
 /* about the bytes of the batches a list's pending would make */
 #define ngx_http_ingest_queue_bytes(q)                                        \
     ((q)->sums.key_bytes + 24 * (q)->sums.nkeys + (q)->keyed.len             \
-     + (q)->rows_bytes)
+     + (q)->buckets.key_bytes + 16 * (q)->buckets.nkeys + (q)->rows_bytes)
 
 
 /*

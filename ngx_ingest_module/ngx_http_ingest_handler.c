@@ -27,6 +27,10 @@
 
 static u_char  ngx_http_ingest_key_scratch[NGX_HTTP_INGEST_MAX_KEY_LENGTH];
 
+/* a bucket key being made (ngx_http_ingest_bucket_key) */
+static u_char  ngx_http_ingest_bucket_scratch[NGX_HTTP_INGEST_BUCKET_PREFIX
+                                              + NGX_HTTP_INGEST_MAX_KEY_LENGTH];
+
 
 /* pairs held in the request's state itself, and the largest chunk */
 #define NGX_HTTP_INGEST_FIRST_PAIRS  8
@@ -39,7 +43,9 @@ typedef struct {
     uint32_t                    at;          /* where it began (capped) */
     uint16_t                    len;
     uint8_t                     shard;       /* in its list's shards */
-    uint8_t                     created;     /* apply() made its key */
+    uint8_t                     created;     /* apply() made its key (bit
+                                                0), its bucket of
+                                                resolution j (bit 1 + j) */
 } ngx_http_ingest_pair_t;
 
 
@@ -90,14 +96,24 @@ static void ngx_http_ingest_release(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx);
 static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list);
+static ngx_int_t ngx_http_ingest_add(ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf,
+    time_t now);
+static void ngx_http_ingest_unadd(ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf,
+    time_t now, ngx_uint_t nres);
 static void ngx_http_ingest_undo(ngx_http_ingest_queue_t *q,
-    ngx_http_ingest_chunk_t *c, ngx_uint_t i);
+    ngx_http_ingest_chunk_t *c, ngx_uint_t i,
+    ngx_http_ingest_loc_conf_t *ilcf, time_t now);
 static ngx_int_t ngx_http_ingest_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_http_ingest_keyed_begin(ngx_http_ingest_queue_t *q,
     ngx_str_t *id, size_t *mark, u_char *begun);
 static ngx_int_t ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list, ngx_str_t *id);
+static ngx_int_t ngx_http_ingest_keyed_buckets(ngx_http_ingest_table_t *t,
+    ngx_http_ingest_list_t *list, ngx_uint_t s,
+    ngx_http_ingest_loc_conf_t *ilcf, time_t now, ingest_wire_buf_t *bk);
 static void ngx_http_ingest_route(ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_list_t *list);
 static void ngx_http_ingest_added(ngx_http_ingest_ctx_t *ctx,
@@ -756,27 +772,31 @@ static ngx_int_t
 ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     ngx_http_ingest_list_t *list)
 {
-    int                       rc, created;
-    ngx_uint_t                i;
-    ngx_http_ingest_pair_t   *pair;
-    ngx_http_ingest_chunk_t  *c;
-    ngx_http_ingest_queue_t  *q;
+    int                          rc;
+    time_t                       now;
+    ngx_uint_t                   i;
+    ngx_http_ingest_pair_t      *pair;
+    ngx_http_ingest_chunk_t     *c;
+    ngx_http_ingest_queue_t     *q;
+    ngx_http_ingest_loc_conf_t  *ilcf;
 
     q = &ngx_http_ingest_worker->queues[list->first];
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
+
+    /* the request's arrival at nginx picks its buckets */
+    now = r->start_sec;
 
     for (c = &ctx->first; c; c = c->next) {
         for (i = 0; i < c->n; i++) {
             pair = &c->pairs[i];
 
-            rc = ngx_http_ingest_table_add(&q[pair->shard].sums, pair->key,
-                                           pair->len, pair->value, &created);
+            rc = ngx_http_ingest_add(&q[pair->shard], pair, ilcf, now);
 
             if (rc == NGX_HTTP_INGEST_TABLE_OK) {
-                pair->created = (uint8_t) created;
                 continue;
             }
 
-            ngx_http_ingest_undo(q, c, i);
+            ngx_http_ingest_undo(q, c, i, ilcf, now);
 
             if (rc == NGX_HTTP_INGEST_TABLE_NOMEM) {
                 ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -796,19 +816,93 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
 }
 
 
+/*
+ * A pair into q's sums, and into its bucket of each resolution of the
+ * location: all of them or, taken back, none.
+ */
+
+static ngx_int_t
+ngx_http_ingest_add(ngx_http_ingest_queue_t *q, ngx_http_ingest_pair_t *pair,
+    ngx_http_ingest_loc_conf_t *ilcf, time_t now)
+{
+    int         rc, created;
+    size_t      len;
+    uint32_t    res;
+    ngx_uint_t  j;
+
+    rc = ngx_http_ingest_table_add(&q->sums, pair->key, pair->len,
+                                   pair->value, &created);
+
+    if (rc != NGX_HTTP_INGEST_TABLE_OK) {
+        return rc;
+    }
+
+    pair->created = (uint8_t) created;
+
+    for (j = 0; j < ilcf->nresolutions; j++) {
+        res = ilcf->resolutions[j];
+
+        len = ngx_http_ingest_bucket_key(ngx_http_ingest_bucket_scratch, res,
+                                         now - now % res, pair->key,
+                                         pair->len);
+
+        rc = ngx_http_ingest_table_add(&q->buckets,
+                                       ngx_http_ingest_bucket_scratch, len,
+                                       pair->value, &created);
+
+        if (rc != NGX_HTTP_INGEST_TABLE_OK) {
+            ngx_http_ingest_unadd(q, pair, ilcf, now, j);
+            return rc;
+        }
+
+        pair->created |= (uint8_t) (created << (1 + j));
+    }
+
+    return NGX_HTTP_INGEST_TABLE_OK;
+}
+
+
+/* a pair taken back: its first nres buckets, then its sum */
+
+static void
+ngx_http_ingest_unadd(ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf,
+    time_t now, ngx_uint_t nres)
+{
+    size_t    len;
+    uint32_t  res;
+
+    while (nres-- > 0) {
+        res = ilcf->resolutions[nres];
+
+        len = ngx_http_ingest_bucket_key(ngx_http_ingest_bucket_scratch, res,
+                                         now - now % res, pair->key,
+                                         pair->len);
+
+        ngx_http_ingest_table_undo(&q->buckets,
+                                   ngx_http_ingest_bucket_scratch, len,
+                                   pair->value,
+                                   (pair->created >> (1 + nres)) & 1);
+    }
+
+    ngx_http_ingest_table_undo(&q->sums, pair->key, pair->len, pair->value,
+                               pair->created & 1);
+}
+
+
 /* the pairs before pair i of chunk c taken back, last first */
 
 static void
 ngx_http_ingest_undo(ngx_http_ingest_queue_t *q, ngx_http_ingest_chunk_t *c,
-    ngx_uint_t i)
+    ngx_uint_t i, ngx_http_ingest_loc_conf_t *ilcf, time_t now)
 {
     ngx_http_ingest_pair_t  *p;
 
     while (c != NULL) {
         while (i-- > 0) {
             p = &c->pairs[i];
-            ngx_http_ingest_table_undo(&q[p->shard].sums, p->key, p->len,
-                                       p->value, p->created);
+            ngx_http_ingest_unadd(&q[p->shard], p, ilcf, now,
+                                  ilcf->nresolutions);
         }
 
         c = c->prev;
@@ -951,6 +1045,11 @@ ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
     ngx_http_ingest_entry_t  *e;
     ngx_http_ingest_queue_t  *q;
     ngx_http_ingest_table_t   t;
+    ingest_wire_buf_t         bk;
+
+    ngx_http_ingest_loc_conf_t  *ilcf;
+
+    ngx_memzero(&bk, sizeof(ingest_wire_buf_t));
 
     if (ngx_http_ingest_table_init(&t, 0) != NGX_HTTP_INGEST_TABLE_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1021,18 +1120,35 @@ ngx_http_ingest_apply_keyed(ngx_http_request_t *r,
         goto nomem;
     }
 
+    ilcf = ngx_http_get_module_loc_conf(r, ngx_http_ingest_module);
+
     for (s = 0; s < list->shards; s++) {
-        if (begun[s] && ingest_wire_request_end(&q[s].keyed)
-                        != INGEST_WIRE_OK)
+        if (!begun[s]) {
+            continue;
+        }
+
+        /* its buckets, of its arrival: the same counts, once a resolution */
+
+        if (ilcf->nresolutions && t.nkeys
+            && ngx_http_ingest_keyed_buckets(&t, list, s, ilcf, r->start_sec,
+                                             &bk)
+               != NGX_OK)
         {
             goto nomem;
         }
 
+        if (ingest_wire_request_end_buckets(&q[s].keyed,
+                                            bk.len ? &bk : NULL)
+            != INGEST_WIRE_OK)
+        {
+            goto nomem;
+        }
+
+        q[s].keyed_buckets |= (bk.len != 0);
+
         /* an entry travels whole, in one batch: it must fit half of one */
 
-        if (begun[s] && q[s].keyed.len - mark[s]
-                        > NGX_HTTP_INGEST_MAX_BATCH / 2)
-        {
+        if (q[s].keyed.len - mark[s] > NGX_HTTP_INGEST_MAX_BATCH / 2) {
             ctx->error = "an Idempotency-Key request may hold at most 512k "
                          "of counts per list";
             ctx->error_at = -1;
@@ -1064,6 +1180,70 @@ undo:
 done:
 
     ngx_http_ingest_table_free(&t);
+    ingest_wire_buf_free(&bk);
 
     return rc;
+}
+
+
+/*
+ * The buckets of a keyed request's entry in shard s: for each resolution,
+ * the keys of t that go to s, in the bucket of the request's arrival
+ */
+
+static ngx_int_t
+ngx_http_ingest_keyed_buckets(ngx_http_ingest_table_t *t,
+    ngx_http_ingest_list_t *list, ngx_uint_t s,
+    ngx_http_ingest_loc_conf_t *ilcf, time_t now, ingest_wire_buf_t *bk)
+{
+    size_t                    i;
+    uint32_t                  res;
+    ngx_uint_t                j, n;
+    ngx_http_ingest_entry_t  *e;
+
+    bk->len = 0;
+
+    for (j = 0; j < ilcf->nresolutions; j++) {
+        res = ilcf->resolutions[j];
+
+        if (ingest_wire_bucket_begin(bk, res, now - now % res)
+            != INGEST_WIRE_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        n = 0;
+
+        for (i = 0; i <= t->mask; i++) {
+            e = &t->slots[i];
+
+            if (e->hash == 0
+                || (list->shards > 1
+                    && ngx_http_ingest_shard_of(e->key, e->len, list->shards)
+                       != s))
+            {
+                continue;
+            }
+
+            if (ingest_wire_counters_add(bk, e->key, e->len, e->value)
+                != INGEST_WIRE_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            n++;
+        }
+
+        if (ingest_wire_bucket_end(bk) != INGEST_WIRE_OK) {
+            return NGX_ERROR;
+        }
+
+        if (n == 0) {
+            /* no key of this shard: no buckets either */
+            bk->len = 0;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_OK;
 }

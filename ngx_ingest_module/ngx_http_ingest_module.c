@@ -31,6 +31,8 @@ static ngx_int_t ngx_http_ingest_shard_lists(ngx_conf_t *cf,
 static void *ngx_http_ingest_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static char *ngx_http_ingest_conf_buckets(ngx_conf_t *cf,
+    ngx_http_ingest_loc_conf_t *ilcf, ngx_str_t *list);
 static char *ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_ingest_init_module(ngx_cycle_t *cycle);
@@ -397,14 +399,89 @@ ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
-/* ingest_counters [form=key_value] [queue=<list>] */
+/*
+ * buckets=1m,1h,1d: resolutions from 1s to 1d, each dividing a day (so
+ * that buckets line up with days), in any order, no two alike
+ */
+
+static char *
+ngx_http_ingest_conf_buckets(ngx_conf_t *cf, ngx_http_ingest_loc_conf_t *ilcf,
+    ngx_str_t *list)
+{
+    u_char      *p, *end, *last;
+    ngx_int_t    n, unit;
+    ngx_uint_t   i;
+
+    p = list->data;
+    last = list->data + list->len;
+
+    for ( ;; ) {
+        end = ngx_strlchr(p, last, ',');
+        if (end == NULL) {
+            end = last;
+        }
+
+        unit = -1;
+
+        if (end - p >= 2) {
+            switch (end[-1]) {
+            case 's': unit = 1; break;
+            case 'm': unit = 60; break;
+            case 'h': unit = 3600; break;
+            case 'd': unit = 86400; break;
+            }
+        }
+
+        n = (unit > 0) ? ngx_atoi(p, end - p - 1) : NGX_ERROR;
+
+        if (n == NGX_ERROR || n == 0 || n > 86400 / unit
+            || 86400 % (n * unit) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid resolution \"%*s\" in \"buckets=\": "
+                               "give a time from 1s to 1d that divides a "
+                               "day, units s, m, h or d (e.g. "
+                               "buckets=1m,1h,1d)", end - p, p);
+            return NGX_CONF_ERROR;
+        }
+
+        n *= unit;
+
+        for (i = 0; i < ilcf->nresolutions; i++) {
+            if (ilcf->resolutions[i] == (uint32_t) n) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"buckets=\" names the resolution "
+                                   "\"%*s\" twice", end - p, p);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        if (ilcf->nresolutions == NGX_HTTP_INGEST_MAX_RESOLUTIONS) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"buckets=\" takes at most %d resolutions",
+                               NGX_HTTP_INGEST_MAX_RESOLUTIONS);
+            return NGX_CONF_ERROR;
+        }
+
+        ilcf->resolutions[ilcf->nresolutions++] = (uint32_t) n;
+
+        if (end == last) {
+            return NGX_CONF_OK;
+        }
+
+        p = end + 1;
+    }
+}
+
+
+/* ingest_counters [form=key_value] [queue=<list>] [buckets=<res>,...] */
 
 static char *
 ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ingest_loc_conf_t  *ilcf = conf;
 
-    ngx_str_t                    *value, name;
+    ngx_str_t                    *value, name, buckets;
     ngx_uint_t                    i;
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_ingest_main_conf_t  *imcf;
@@ -437,6 +514,27 @@ ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         {
             name.data = value[i].data + 6;
             name.len = value[i].len - 6;
+            continue;
+        }
+
+        if (value[i].len > 8
+            && ngx_strncmp(value[i].data, "buckets=", 8) == 0)
+        {
+            if (ilcf->nresolutions) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"buckets=\" is given twice");
+                return NGX_CONF_ERROR;
+            }
+
+            buckets.data = value[i].data + 8;
+            buckets.len = value[i].len - 8;
+
+            if (ngx_http_ingest_conf_buckets(cf, ilcf, &buckets)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
             continue;
         }
 

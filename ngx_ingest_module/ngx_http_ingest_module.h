@@ -127,9 +127,15 @@ typedef struct ngx_http_ingest_totals_conf_s  ngx_http_ingest_totals_conf_t;
 #define NGX_HTTP_INGEST_ACK_REDIS    1   /* 204 once Redis has the batch */
 
 
+/* ingest_counters buckets=: the most resolutions a location keeps */
+#define NGX_HTTP_INGEST_MAX_RESOLUTIONS  7
+
+
 typedef struct {
     ngx_uint_t                format;          /* NGX_CONF_UNSET_UINT: off */
     ngx_uint_t                queue;           /* index in imcf->queues */
+    ngx_uint_t                nresolutions;    /* buckets=, 0: none */
+    uint32_t                  resolutions[NGX_HTTP_INGEST_MAX_RESOLUTIONS];
     size_t                    max_key_length;
     ngx_uint_t                ack;
     ngx_msec_t                ack_timeout;

@@ -1,0 +1,211 @@
+# ingest_counters buckets=: increments summed per time bucket of each
+# resolution, from nginx to SQLite.  With a 1 s resolution, so that
+# nothing waits long: an increment lands in the bucket of the second it
+# arrived in; a load that crosses many boundaries gives, key for key,
+# 1 s buckets (and 1 m, 1 d ones) that sum exactly to the total; an
+# Idempotency-Key request repeated across a boundary counts once, in the
+# bucket of its first arrival; the batches carry version 3 only with
+# buckets; nginx -t refuses bad resolutions with file:line.
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use Ingest::Test nginx => 0, consumer => 0;
+use Ingest::Nginx;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+my $list = 't165:c';
+
+sub cli { Ingest::Test::redis_cli(@_) }
+
+my $n = Ingest::Nginx->start(
+    http => "ingest_redis $Ingest::Test::RedisAddr;"
+            . " ingest_flush_interval 50ms;",
+    server => "location = /c { ingest_counters queue=$list"
+              . " buckets=1s,1m,1d; }"
+              . " location = /plain { ingest_counters queue=t165:plain; }"
+              . " location = /big { ingest_counters queue=t165:big"
+              . " buckets=1s,1h; client_max_body_size 8m;"
+              . " client_body_buffer_size 8m; }"
+              . " location = /s { ingest_status; }");
+
+consumer_start(args => ['--queue', $list]);
+
+sub rows {
+    my ($sql) = @_;
+    return Ingest::Test::sql_rows($sql) // [];
+}
+
+# 1. one increment, its second known: sent again until the request
+#    starts and ends within one second
+
+my ($sec, $code);
+for (1 .. 20) {
+    my $t0 = time;
+    ($code) = $n->post('/c', 't165:one=5');
+    my $t1 = time;
+    if (int($t0) == int($t1)) {
+        $sec = int($t0);
+        last;
+    }
+    sleep 0.05;
+}
+ok(defined $sec, 'a request within one second');
+
+ok(wait_for(sub {
+       my $r = rows("SELECT resolution, start, value FROM buckets"
+                    . " WHERE key = 't165:one' ORDER BY resolution");
+       @$r == 3 }, 10),
+   'its three buckets reach SQLite');
+my $r = rows("SELECT resolution, start, sum(value) FROM buckets"
+             . " WHERE key = 't165:one' GROUP BY resolution, start"
+             . " ORDER BY resolution, start");
+my $ones = join ' ', map { join ':', @$_ } @$r;
+like($ones, qr/^1:$sec:5 60:@{[ $sec - $sec % 60 ]}:\d+ 86400:@{[ $sec - $sec % 86400 ]}:\d+$/,
+     "the 1 s bucket is the second it arrived in ($sec), the minute's "
+     . "and the day's hold it");
+
+# 2. a load over about three seconds: for every key, each resolution's
+#    buckets sum to the total, exactly
+
+my %want;
+my $end = time + 3;
+my $i = 0;
+while (time < $end) {
+    $i++;
+    my $k = 't165:k' . ($i % 7);
+    my $v = ($i % 5) - 2;
+    my ($c) = $n->post('/c', "$k=$v&t165:all=1");
+    if (defined $c && $c == 204) {
+        $want{$k} += $v;
+        $want{'t165:all'}++;
+    }
+}
+cmp_ok($i, '>', 50, "$i requests over 3 s");
+
+my $check = sub {
+    my $totals = { map { $_->[0] => $_->[1] }
+                   @{ rows("SELECT key, value FROM totals"
+                           . " WHERE key GLOB 't165:[ak]*'") } };
+    return 0 unless join(',', map { "$_=" . ($totals->{$_} // 'none') }
+                               sort keys %want)
+                    eq join(',', map { "$_=$want{$_}" } sort keys %want);
+    for my $res (1, 60, 86400) {
+        my $sums = { map { $_->[0] => $_->[1] }
+                     @{ rows("SELECT key, sum(value) FROM buckets"
+                             . " WHERE resolution = $res"
+                             . " AND key GLOB 't165:[ak]*' GROUP BY key") } };
+        for my $k (keys %want) {
+            return 0 unless ($sums->{$k} // 0) == $want{$k};
+        }
+    }
+    return 1;
+};
+ok(wait_for($check, 15),
+   'every key: its 1 s, 1 m and 1 d buckets each sum to its total');
+my $secs = rows("SELECT count(DISTINCT start) FROM buckets"
+                . " WHERE key = 't165:all' AND resolution = 1");
+cmp_ok($secs->[0][0], '>=', 3, 'in 3 or more one-second buckets');
+
+# 3. an Idempotency-Key request repeated in a later second: once, in the
+#    first arrival's bucket
+
+my ($first, $c1);
+for (1 .. 20) {
+    my $t0 = time;
+    ($c1) = $n->post('/c', 't165:idem=7',
+                     headers => { 'Idempotency-Key' => "t165-$_" });
+    my $t1 = time;
+    if (int($t0) == int($t1)) {
+        $first = [int($t0), "t165-$_"];
+        last;
+    }
+}
+ok(defined $first, 'a keyed request within one second');
+sleep 1.1;
+my ($c2) = $n->post('/c', 't165:idem=7',
+                    headers => { 'Idempotency-Key' => $first->[1] });
+is("$c1 $c2", '204 204', 'both arrivals answered 204');
+ok(wait_for(sub {
+       my $x = rows("SELECT start, value FROM buckets"
+                    . " WHERE key = 't165:idem' AND resolution = 1");
+       @$x == 1 && $x->[0][0] == $first->[0] && $x->[0][1] == 7 }, 10),
+   'the repeat counts once, in the first arrival\'s second');
+is_deeply(rows("SELECT value FROM totals WHERE key = 't165:idem'"), [[7]],
+          'and once in the total');
+
+# 4. version 3 only with buckets
+
+my ($cp) = $n->post('/plain', 't165:p=1');
+is($cp, 204, 'a location without buckets');
+ok(wait_for(sub { (cli('LLEN', 't165:plain') // 0) >= 1 }, 10),
+   'its batch is in Redis');
+like(cli('LINDEX', 't165:plain', 0), qr/^\{"v":1,/,
+     'as version 1: an older consumer still reads it');
+
+# 5. one request of 60000 keys: its sums and buckets cut into batches
+#    under 1 MB each, every key once in the sums and once per resolution
+
+{
+    require JSON::PP;
+    my $body = join '&', map { "t165:big$_=$_" } 1 .. 60000;
+    my ($cb) = $n->post('/big', $body);
+    is($cb, 204, '60000 keys answered 204');
+    my (@b, %sums, %bk);
+    ok(wait_for(sub {
+           @b = split /\n/, (cli('LRANGE', 't165:big', 0, -1) // '');
+           %sums = ();
+           %bk = ();
+           for my $x (@b) {
+               my $j = JSON::PP::decode_json($x);
+               $sums{$_} += $j->{counts}{$_} for keys %{ $j->{counts} };
+               for my $bucket (@{ $j->{buckets} // [] }) {
+                   my ($res, undef, $c) = @$bucket;
+                   $bk{$res}{$_} += $c->{$_} for keys %$c;
+               }
+           }
+           keys(%sums) == 60000 && keys(%{ $bk{1} // {} }) == 60000
+               && keys(%{ $bk{3600} // {} }) == 60000 }, 10),
+       'every key in the sums and in both resolutions\' buckets');
+    cmp_ok(scalar @b, '>', 2, scalar(@b) . ' batches');
+    is(scalar(grep { length > 1024 * 1024 } @b), 0, 'none over 1 MB');
+    my $sum = 0;
+    $sum += $_ for values %sums;
+    my ($s1, $s3600) = (0, 0);
+    $s1 += $_ for values %{ $bk{1} };
+    $s3600 += $_ for values %{ $bk{3600} };
+    is("$sum $s1 $s3600", join(' ', (1800030000) x 3),
+       'the sums and each resolution\'s buckets add up to the same');
+    is(scalar(grep { !/^\{"v":3,/ } @b), 0, 'all of version 3');
+}
+
+# 6. nginx -t refuses what is not a resolution
+
+my %bad = (
+    'buckets=7s'       => 'invalid resolution "7s" in "buckets=": give a time from 1s to 1d that divides a day',
+    'buckets=2d'       => 'invalid resolution "2d"',
+    'buckets=0s'       => 'invalid resolution "0s"',
+    'buckets=1x'       => 'invalid resolution "1x"',
+    'buckets=1m,'      => 'invalid resolution ""',
+    'buckets=1m,60s'   => '"buckets=" names the resolution "60s" twice',
+    'buckets=1s,2s,3s,4s,5s,6s,8s,10s' => '"buckets=" takes at most 7 resolutions',
+);
+my $module = $ENV{TEST_NGINX_LOAD_MODULES};
+my $dir = $Ingest::Test::Dir;
+for my $p (sort keys %bad) {
+    open my $fh, '>', "$dir/t165.conf" or die $!;
+    print $fh "load_module $module;\nerror_log stderr;\n"
+              . "events {}\nhttp {\n"
+              . "    ingest_redis $Ingest::Test::RedisAddr;\n"
+              . "    server {\n        listen 127.0.0.1:1;\n"
+              . "        location = /x { ingest_counters $p; }\n    }\n}\n";
+    close $fh;
+    my $out = `$ENV{TEST_NGINX_BINARY} -t -p $dir/ -c $dir/t165.conf 2>&1`;
+    isnt($?, 0, "nginx -t refuses $p");
+    like($out, qr/\Q$bad{$p}\E.* in \Q$dir\E\/t165\.conf:8$/m,
+         "saying why, with file:line ($p)");
+}
+
+done_testing();
