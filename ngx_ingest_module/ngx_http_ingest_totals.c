@@ -26,6 +26,7 @@
 #define NGX_HTTP_INGEST_TOTALS_MAX       1000
 #define NGX_HTTP_INGEST_TOTALS_DBS       8       /* per thread */
 #define NGX_HTTP_INGEST_TOTALS_CAUSE     256
+#define NGX_HTTP_INGEST_TOTALS_BUCKETS   10000   /* a range read's most */
 
 
 struct ngx_http_ingest_totals_conf_s {
@@ -48,6 +49,9 @@ typedef struct {
     u_char                     *after;
     size_t                      after_len;
     ngx_uint_t                  limit;
+    uint32_t                    resolution;  /* a range read, 0: none */
+    int64_t                     from;        /* [from, to), Unix s */
+    int64_t                     to;
     ngx_http_request_t         *request;
 
     /* out: set by the thread */
@@ -66,6 +70,7 @@ typedef struct {
     sqlite3                    *db;
     sqlite3_stmt               *one;
     sqlite3_stmt               *page;
+    sqlite3_stmt               *range;       /* prepared when first used */
 } ngx_http_ingest_totals_conn_t;
 
 
@@ -87,6 +92,11 @@ static void ngx_http_ingest_totals_cause(ngx_http_ingest_totals_ctx_t *tc,
 static void ngx_http_ingest_totals_state(ngx_http_request_t *r,
     ngx_http_ingest_totals_ctx_t *tc);
 static void ngx_http_ingest_totals_query(ngx_http_ingest_totals_ctx_t *tc,
+    ngx_http_ingest_totals_conn_t *tconn);
+static ngx_int_t ngx_http_ingest_totals_range_args(ngx_http_request_t *r,
+    ngx_http_ingest_totals_ctx_t *tc);
+static ngx_int_t ngx_http_ingest_totals_time(ngx_str_t *arg, int64_t *t);
+static void ngx_http_ingest_totals_range(ngx_http_ingest_totals_ctx_t *tc,
     ngx_http_ingest_totals_conn_t *tconn);
 
 
@@ -258,7 +268,7 @@ ngx_http_ingest_totals_parse(ngx_http_request_t *r,
     if (p < path + len) {
         tc->key = p;
         tc->key_len = path + len - p;
-        return NGX_OK;
+        return ngx_http_ingest_totals_range_args(r, tc);
     }
 
     tc->limit = NGX_HTTP_INGEST_TOTALS_LIMIT;
@@ -289,6 +299,188 @@ ngx_http_ingest_totals_parse(ngx_http_request_t *r,
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A key's buckets: ?resolution=1h&from=<t>&to=<t>, the buckets of that
+ * resolution that start in [from, to), a time in Unix seconds or RFC 3339
+ * (2026-12-02T14:00:00Z, an offset or fractions allowed).  Without
+ * resolution, the total.  NGX_OK, or 400 with tc->error.
+ */
+
+static ngx_int_t
+ngx_http_ingest_totals_range_args(ngx_http_request_t *r,
+    ngx_http_ingest_totals_ctx_t *tc)
+{
+    ngx_int_t  n, unit;
+    ngx_str_t  arg;
+
+    if (ngx_http_arg(r, (u_char *) "resolution", 10, &arg) != NGX_OK) {
+        if (ngx_http_arg(r, (u_char *) "from", 4, &arg) == NGX_OK
+            || ngx_http_arg(r, (u_char *) "to", 2, &arg) == NGX_OK)
+        {
+            tc->error = "from and to need a resolution";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        return NGX_OK;
+    }
+
+    unit = 0;
+
+    if (arg.len >= 2) {
+        switch (arg.data[arg.len - 1]) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        }
+    }
+
+    n = unit ? ngx_atoi(arg.data, arg.len - 1) : NGX_ERROR;
+
+    if (n == NGX_ERROR || n == 0 || n > 86400 / unit
+        || 86400 % (n * unit) != 0)
+    {
+        tc->error = "resolution must be 1s to 1d and divide a day "
+                    "(e.g. 1m, 1h, 1d)";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    tc->resolution = (uint32_t) (n * unit);
+
+    if (ngx_http_arg(r, (u_char *) "from", 4, &arg) != NGX_OK
+        || ngx_http_ingest_totals_time(&arg, &tc->from) != NGX_OK)
+    {
+        tc->error = "from must be a time: Unix seconds or RFC 3339";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "to", 2, &arg) != NGX_OK
+        || ngx_http_ingest_totals_time(&arg, &tc->to) != NGX_OK)
+    {
+        tc->error = "to must be a time: Unix seconds or RFC 3339";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (tc->from >= tc->to) {
+        tc->error = "from must be before to";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if ((tc->to - tc->from) / tc->resolution
+        >= NGX_HTTP_INGEST_TOTALS_BUCKETS)
+    {
+        tc->error = "the range holds more than 10000 buckets of that "
+                    "resolution: narrow it";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Unix seconds (digits), or RFC 3339: YYYY-MM-DDTHH:MM:SS, fractions
+ * dropped, then Z or +HH:MM / -HH:MM ("+" may come as %2B)
+ */
+
+static ngx_int_t
+ngx_http_ingest_totals_time(ngx_str_t *arg, int64_t *t)
+{
+    u_char     *p, *last, buf[64];
+    int64_t     y, mo, d, h, mi, sec, days, off, era, yoe, doy, doe;
+    ngx_int_t   n;
+    ngx_uint_t  i;
+
+    if (arg->len == 0 || arg->len >= sizeof(buf)) {
+        return NGX_ERROR;
+    }
+
+    p = buf;
+    last = arg->data;
+    ngx_unescape_uri(&p, &last, arg->len, 0);
+    last = p;
+    p = buf;
+
+    for (i = 0; p + i < last && p[i] >= '0' && p[i] <= '9'; i++) {
+        /* void */
+    }
+
+    if (p + i == last) {
+        if (i > 12) {
+            return NGX_ERROR;
+        }
+
+        n = ngx_atoi(p, i);
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        *t = n;
+        return NGX_OK;
+    }
+
+    /* YYYY-MM-DDTHH:MM:SS */
+
+    if (last - p < 20 || p[4] != '-' || p[7] != '-'
+        || (p[10] != 'T' && p[10] != 't' && p[10] != ' ')
+        || p[13] != ':' || p[16] != ':')
+    {
+        return NGX_ERROR;
+    }
+
+    y = ngx_atoi(p, 4);
+    mo = ngx_atoi(p + 5, 2);
+    d = ngx_atoi(p + 8, 2);
+    h = ngx_atoi(p + 11, 2);
+    mi = ngx_atoi(p + 14, 2);
+    sec = ngx_atoi(p + 17, 2);
+
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23
+        || mi < 0 || mi > 59 || sec < 0 || sec > 60)
+    {
+        return NGX_ERROR;
+    }
+
+    p += 19;
+
+    if (p < last && *p == '.') {
+        for (p++; p < last && *p >= '0' && *p <= '9'; p++) { /* void */ }
+    }
+
+    if (last - p == 1 && (*p == 'Z' || *p == 'z')) {
+        off = 0;
+
+    } else if (last - p == 6 && (*p == '+' || *p == '-') && p[3] == ':') {
+        n = ngx_atoi(p + 1, 2);
+        i = (ngx_uint_t) ngx_atoi(p + 4, 2);
+
+        if (n == NGX_ERROR || n > 23 || (ngx_int_t) i == NGX_ERROR
+            || i > 59)
+        {
+            return NGX_ERROR;
+        }
+
+        off = (n * 60 + (int64_t) i) * 60 * (*p == '-' ? -1 : 1);
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    /* days from 1970-01-01 (proleptic Gregorian, H. Hinnant's method) */
+
+    y -= (mo <= 2);
+    era = y / 400;
+    yoe = y - era * 400;
+    doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    days = era * 146097 + doe - 719468;
+
+    *t = days * 86400 + h * 3600 + mi * 60 + sec - off;
 
     return NGX_OK;
 }
@@ -452,6 +644,11 @@ ngx_http_ingest_totals_query(ngx_http_ingest_totals_ctx_t *tc,
     ngx_uint_t       rows, more;
     sqlite3_stmt    *s;
     const u_char    *key;
+
+    if (tc->key != NULL && tc->resolution) {
+        ngx_http_ingest_totals_range(tc, tconn);
+        return;
+    }
 
     if (tc->key != NULL) {
         s = tconn->one;
@@ -648,6 +845,109 @@ failed:
     free(last);
     free(tc->body);
     tc->body = NULL;
+}
+
+
+/*
+ * In the thread: the key's buckets of a resolution in [from, to), in
+ * order, and their sum; buckets with nothing in them are not listed.
+ */
+
+static void
+ngx_http_ingest_totals_range(ngx_http_ingest_totals_ctx_t *tc,
+    ngx_http_ingest_totals_conn_t *tconn)
+{
+    int            rc;
+    u_char        *p;
+    size_t         size, len;
+    int64_t        sum, v;
+    ngx_uint_t     rows, overflow;
+    sqlite3_stmt  *s;
+
+    if (tconn->range == NULL
+        && sqlite3_prepare_v2(tconn->db,
+                              "SELECT start, value FROM buckets"
+                              " WHERE key = ?1 AND resolution = ?2"
+                              " AND start >= ?3 AND start < ?4"
+                              " ORDER BY start", -1, &tconn->range, NULL)
+           != SQLITE_OK)
+    {
+        /* no buckets table: a consumer older than buckets made the file */
+        ngx_http_ingest_totals_cause(tc, tconn->db);
+        sqlite3_finalize(tconn->range);
+        tconn->range = NULL;
+        tc->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        tc->error = "database has no buckets";
+        return;
+    }
+
+    s = tconn->range;
+    sqlite3_bind_text(s, 1, (char *) tc->key, (int) tc->key_len,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, tc->resolution);
+    sqlite3_bind_int64(s, 3, tc->from);
+    sqlite3_bind_int64(s, 4, tc->to);
+
+    tc->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    /* at most 10000 rows of two numbers: sized once */
+
+    size = 128 + ngx_http_ingest_json_escaped(tc->key, tc->key_len)
+           + (NGX_HTTP_INGEST_TOTALS_BUCKETS + 1) * (2 * NGX_INT64_LEN + 24);
+
+    tc->body = malloc(size);
+    if (tc->body == NULL) {
+        sqlite3_reset(s);
+        return;
+    }
+
+    p = ngx_cpymem(tc->body, "{\"key\":\"", 8);
+    p = ngx_http_ingest_json_escape(p, tc->key, tc->key_len);
+    p = ngx_sprintf(p, "\",\"resolution\":%uD,\"from\":%L,\"to\":%L,"
+                    "\"buckets\":[", tc->resolution, tc->from, tc->to);
+
+    sum = 0;
+    rows = 0;
+    overflow = 0;
+
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW
+           && rows < NGX_HTTP_INGEST_TOTALS_BUCKETS)
+    {
+        v = sqlite3_column_int64(s, 1);
+
+        if ((v > 0 && sum > INT64_MAX - v) || (v < 0 && sum < INT64_MIN - v)) {
+            overflow = 1;
+        }
+
+        sum += v;
+
+        p = ngx_sprintf(p, "%s{\"start\":%L,\"value\":%L}", rows ? "," : "",
+                        (int64_t) sqlite3_column_int64(s, 0), v);
+        rows++;
+    }
+
+    sqlite3_reset(s);
+
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        free(tc->body);
+        tc->body = NULL;
+        tc->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        tc->error = (rc == SQLITE_BUSY) ? "database busy" : "database error";
+        return;
+    }
+
+    if (overflow) {
+        /* the buckets hold each sum exactly; theirs is beyond 64 bits */
+        p = ngx_cpymem(p, "],\"sum\":null}\n", 15);
+
+    } else {
+        p = ngx_sprintf(p, "],\"sum\":%L}\n", sum);
+    }
+
+    len = p - tc->body;
+
+    tc->body_len = len;
+    tc->status = NGX_HTTP_OK;
 }
 
 

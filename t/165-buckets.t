@@ -20,7 +20,9 @@ my $list = 't165:c';
 
 sub cli { Ingest::Test::redis_cli(@_) }
 
+# the workers read the consumer's SQLite file in the test's own directory
 my $n = Ingest::Nginx->start(
+    main => 'user root;',
     http => "ingest_redis $Ingest::Test::RedisAddr;"
             . " ingest_flush_interval 50ms;",
     server => "location = /c { ingest_counters queue=$list"
@@ -29,7 +31,8 @@ my $n = Ingest::Nginx->start(
               . " location = /big { ingest_counters queue=t165:big"
               . " buckets=1s,1h; client_max_body_size 8m;"
               . " client_body_buffer_size 8m; }"
-              . " location = /s { ingest_status; }");
+              . " location = /s { ingest_status; }"
+              . " location /totals/ { ingest_totals $Ingest::Test::Db; }");
 
 consumer_start(args => ['--queue', $list]);
 
@@ -108,6 +111,68 @@ ok(wait_for($check, 15),
 my $secs = rows("SELECT count(DISTINCT start) FROM buckets"
                 . " WHERE key = 't165:all' AND resolution = 1");
 cmp_ok($secs->[0][0], '>=', 3, 'in 3 or more one-second buckets');
+
+# 2b. range reads: the buckets of [from, to) in order and their sum,
+#     from and to in Unix seconds or RFC 3339; bad values are 400s
+
+{
+    require POSIX;
+    my $iso = sub { POSIX::strftime('%Y-%m-%dT%H:%M:%SZ', gmtime $_[0]) };
+
+    my ($c, $body) = $n->get("/totals/t165:one?resolution=1s&from=$sec"
+                          . '&to=' . ($sec + 1));
+    is($c, 200, 'GET a one-second range: 200')
+        or diag(join "\n", grep { /totals/ } split /\n/, $n->log);
+    is($body, qq({"key":"t165:one","resolution":1,"from":$sec,"to":)
+           . ($sec + 1) . qq(,"buckets":[{"start":$sec,"value":5}],"sum":5}\n),
+       'its one bucket and the sum, exactly');
+
+    ($c, $body) = $n->get('/totals/t165:one?resolution=1m&from='
+                       . $iso->($sec - 3600) . '&to=' . $iso->($sec + 3600));
+    like($body, qr/"resolution":60,"from":@{[ $sec - 3600 ]},"to":@{[ $sec + 3600 ]},"buckets":\[\{"start":@{[ $sec - $sec % 60 ]},"value":5\}\],"sum":5\}/,
+         'RFC 3339 times, Z');
+
+    my $off = POSIX::strftime('%Y-%m-%dT%H:%M:%S', gmtime($sec + 3600))
+              . '%2B01:00';
+    ($c, $body) = $n->get("/totals/t165:one?resolution=1s&from=$off&to="
+                       . ($sec + 1));
+    like($body, qr/"from":$sec,.*"sum":5\}/,
+         'an RFC 3339 offset (+01:00) is the same instant');
+
+    my $from = $sec - 5;
+    my $to = int(time) + 5;
+    ($c, $body) = $n->get("/totals/t165:all?resolution=1s&from=$from&to=$to");
+    my @starts = $body =~ /"start":(\d+)/g;
+    my ($sum) = $body =~ /"sum":(-?\d+)/;
+    is($sum, $want{'t165:all'}, "the sum of t165:all's seconds is its total");
+    is(join(',', @starts), join(',', sort { $a <=> $b } @starts),
+       'the buckets in order of their start');
+
+    ($c, $body) = $n->get("/totals/t165:none?resolution=1s&from=$from&to=$to");
+    is("$c $body", qq(200 {"key":"t165:none","resolution":1,"from":$from,)
+                . qq("to":$to,"buckets":[],"sum":0}\n),
+       'a key without buckets: none, sum 0 (absent buckets are omitted)');
+
+    my %bad = (
+        'resolution=7s&from=0&to=60' =>
+            'resolution must be 1s to 1d and divide a day (e.g. 1m, 1h, 1d)',
+        'resolution=1h&from=x&to=60' =>
+            'from must be a time: Unix seconds or RFC 3339',
+        'resolution=1h&from=0' =>
+            'to must be a time: Unix seconds or RFC 3339',
+        'resolution=1h&from=2026-13-01T00:00:00Z&to=9999999999' =>
+            'from must be a time: Unix seconds or RFC 3339',
+        'resolution=1h&from=60&to=60' => 'from must be before to',
+        'resolution=1s&from=0&to=10000' =>
+            'the range holds more than 10000 buckets of that resolution: '
+            . 'narrow it',
+        'from=0&to=60' => 'from and to need a resolution',
+    );
+    for my $q (sort keys %bad) {
+        ($c, $body) = $n->get("/totals/t165:one?$q");
+        is("$c $body", qq(400 {"error":"$bad{$q}"}\n), "?$q: 400, saying why");
+    }
+}
 
 # 3. an Idempotency-Key request repeated in a later second: once, in the
 #    first arrival's bucket
