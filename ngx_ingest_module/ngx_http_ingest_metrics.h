@@ -45,6 +45,7 @@ typedef struct {
     ngx_atomic_t              hb_ts;           /* the consumer's heartbeat */
     ngx_atomic_t              hb_batches;
     ngx_atomic_t              hb_rows;
+    ngx_atomic_t              hb_bucket_rows;  /* buckets= rows written */
     ngx_atomic_t              hb_commit;       /* ms of its last commit */
     ngx_atomic_t              hb_lag_ms;
 } ngx_http_ingest_list_stats_t;

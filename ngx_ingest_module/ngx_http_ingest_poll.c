@@ -255,7 +255,10 @@ ngx_http_ingest_poll_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
-    /* {"ts":..,"batches":..,"rows":..,"last_commit":..,"lag_ms":..} */
+    /*
+     * {"ts":..,"batches":..,"rows":..,"bucket_rows":..,"last_commit":..,
+     * "lag_ms":..}
+     */
 
     p = (u_char *) reply->str;
     last = p + reply->len;
@@ -271,6 +274,12 @@ ngx_http_ingest_poll_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (ngx_http_ingest_heartbeat_field(p, last, "rows", &v) == NGX_OK) {
         ls->hb_rows = (ngx_atomic_uint_t) v;
     }
+
+    /* a consumer older than buckets says nothing of them: 0 */
+    ls->hb_bucket_rows =
+        (ngx_http_ingest_heartbeat_field(p, last, "bucket_rows", &v)
+         == NGX_OK)
+        ? (ngx_atomic_uint_t) v : 0;
 
     if (ngx_http_ingest_heartbeat_field(p, last, "last_commit", &v)
         == NGX_OK)

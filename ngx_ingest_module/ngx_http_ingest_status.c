@@ -501,13 +501,14 @@ ngx_http_ingest_status_json(ngx_http_request_t *r,
 
         p = ngx_sprintf(p, "{\"up\":%s,\"heartbeat_age_seconds\":%.3f,"
                         "\"lag_seconds\":%.3f,\"batches_applied\":%uA,"
-                        "\"rows_applied\":%uA,\"last_commit\":%uA}}",
+                        "\"rows_applied\":%uA,\"bucket_rows_written\":%uA,"
+                        "\"last_commit\":%uA}}",
                         (now < qs->hb_ts + NGX_HTTP_INGEST_CONSUMER_STALE)
                         ? "true" : "false",
                         now > qs->hb_ts ? (double) (now - qs->hb_ts) / 1000
                                         : 0.0,
                         (double) qs->hb_lag_ms / 1000, qs->hb_batches,
-                        qs->hb_rows, qs->hb_commit);
+                        qs->hb_rows, qs->hb_bucket_rows, qs->hb_commit);
     }
 
     p = ngx_sprintf(p, "}}\n");
@@ -544,14 +545,14 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         return NULL;
     }
 
-    size = 51 * NGX_HTTP_INGEST_LINE;
+    size = 53 * NGX_HTTP_INGEST_LINE;
 
     for (i = 0; i < imcf->endpoint_names.nelts; i++) {
         size += NGX_HTTP_INGEST_CODES * (name[i].len + NGX_HTTP_INGEST_LINE);
     }
 
     for (i = 0; i < imcf->queues.nelts; i++) {
-        size += 9 * (queue[i].len + NGX_HTTP_INGEST_LINE);
+        size += 10 * (queue[i].len + NGX_HTTP_INGEST_LINE);
     }
 
     b = ngx_create_temp_buf(r->pool, size);
@@ -713,6 +714,18 @@ ngx_http_ingest_status_prometheus(ngx_http_request_t *r,
         p = ngx_sprintf(p, "ingest_consumer_batches_applied_total"
                         "{queue=\"%V\"} %uA\n", &queue[i],
                         st->queues[i].hb_batches);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP ingest_consumer_bucket_rows_written_total Time buckets "
+        "(ingest_counters buckets=) the consumer added to.\n"
+        "# TYPE ingest_consumer_bucket_rows_written_total counter\n");
+
+    for (i = 0; i < imcf->queues.nelts && i < NGX_HTTP_INGEST_MAX_QUEUES; i++)
+    {
+        p = ngx_sprintf(p, "ingest_consumer_bucket_rows_written_total"
+                        "{queue=\"%V\"} %uA\n", &queue[i],
+                        st->queues[i].hb_bucket_rows);
     }
 
     p = ngx_sprintf(p,

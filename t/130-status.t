@@ -108,7 +108,7 @@ Content-Type: application/x-www-form-urlencoded
 GET /ingest/status
 --- error_code: 200
 --- response_body_like eval
-qr/"queues":\{"ingest:counters":\{"depth":0,"dead":0,"consumer":\{"up":true,"heartbeat_age_seconds":[\d.]+,"lag_seconds":[\d.]+,"batches_applied":\d+,"rows_applied":\d+,"last_commit":\d+\}\}\}\}$/
+qr/"queues":\{"ingest:counters":\{"depth":0,"dead":0,"consumer":\{"up":true,"heartbeat_age_seconds":[\d.]+,"lag_seconds":[\d.]+,"batches_applied":\d+,"rows_applied":\d+,"bucket_rows_written":\d+,"last_commit":\d+\}\}\}\}$/
 
 
 
@@ -153,7 +153,7 @@ Allow: GET, HEAD
 --- request
 GET /ingest/status
 --- eventually eval
-["/ingest/status", qr/"queues":\{"ingest:counters":\{"depth":0,"dead":0,"consumer":\{"up":false,"heartbeat_age_seconds":\d+\.\d+,"lag_seconds":0\.000,"batches_applied":7,"rows_applied":9,"last_commit":1000\}\}\}\}$/]
+["/ingest/status", qr/"queues":\{"ingest:counters":\{"depth":0,"dead":0,"consumer":\{"up":false,"heartbeat_age_seconds":\d+\.\d+,"lag_seconds":0\.000,"batches_applied":7,"rows_applied":9,"bucket_rows_written":0,"last_commit":1000\}\}\}\}$/]
 
 
 

@@ -201,6 +201,20 @@ ok(wait_for(sub {
 is_deeply(rows("SELECT value FROM totals WHERE key = 't165:idem'"), [[7]],
           'and once in the total');
 
+# 3b. the status counts the bucket rows the consumer wrote, from its
+#     heartbeat (worker 0 polls it)
+
+ok(wait_for(sub {
+       my (undef, $st) = $n->get('/s');
+       ($st // '') =~ /"t165:c":\{"depth":\d+,"dead":0,"consumer":\{"up":true,[^}]*"bucket_rows_written":(\d+),/
+           && $1 >= 3 }, 10),
+   'the status shows the bucket rows written');
+ok(wait_for(sub {
+       my (undef, $st) = $n->get('/s?format=prometheus');
+       ($st // '') =~ /^ingest_consumer_bucket_rows_written_total\{queue="t165:c"\} (\d+)$/m
+           && $1 >= 3 }, 10),
+   'and so does Prometheus');
+
 # 4. version 3 only with buckets
 
 my ($cp) = $n->post('/plain', 't165:p=1');
