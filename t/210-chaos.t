@@ -1,6 +1,7 @@
 # The short form of ci/chaos: faults under load (reloads, the consumer
 # and a worker SIGKILLed, Redis restarted and frozen, nginx TERMed), with
-# ingest_ack memory and redis; SQLite checked key by key.
+# ingest_ack memory and redis; SQLite checked key by key, totals and
+# the locations' 1 s and 1 m buckets.
 
 use strict;
 use warnings;
@@ -16,6 +17,10 @@ like($out, qr/^ci\/chaos: ingest_ack redis: SQLite totals: (\d+) keys: \d+ exact
 
 like($out, qr/^ci\/chaos: ingest_ack memory: SQLite totals: \d+ keys: .*, 0 counted twice/m,
      "ingest_ack memory: nothing counted twice");
+
+my @buckets = $out =~ /^buckets: (\d+) keys, each of 2 resolutions summing to its total$/mg;
+is(scalar @buckets, 2,
+   "both modes: every key's 1 s and 1 m buckets sum to its total");
 
 unlike($out, qr/nginx logged alerts/, "no unexpected alerts");
 
