@@ -170,6 +170,12 @@ http {
         location = /counters  { ingest_counters; }
         location = /increment { ingest_counters form=key_value; }
 
+        # ci/bench instructions: the same with time buckets
+        location = /counters-buckets { ingest_counters buckets=1m,1h,1d; }
+        location = /increment-buckets {
+            ingest_counters form=key_value buckets=1m,1h,1d;
+        }
+
         # large bodies, answered at once or once Redis has them (ci/memory)
         location = /big {
             ingest_counters;

@@ -148,8 +148,14 @@ shard_of(const char *key, size_t len, unsigned shards)
 }
 
 
+/* BENCH_BUCKETS=1: every key in a bucket of each, as buckets=1m,1h,1d */
+static const uint32_t  bench_resolutions[3] = { 60, 3600, 86400 };
+static int             bench_buckets;
+
+
 typedef struct {
     ingest_wire_buf_t  buf;
+    ingest_wire_buf_t  bk[3];            /* BENCH_BUCKETS: one a resolution */
     uint64_t           seq;
     long               keys;             /* in the batch being written */
 } shard_t;
@@ -159,12 +165,37 @@ static int
 push_batch(redisContext *rc, const char *queue, unsigned shards, unsigned n,
     shard_t *sh)
 {
-    char         name[256];
-    redisReply  *reply;
+    int                i;
+    char               name[256];
+    redisReply        *reply;
+    ingest_wire_buf_t  all;
 
-    if (ingest_wire_counters_end(&sh->buf, NULL) != INGEST_WIRE_OK) {
+    memset(&all, 0, sizeof(all));
+
+    for (i = 0; bench_buckets && i < 3; i++) {
+        if (ingest_wire_bucket_end(&sh->bk[i]) != INGEST_WIRE_OK
+            || ingest_wire_buf_reserve(&all, sh->bk[i].len + 1) == NULL)
+        {
+            return -1;
+        }
+
+        if (all.len) {
+            all.data[all.len++] = ',';
+        }
+
+        memcpy(all.data + all.len, sh->bk[i].data, sh->bk[i].len);
+        all.len += sh->bk[i].len;
+        sh->bk[i].len = 0;
+    }
+
+    if (ingest_wire_counters_end_buckets(&sh->buf, all.len ? &all : NULL,
+                                         NULL)
+        != INGEST_WIRE_OK)
+    {
         return -1;
     }
+
+    free(all.data);
 
     if (shards > 1) {
         snprintf(name, sizeof(name), "%s:{%u}", queue, n);
@@ -190,18 +221,32 @@ static int
 push(int port, const char *queue, long keys, long per_batch,
     unsigned shards)
 {
-    int            len;
+    int            len, r;
     long           i;
     char           key[32];
     unsigned       n;
     uint64_t       batches;
     shard_t       *sh, *all;
+    redisReply    *reply;
     redisContext  *rc;
 
     rc = redisConnect("127.0.0.1", port);
     if (rc == NULL || rc->err) {
         fprintf(stderr, "bench_consumer: cannot connect to Redis\n");
         return 1;
+    }
+
+    /* a Redis with users (ci/lib.sh): the default user's, as redis-cli */
+
+    if (getenv("REDISCLI_AUTH") != NULL) {
+        reply = redisCommand(rc, "AUTH %s", getenv("REDISCLI_AUTH"));
+
+        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "bench_consumer: AUTH failed\n");
+            return 1;
+        }
+
+        freeReplyObject(reply);
     }
 
     all = calloc(shards, sizeof(shard_t));
@@ -215,11 +260,22 @@ push(int port, const char *queue, long keys, long per_batch,
         sh = &all[n];
 
         if (sh->keys == 0
-            && ingest_wire_counters_begin(&sh->buf, 1, "bench", ++sh->seq,
+            && ingest_wire_counters_begin(&sh->buf, bench_buckets ? 3 : 1,
+                                          "bench", ++sh->seq,
                                           (int64_t) time(NULL) * 1000)
                != INGEST_WIRE_OK)
         {
             return 1;
+        }
+
+        for (r = 0; bench_buckets && sh->keys == 0 && r < 3; r++) {
+            if (ingest_wire_bucket_begin(&sh->bk[r], bench_resolutions[r],
+                                         time(NULL) - time(NULL)
+                                         % bench_resolutions[r])
+                != INGEST_WIRE_OK)
+            {
+                return 1;
+            }
         }
 
         if (ingest_wire_counters_add(&sh->buf, (unsigned char *) key, len,
@@ -227,6 +283,15 @@ push(int port, const char *queue, long keys, long per_batch,
             != INGEST_WIRE_OK)
         {
             return 1;
+        }
+
+        for (r = 0; bench_buckets && r < 3; r++) {
+            if (ingest_wire_counters_add(&sh->bk[r], (unsigned char *) key,
+                                         len, i % 1000 + 1)
+                != INGEST_WIRE_OK)
+            {
+                return 1;
+            }
         }
 
         if (++sh->keys == per_batch
@@ -245,6 +310,10 @@ push(int port, const char *queue, long keys, long per_batch,
 
         batches += all[n].seq;
         free(all[n].buf.data);
+
+        for (r = 0; r < 3; r++) {
+            free(all[n].bk[r].data);
+        }
     }
 
     free(all);
@@ -260,6 +329,8 @@ push(int port, const char *queue, long keys, long per_batch,
 int
 main(int argc, char **argv)
 {
+    bench_buckets = (getenv("BENCH_BUCKETS") != NULL);
+
     if (argc == 4 && strcmp(argv[1], "plain") == 0) {
         return plain(argv[2], atol(argv[3]));
     }
