@@ -684,15 +684,23 @@ ngx_http_ingest_release(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
 static ngx_int_t
 ngx_http_ingest_admit(ngx_http_ingest_ctx_t *ctx)
 {
-    size_t                    need;
-    ngx_uint_t                i;
-    ngx_http_ingest_chunk_t  *c;
+    size_t                       need, nres;
+    ngx_uint_t                   i;
+    ngx_http_ingest_chunk_t     *c;
+    ngx_http_ingest_loc_conf_t  *ilcf;
+
+    ilcf = ngx_http_get_module_loc_conf(ctx->request, ngx_http_ingest_module);
+    nres = ilcf->nresolutions;
 
     need = 0;
 
+    /* a pair's sum, and its bucket of each resolution (a longer key) */
+
     for (c = &ctx->first; c; c = c->next) {
         for (i = 0; i < c->n; i++) {
-            need += c->pairs[i].len + sizeof(ngx_http_ingest_entry_t);
+            need += (1 + nres)
+                    * (c->pairs[i].len + sizeof(ngx_http_ingest_entry_t))
+                    + nres * NGX_HTTP_INGEST_BUCKET_PREFIX;
         }
     }
 

@@ -383,9 +383,16 @@ ngx_http_ingest_totals_range_args(ngx_http_request_t *r,
 }
 
 
+/* days of the months of a common year */
+static const int64_t  ngx_http_ingest_totals_mdays[12] = {
+    31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
+};
+
+
 /*
  * Unix seconds (digits), or RFC 3339: YYYY-MM-DDTHH:MM:SS, fractions
- * dropped, then Z or +HH:MM / -HH:MM ("+" may come as %2B)
+ * dropped, then Z or +HH:MM / -HH:MM ("+" may come as %2B); a day the
+ * month does not have is no time
  */
 
 static ngx_int_t
@@ -440,8 +447,10 @@ ngx_http_ingest_totals_time(ngx_str_t *arg, int64_t *t)
     mi = ngx_atoi(p + 14, 2);
     sec = ngx_atoi(p + 17, 2);
 
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23
-        || mi < 0 || mi > 59 || sec < 0 || sec > 60)
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23
+        || mi < 0 || mi > 59 || sec < 0 || sec > 60
+        || d > ngx_http_ingest_totals_mdays[mo - 1]
+               + (mo == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
     {
         return NGX_ERROR;
     }
@@ -449,6 +458,11 @@ ngx_http_ingest_totals_time(ngx_str_t *arg, int64_t *t)
     p += 19;
 
     if (p < last && *p == '.') {
+        /* a fraction has a digit at least; it is dropped */
+        if (p + 1 == last || p[1] < '0' || p[1] > '9') {
+            return NGX_ERROR;
+        }
+
         for (p++; p < last && *p >= '0' && *p <= '9'; p++) { /* void */ }
     }
 
@@ -860,8 +874,9 @@ ngx_http_ingest_totals_range(ngx_http_ingest_totals_ctx_t *tc,
     int            rc;
     u_char        *p;
     size_t         size, len;
-    int64_t        sum, v;
-    ngx_uint_t     rows, overflow;
+    int64_t        v;
+    ngx_uint_t     rows;
+    __int128       sum;
     sqlite3_stmt  *s;
 
     if (tconn->range == NULL
@@ -908,17 +923,13 @@ ngx_http_ingest_totals_range(ngx_http_ingest_totals_ctx_t *tc,
 
     sum = 0;
     rows = 0;
-    overflow = 0;
 
     while ((rc = sqlite3_step(s)) == SQLITE_ROW
            && rows < NGX_HTTP_INGEST_TOTALS_BUCKETS)
     {
         v = sqlite3_column_int64(s, 1);
 
-        if ((v > 0 && sum > INT64_MAX - v) || (v < 0 && sum < INT64_MIN - v)) {
-            overflow = 1;
-        }
-
+        /* exact: 10000 64-bit values cannot overflow 128 bits */
         sum += v;
 
         p = ngx_sprintf(p, "%s{\"start\":%L,\"value\":%L}", rows ? "," : "",
@@ -936,12 +947,13 @@ ngx_http_ingest_totals_range(ngx_http_ingest_totals_ctx_t *tc,
         return;
     }
 
-    if (overflow) {
-        /* the buckets hold each sum exactly; theirs is beyond 64 bits */
-        p = ngx_cpymem(p, "],\"sum\":null}\n", 15);
+    if (sum > INT64_MAX || sum < INT64_MIN) {
+        /* each bucket is exact; their sum is beyond 64 bits */
+        p = ngx_cpymem(p, "],\"sum\":null}\n",
+                       sizeof("],\"sum\":null}\n") - 1);
 
     } else {
-        p = ngx_sprintf(p, "],\"sum\":%L}\n", sum);
+        p = ngx_sprintf(p, "],\"sum\":%L}\n", (int64_t) sum);
     }
 
     len = p - tc->body;

@@ -6,7 +6,8 @@
 # later batch (a later bucket) counts once, in the bucket of the batch
 # that was applied; a bucket off its resolution makes the batch refused
 # (dead-letter list), nothing of it applied; --retain removes exactly the
-# buckets older than its time, of its resolution only; bad --retain
+# buckets that ended more than its time ago, of its resolution only (a
+# bucket still filling never goes); bad --retain
 # values are refused at start.  Plain and ASan builds.
 
 use strict;
@@ -54,6 +55,7 @@ sub v3 {
 my $now = time;
 my $m = $now - $now % 60;            # this minute
 my $h = $now - $now % 3600;          # this hour
+my $d = $now - $now % 86400;         # today (UTC)
 
 my %store = (
     sqlite => { db => undef,
@@ -134,21 +136,26 @@ for my $bin (@bins) {
                      [[60, $m - 600, { "$p:c" => 1 }],
                       [60, $m - 180, { "$p:c" => 1 }],
                       [60, $m, { "$p:c" => 1 }],
-                      [3600, $h - 7200, { "$p:c" => 3 }]]));
+                      [3600, $h - 7200, { "$p:c" => 3 }],
+                      [86400, $d - 2 * 86400, { "$p:c" => 3 }],
+                      [86400, $d, { "$p:c" => 3 }]]));
 
         $pid = consumer_spawn(db => $db, log => $log,
                               args => ['--queue', $list,
-                                       '--retain', '1m=2m,1d=1d']);
+                                       '--retain', '1m=2m,1d=1s']);
         ok(drained($list), "$tag: --retain: drained");
 
         my $csql = "SELECT resolution, start FROM buckets"
                    . " WHERE key = '$p:c' ORDER BY resolution, start";
         my $cgot = sub { join ' ', map { join ':', @$_ }
                                    @{ $rows->($csql) // [] } };
-        ok(wait_for(sub { $cgot->() eq "60:$m " . 3600 . ':' . ($h - 7200) },
+        ok(wait_for(sub { $cgot->() eq "60:$m " . 3600 . ':' . ($h - 7200)
+                                       . ' ' . 86400 . ":$d" },
                     10),
-           "$tag: --retain 1m=2m: the minutes of 10 and 3 minutes ago go, "
-           . "this minute's and the hour's stay")
+           "$tag: --retain 1m=2m,1d=1s: the minutes of 10 and 3 minutes "
+           . "ago go, and the day of 2 days ago; this minute, the hour "
+           . "(not retained) and today stay: a bucket still filling never "
+           . "goes")
             or diag $cgot->();
         like(consumer_log($log),
              qr/\[info\] ingest-consumer: expired \d+ buckets \(--retain\)$/m,

@@ -148,12 +148,49 @@ cmp_ok($secs->[0][0], '>=', 3, 'in 3 or more one-second buckets');
     is(join(',', @starts), join(',', sort { $a <=> $b } @starts),
        'the buckets in order of their start');
 
+    ($c, $body) = $n->get('/totals/t165:none?resolution=1d'
+                          . '&from=2024-02-29T00:00:00Z'
+                          . '&to=2024-03-01T00:00:00.5Z');
+    is($c, 200, 'a leap day and a fraction are times');
+
     ($c, $body) = $n->get("/totals/t165:none?resolution=1s&from=$from&to=$to");
     is("$c $body", qq(200 {"key":"t165:none","resolution":1,"from":$from,)
                 . qq("to":$to,"buckets":[],"sum":0}\n),
        'a key without buckets: none, sum 0 (absent buckets are omitted)');
 
+    # sums over 64 bits on the way, or at the end: written by hand
+    {
+        require DBI;
+        my $dbh = DBI->connect("dbi:SQLite:dbname=$Ingest::Test::Db", '', '',
+                               { RaiseError => 1 });
+        $dbh->sqlite_busy_timeout(5000);
+        my $max = '9223372036854775807';
+        my $ins = $dbh->prepare('INSERT INTO buckets'
+                                . ' (key, resolution, start, value)'
+                                . ' VALUES (?, 1, ?, ?)');
+        $ins->execute('t165:fits', 1000000, $max);
+        $ins->execute('t165:fits', 1000001, $max);
+        $ins->execute('t165:fits', 1000002, "-$max");
+        $ins->execute('t165:over', 1000000, $max);
+        $ins->execute('t165:over', 1000001, 1);
+        $dbh->disconnect;
+    }
+    ($c, $body) = $n->get('/totals/t165:fits?resolution=1s&from=1000000'
+                          . '&to=1000003');
+    like($body, qr/,"sum":9223372036854775807\}\n\z/,
+         'partial sums past 64 bits, the sum within: the sum, exactly');
+    ($c, $body) = $n->get('/totals/t165:over?resolution=1s&from=1000000'
+                          . '&to=1000003');
+    like($body, qr/\{"start":1000001,"value":1\}\],"sum":null\}\n\z/,
+         'a sum beyond 64 bits: null, and the body ends there (no NUL)');
+
     my %bad = (
+        'resolution=1d&from=2026-02-29T00:00:00Z&to=9999999999' =>
+            'from must be a time: Unix seconds or RFC 3339',
+        'resolution=1d&from=2026-04-31T00:00:00Z&to=9999999999' =>
+            'from must be a time: Unix seconds or RFC 3339',
+        'resolution=1d&from=2026-01-01T00:00:00.Z&to=9999999999' =>
+            'from must be a time: Unix seconds or RFC 3339',
         'resolution=7s&from=0&to=60' =>
             'resolution must be 1s to 1d and divide a day (e.g. 1m, 1h, 1d)',
         'resolution=1h&from=x&to=60' =>
@@ -258,6 +295,26 @@ like(cli('LINDEX', 't165:plain', 0), qr/^\{"v":1,/,
     is("$sum $s1 $s3600", join(' ', (1800030000) x 3),
        'the sums and each resolution\'s buckets add up to the same');
     is(scalar(grep { !/^\{"v":3,/ } @b), 0, 'all of version 3');
+}
+
+# 5b. ingest_max_pending counts a request's buckets: 20000 keys with
+#     seven resolutions need more than 2m and are refused alone (413);
+#     the same without buckets fit
+
+{
+    my $n2 = Ingest::Nginx->start(
+        http => "ingest_redis $Ingest::Test::RedisAddr;"
+                . " ingest_max_pending 2m;",
+        server => "client_max_body_size 8m; client_body_buffer_size 8m;"
+                  . " location = /p { ingest_counters queue=t165:mp; }"
+                  . " location = /b { ingest_counters queue=t165:mp"
+                  . " buckets=1s,2s,3s,4s,5s,6s,8s; }");
+    my $body = join '&', map { "t165:mp$_=1" } 1 .. 20000;
+    my ($cb, $bb) = $n2->post('/b', $body);
+    is("$cb $bb", qq(413 {"error":"request needs more than ingest_max_pending"}\n),
+       '20000 keys in seven resolutions need more than 2m: 413');
+    my ($cp) = $n2->post('/p', $body);
+    is($cp, 204, 'the same keys without buckets: 204');
 }
 
 # 6. nginx -t refuses what is not a resolution

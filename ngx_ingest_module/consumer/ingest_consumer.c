@@ -106,10 +106,10 @@
  *                       remember Idempotency-Keys S seconds (default 86400)
  *     --retain RES=TIME[,RES=TIME...]
  *                       keep the buckets of resolution RES (1s to 1d) for
- *                       TIME (1s to 36500d; units s, m, h, d); older ones
- *                       go, 1000 per resolution a second at most, each
- *                       step a short statement of its own.  Without it,
- *                       buckets are kept for ever.
+ *                       TIME (1s to 36500d; units s, m, h, d) after they
+ *                       end; older ones go, 1000 per resolution a second
+ *                       at most, each step a short statement of its own.
+ *                       Without it, buckets are kept for ever.
  *     --verbose         log every round
  *     --requeue-dead    move LIST:dead back to LIST, then exit
  *     --help            print this text
@@ -197,8 +197,8 @@ static const char  ingest_usage[] =
     "                    remember Idempotency-Keys S seconds (default 86400)\n"
     "  --retain RES=TIME,...\n"
     "                    keep buckets of resolution RES (1s to 1d) for TIME\n"
-    "                    (units s, m, h, d), e.g. 1m=2d,1h=90d; without it\n"
-    "                    buckets are kept for ever\n"
+    "                    after they end (units s, m, h, d), e.g.\n"
+    "                    1m=2d,1h=90d; without it they are kept for ever\n"
     "  --verbose         log every round\n"
     "  --requeue-dead    move the batches of LIST:dead back to the tail of\n"
     "                    LIST, then exit\n"

@@ -1028,8 +1028,10 @@ ingest_pg_expire(ingest_consumer_t *ic, int64_t now_s, long limit,
 
     for (i = 0; i < ic->nretain; i++) {
         snprintf(res_text, sizeof(res_text), "%ld", ic->retain[i].resolution);
+        /* a bucket goes once it ended more than its time ago */
         snprintf(before, sizeof(before), "%lld",
-                 (long long) (now_s - ic->retain[i].seconds));
+                 (long long) (now_s - ic->retain[i].seconds
+                              - ic->retain[i].resolution + 1));
 
         rc = ingest_pg_exec(ic, "expire", 3, params, "expiring buckets",
                             &res);

@@ -763,9 +763,9 @@ ingest_sqlite_counts(ingest_consumer_t *ic, ingest_wire_batch_t *batch,
 
 
 /*
- * --retain: at most "limit" buckets of each retained resolution whose
- * start is older than its retention go, a statement each (never a long
- * write lock); the number gone.
+ * --retain: at most "limit" buckets of each retained resolution that
+ * ended more than its retention ago go (a bucket still filling never
+ * does), a statement each (never a long write lock); the number gone.
  */
 
 static int
@@ -781,7 +781,9 @@ ingest_sqlite_expire(ingest_consumer_t *ic, int64_t now_s, long limit,
 
     for (i = 0; i < ic->nretain; i++) {
         sqlite3_bind_int64(s, 1, ic->retain[i].resolution);
-        sqlite3_bind_int64(s, 2, now_s - ic->retain[i].seconds);
+        /* a bucket goes once it ended more than its time ago */
+        sqlite3_bind_int64(s, 2, now_s - ic->retain[i].seconds
+                                 - ic->retain[i].resolution + 1);
         sqlite3_bind_int64(s, 3, limit);
 
         rc = ingest_sqlite_done(ic, s, "expiring buckets");
