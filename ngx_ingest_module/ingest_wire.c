@@ -189,12 +189,14 @@ ingest_wire_request_end_buckets(ingest_wire_buf_t *b,
 
 
 int
-ingest_wire_bucket_begin(ingest_wire_buf_t *b, uint32_t resolution,
-    int64_t start)
+ingest_wire_bucket_begin(ingest_wire_buf_t *b, const uint32_t *resolutions,
+    size_t n, int64_t start)
 {
-    char  *p;
+    char    *p;
+    size_t   i;
 
-    if (ingest_wire_reserve(b, 1 + 1 + 10 + 1 + 20 + 3) != INGEST_WIRE_OK) {
+    if (ingest_wire_reserve(b, 1 + 2 + n * 11 + 1 + 20 + 3) != INGEST_WIRE_OK)
+    {
         return INGEST_WIRE_NOMEM;
     }
 
@@ -204,7 +206,15 @@ ingest_wire_bucket_begin(ingest_wire_buf_t *b, uint32_t resolution,
         *p++ = ',';
     }
 
-    p += sprintf(p, "[%u,", (unsigned) resolution);
+    *p++ = '[';
+    *p++ = '[';
+
+    for (i = 0; i < n; i++) {
+        p += sprintf(p, i ? ",%u" : "%u", (unsigned) resolutions[i]);
+    }
+
+    *p++ = ']';
+    *p++ = ',';
     p = ingest_wire_write_int(p, start);
     *p++ = ',';
     *p++ = '{';
@@ -231,11 +241,10 @@ ingest_wire_bucket_end(ingest_wire_buf_t *b)
 
 
 int
-ingest_wire_valid_bucket(int64_t resolution, int64_t start)
+ingest_wire_valid_resolution(int64_t resolution)
 {
     return resolution >= 1 && resolution <= INGEST_WIRE_MAX_RESOLUTION
-           && INGEST_WIRE_MAX_RESOLUTION % resolution == 0
-           && start >= 0 && start % resolution == 0;
+           && INGEST_WIRE_MAX_RESOLUTION % resolution == 0;
 }
 
 

@@ -23,17 +23,22 @@
  *    "table":"trips","columns":["vendorid","total_amount"],
  *    "types":["int","real"],"rows":[[2,9.95],[1,null]]}
  *
- * Version 3 adds "buckets": the same increments again, summed per time
- * bucket of each resolution the location keeps (ingest_counters
- * buckets=1m,1h,1d), each [resolution in seconds, bucket start in Unix
- * seconds (UTC, a multiple of the resolution), counts]; a request with
- * an Idempotency-Key carries its own:
+ * Version 3 adds "buckets": the same increments again, for the time
+ * buckets of the resolutions the location keeps (ingest_counters
+ * buckets=1m,1h,1d).  Each element is [resolutions in seconds, a time in
+ * Unix seconds (UTC), counts]: its counts go to the bucket of each
+ * resolution that holds that time, its start the time floored to the
+ * resolution.  The module sums once per key and step (the arrival
+ * floored to a step every resolution is a multiple of), not once per
+ * resolution; a request with an Idempotency-Key carries its own:
  *
  *   {"v":3,...,"counts":{"a":3},
- *    "buckets":[[60,1764675600,{"a":1}],[60,1764675660,{"a":2}],
- *               [3600,1764673200,{"a":3}]],
+ *    "buckets":[[[60,3600],1764675600,{"a":1}],
+ *               [[60,3600],1764675660,{"a":2}]],
  *    "requests":[{"id":"..","counts":{"b":1},
- *                 "buckets":[[60,1764675660,{"b":1}]]}]}
+ *                 "buckets":[[[60,3600],1764675661,{"b":1}]]}]}
+ *
+ * (a:1 and a:2 go to two minutes and to the same hour).
  *
  * The module writes version 2 only when a batch has such requests, and 3
  * only when it has buckets, so a consumer that knows an older version
@@ -46,8 +51,9 @@
  *   ts        milliseconds since the epoch when the batch was cut
  *   counts    key -> signed 64-bit sum, exact (never through a double)
  *   requests  (v2) [{"id":..., "counts":{...}}], each applied at most once
- *   buckets   (v3) [[resolution, start, {...}], ...]; resolutions from 1 s
- *             to a day, dividing a day, so buckets line up with days
+ *   buckets   (v3) [[[resolution, ...], time, {...}], ...]; 1 to 7
+ *             resolutions, each from 1 s to a day and dividing a day (so
+ *             buckets line up with days), none twice; time >= 0
  *
  * Plain C: no nginx headers, no allocation but malloc/realloc/free.
  */
@@ -65,6 +71,7 @@
 #define INGEST_WIRE_VERSION_PLAIN    1       /* no "requests" */
 
 #define INGEST_WIRE_MAX_RESOLUTION   86400   /* seconds: a day */
+#define INGEST_WIRE_MAX_RESOLUTIONS  7       /* in one bucket element */
 
 #define INGEST_WIRE_COUNTERS_QUEUE   "ingest:counters"
 #define INGEST_WIRE_RECORDS_QUEUE    "ingest:records"
@@ -122,16 +129,16 @@ int ingest_wire_request_end(ingest_wire_buf_t *b);
  * at a time (bucket_begin, counters_add..., bucket_end), and handed to
  * counters_end_buckets, or for a request to request_end_buckets.
  */
-int ingest_wire_bucket_begin(ingest_wire_buf_t *b, uint32_t resolution,
-    int64_t start);
+int ingest_wire_bucket_begin(ingest_wire_buf_t *b,
+    const uint32_t *resolutions, size_t n, int64_t start);
 int ingest_wire_bucket_end(ingest_wire_buf_t *b);
 int ingest_wire_counters_end_buckets(ingest_wire_buf_t *b,
     const ingest_wire_buf_t *buckets, const ingest_wire_buf_t *requests);
 int ingest_wire_request_end_buckets(ingest_wire_buf_t *b,
     const ingest_wire_buf_t *buckets);
 
-/* 1 for a resolution (1 s to a day, dividing a day) and a start on it */
-int ingest_wire_valid_bucket(int64_t resolution, int64_t start);
+/* 1 for a resolution: 1 s to a day, dividing a day */
+int ingest_wire_valid_resolution(int64_t resolution);
 
 /*
  * A records batch: the header, then the rows as JSON text ("[1,\"a\"]"

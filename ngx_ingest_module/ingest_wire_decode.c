@@ -489,7 +489,15 @@ ingest_wire_counts(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 
     for ( ;; ) {
         if (batch->ntotal == batch->counts_cap) {
-            return ingest_wire_fail(r, "too many counts");
+            /* only buckets' resolutions take more than the text bounds */
+            counts = realloc(batch->counts, 2 * batch->counts_cap
+                                            * sizeof(ingest_wire_count_t));
+            if (counts == NULL) {
+                return ingest_wire_fail(r, "out of memory");
+            }
+
+            batch->counts = counts;
+            batch->counts_cap *= 2;
         }
 
         c = &counts[batch->ntotal];
@@ -823,17 +831,19 @@ ingest_wire_member(ingest_wire_reader_t *r, char *name, size_t size)
 
 
 /*
- * "buckets":[[<resolution>,<start>,{counts}], ...]: each bucket's counts
- * appended to batch->counts[ntotal..], marked with their bucket
+ * "buckets":[[[<resolution>,...],<time>,{counts}], ...]: each element's
+ * counts appended to batch->counts[ntotal..] once per resolution, each
+ * marked with its bucket (the time floored to the resolution)
  */
 
 static int
 ingest_wire_buckets(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 {
-    int          rc;
-    size_t       first, i;
-    int64_t      resolution, start;
-    const char  *at;
+    int                   rc;
+    size_t                first, i, j, n, k, cap;
+    int64_t               res[INGEST_WIRE_MAX_RESOLUTIONS], v, start;
+    const char           *at;
+    ingest_wire_count_t  *counts;
 
     ingest_wire_space(r);
 
@@ -847,16 +857,60 @@ ingest_wire_buckets(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
 
     for ( ;; ) {
         ingest_wire_space(r);
+
+        if (ingest_wire_expect(r, '[') != INGEST_WIRE_OK) {
+            return INGEST_WIRE_ERROR;
+        }
+
+        /* the resolutions: 1 to 7, each valid, none twice */
+
+        ingest_wire_space(r);
         at = r->p;
 
         if (ingest_wire_expect(r, '[') != INGEST_WIRE_OK) {
             return INGEST_WIRE_ERROR;
         }
 
-        ingest_wire_space(r);
+        n = 0;
 
-        if (ingest_wire_int(r, &resolution) != INGEST_WIRE_OK) {
-            return INGEST_WIRE_ERROR;
+        if (!ingest_wire_closes(r, ']')) {
+            for ( ;; ) {
+                ingest_wire_space(r);
+
+                if (ingest_wire_int(r, &v) != INGEST_WIRE_OK) {
+                    return INGEST_WIRE_ERROR;
+                }
+
+                for (j = 0; j < n && res[j] != v; j++) { /* void */ }
+
+                if (n == INGEST_WIRE_MAX_RESOLUTIONS
+                    || !ingest_wire_valid_resolution(v) || j < n)
+                {
+                    r->p = at;
+                    return ingest_wire_fail(r, "invalid bucket resolutions: "
+                                               "1 to 7, each of 1 to 86400 s "
+                                               "dividing a day, none twice");
+                }
+
+                res[n++] = v;
+
+                rc = ingest_wire_next(r, ']');
+
+                if (rc == INGEST_WIRE_OK) {
+                    break;
+                }
+
+                if (rc != 1) {
+                    return INGEST_WIRE_ERROR;
+                }
+            }
+        }
+
+        if (n == 0) {
+            r->p = at;
+            return ingest_wire_fail(r, "invalid bucket resolutions: 1 to 7, "
+                                       "each of 1 to 86400 s dividing a day, "
+                                       "none twice");
         }
 
         ingest_wire_space(r);
@@ -866,16 +920,15 @@ ingest_wire_buckets(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
         }
 
         ingest_wire_space(r);
+        at = r->p;
 
         if (ingest_wire_int(r, &start) != INGEST_WIRE_OK) {
             return INGEST_WIRE_ERROR;
         }
 
-        if (!ingest_wire_valid_bucket(resolution, start)) {
+        if (start < 0) {
             r->p = at;
-            return ingest_wire_fail(r, "invalid bucket: a resolution of 1 "
-                                       "to 86400 s dividing a day, a start "
-                                       "on it");
+            return ingest_wire_fail(r, "invalid bucket time: negative");
         }
 
         ingest_wire_space(r);
@@ -892,12 +945,42 @@ ingest_wire_buckets(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
             return INGEST_WIRE_ERROR;
         }
 
-        for (i = first; i < batch->ntotal; i++) {
-            batch->counts[i].resolution = (uint32_t) resolution;
-            batch->counts[i].start = start;
+        /* the counts once more for each further resolution */
+
+        k = batch->ntotal - first;
+
+        if (batch->ntotal + (n - 1) * k > batch->counts_cap) {
+            cap = batch->ntotal + (n - 1) * k;
+            cap = (cap < 2 * batch->counts_cap) ? 2 * batch->counts_cap : cap;
+
+            counts = realloc(batch->counts, cap * sizeof(ingest_wire_count_t));
+            if (counts == NULL) {
+                return ingest_wire_fail(r, "out of memory");
+            }
+
+            batch->counts = counts;
+            batch->counts_cap = cap;
         }
 
-        batch->nbuckets += batch->ntotal - first;
+        for (j = 0; j < n; j++) {
+            for (i = 0; i < k; i++) {
+                counts = &batch->counts[j ? batch->ntotal + i
+                                          : first + i];
+
+                if (j) {
+                    *counts = batch->counts[first + i];
+                }
+
+                counts->resolution = (uint32_t) res[j];
+                counts->start = start - start % res[j];
+            }
+
+            if (j) {
+                batch->ntotal += k;
+            }
+        }
+
+        batch->nbuckets += n * k;
 
         ingest_wire_space(r);
 

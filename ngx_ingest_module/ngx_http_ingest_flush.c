@@ -76,8 +76,9 @@ static ngx_int_t ngx_http_ingest_flush_cut_records(
 static void ngx_http_ingest_flush_enqueue(ngx_http_ingest_worker_t *w,
     ngx_http_ingest_queue_t *q, ngx_queue_t *cut);
 static ngx_int_t ngx_http_ingest_flush_cut_buckets(
-    ngx_http_ingest_queue_t *q, ngx_http_ingest_bucket_cursor_t *bc,
-    ingest_wire_buf_t *bk, size_t room, ngx_uint_t first);
+    ngx_http_ingest_worker_t *w, ngx_http_ingest_queue_t *q,
+    ngx_http_ingest_bucket_cursor_t *bc, ingest_wire_buf_t *bk, size_t room,
+    ngx_uint_t first);
 static char *ngx_http_ingest_flush_value(char *p, char *end);
 static ngx_uint_t ngx_http_ingest_cut_n(ngx_queue_t *cut);
 static void ngx_http_ingest_flush_drop(ngx_http_ingest_batch_t *b);
@@ -1089,7 +1090,7 @@ ngx_http_ingest_flush_cut_counters(ngx_http_ingest_worker_t *w,
         bk.len = 0;
 
         if (i > q->sums.mask
-            && ngx_http_ingest_flush_cut_buckets(q, &bc, &bk,
+            && ngx_http_ingest_flush_cut_buckets(w, q, &bc, &bk,
                                                  room - b->buf.len,
                                                  b->buf.count == 0 && !nreq)
                != NGX_OK)
@@ -1138,24 +1139,26 @@ nomem:
 
 
 /*
- * The pending buckets of q into bk, a bucket ([resolution, start, {..}])
- * per resolution and start, from where the cursor stands, while they fit
- * room (at least one count when first: a batch holds something).  The
- * (resolution, start) pairs are found first, by a pass over the table:
- * they are few (a resolution's bucket changes once per resolution); past
- * NGX_HTTP_INGEST_BUCKET_GROUPS, the rest go a count per bucket.
+ * The pending buckets of q into bk, one element ([resolutions, step's
+ * start, {..}]) per bucket set and step, from where the cursor stands,
+ * while they fit room (at least one count when first: a batch holds
+ * something).  The (set, step) pairs are found first, by a pass over the
+ * table: they are few (a cut spans a step or two); past
+ * NGX_HTTP_INGEST_BUCKET_GROUPS, the rest go a count per element.
  */
 
 static ngx_int_t
-ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_queue_t *q,
-    ngx_http_ingest_bucket_cursor_t *bc, ingest_wire_buf_t *bk, size_t room,
-    ngx_uint_t first)
+ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_worker_t *w,
+    ngx_http_ingest_queue_t *q, ngx_http_ingest_bucket_cursor_t *bc,
+    ingest_wire_buf_t *bk, size_t room, ngx_uint_t first)
 {
-    size_t                    need, i;
-    int64_t                   start;
-    uint32_t                  res;
-    ngx_uint_t                g, open, n;
-    ngx_http_ingest_entry_t  *e;
+    size_t                         need, i;
+    int64_t                        start;
+    ngx_uint_t                     g, open, n, set;
+    ngx_http_ingest_entry_t       *e;
+    ngx_http_ingest_bucket_set_t  *sets;
+
+    sets = w->imcf->bucket_sets.elts;
 
     if (!bc->grouped) {
         bc->grouped = 1;
@@ -1169,11 +1172,10 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_queue_t *q,
                 continue;
             }
 
-            ngx_http_ingest_bucket_of(e->key, &res, &start);
+            ngx_http_ingest_bucket_of(e->key, &set, &start);
 
             for (g = 0; g < bc->ngroups; g++) {
-                if (bc->groups[g].resolution == res
-                    && bc->groups[g].start == start)
+                if (bc->groups[g].set == set && bc->groups[g].start == start)
                 {
                     break;
                 }
@@ -1185,7 +1187,7 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_queue_t *q,
                     continue;
                 }
 
-                bc->groups[bc->ngroups].resolution = res;
+                bc->groups[bc->ngroups].set = set;
                 bc->groups[bc->ngroups].start = start;
                 bc->ngroups++;
             }
@@ -1207,10 +1209,10 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_queue_t *q,
                 continue;
             }
 
-            ngx_http_ingest_bucket_of(e->key, &res, &start);
+            ngx_http_ingest_bucket_of(e->key, &set, &start);
 
             if (bc->pass < bc->ngroups) {
-                if (bc->groups[bc->pass].resolution != res
+                if (bc->groups[bc->pass].set != set
                     || bc->groups[bc->pass].start != start)
                 {
                     continue;
@@ -1219,7 +1221,7 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_queue_t *q,
             } else {
                 /* the last pass: only what no group holds */
                 for (g = 0; g < bc->ngroups; g++) {
-                    if (bc->groups[g].resolution == res
+                    if (bc->groups[g].set == set
                         && bc->groups[g].start == start)
                     {
                         break;
@@ -1232,12 +1234,12 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_queue_t *q,
             }
 
             /*
-             * What this count may take, its bucket's opening and closing
-             * too, escapes at their worst: past the room, the bucket
+             * What this count may take, its element's opening and closing
+             * too, escapes at their worst: past the room, the element
              * closes here and the count opens the next batch's.
              */
 
-            need = (open && bc->pass < bc->ngroups ? 0 : 40)
+            need = (open && bc->pass < bc->ngroups ? 0 : 120)
                    + (e->len - NGX_HTTP_INGEST_BUCKET_PREFIX) * 6 + 26;
 
             if (bk->len + need > room && (n || !first)) {
@@ -1250,7 +1252,8 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_queue_t *q,
 
             if ((!open || bc->pass >= bc->ngroups)
                 && ((open && ingest_wire_bucket_end(bk) != INGEST_WIRE_OK)
-                    || ingest_wire_bucket_begin(bk, res, start)
+                    || ingest_wire_bucket_begin(bk, sets[set].resolutions,
+                                                sets[set].n, start)
                        != INGEST_WIRE_OK))
             {
                 return NGX_ERROR;

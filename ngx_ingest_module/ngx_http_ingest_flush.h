@@ -85,28 +85,28 @@ typedef struct {
 
 
 /*
- * A bucket key, in q->buckets: the resolution (4 bytes) and the bucket's
- * start (8 bytes), big-endian, then the key.  A bucket's sum never mixes
- * two buckets, whenever the list is cut.
+ * A bucket key, in q->buckets: the bucket set (1 byte, an index in
+ * imcf->bucket_sets) and the step's start (8 bytes, big-endian: the
+ * arrival floored to the set's step), then the key.  An increment is
+ * summed once per step and goes, at the consumer, to the bucket of each
+ * resolution of the set that holds the step: a sum never mixes two
+ * buckets, whenever the list is cut.
  */
 
-#define NGX_HTTP_INGEST_BUCKET_PREFIX  12
+#define NGX_HTTP_INGEST_BUCKET_PREFIX  9
 
 static ngx_inline size_t
-ngx_http_ingest_bucket_key(u_char *buf, uint32_t resolution, int64_t start,
+ngx_http_ingest_bucket_key(u_char *buf, ngx_uint_t set, int64_t start,
     u_char *key, size_t len)
 {
     ngx_uint_t  i;
     uint64_t    s;
 
-    for (i = 0; i < 4; i++) {
-        buf[i] = (u_char) (resolution >> (24 - 8 * i));
-    }
-
+    buf[0] = (u_char) set;
     s = (uint64_t) start;
 
     for (i = 0; i < 8; i++) {
-        buf[4 + i] = (u_char) (s >> (56 - 8 * i));
+        buf[1 + i] = (u_char) (s >> (56 - 8 * i));
     }
 
     ngx_memcpy(buf + NGX_HTTP_INGEST_BUCKET_PREFIX, key, len);
@@ -116,22 +116,17 @@ ngx_http_ingest_bucket_key(u_char *buf, uint32_t resolution, int64_t start,
 
 
 static ngx_inline void
-ngx_http_ingest_bucket_of(const u_char *bkey, uint32_t *resolution,
+ngx_http_ingest_bucket_of(const u_char *bkey, ngx_uint_t *set,
     int64_t *start)
 {
     ngx_uint_t  i;
     uint64_t    s;
 
-    *resolution = 0;
-
-    for (i = 0; i < 4; i++) {
-        *resolution = (*resolution << 8) | bkey[i];
-    }
-
+    *set = bkey[0];
     s = 0;
 
     for (i = 0; i < 8; i++) {
-        s = (s << 8) | bkey[4 + i];
+        s = (s << 8) | bkey[1 + i];
     }
 
     *start = (int64_t) s;
@@ -144,7 +139,7 @@ ngx_http_ingest_bucket_of(const u_char *bkey, uint32_t *resolution,
 
 typedef struct {
     struct {
-        uint32_t              resolution;
+        ngx_uint_t            set;
         int64_t               start;
     }                         groups[NGX_HTTP_INGEST_BUCKET_GROUPS];
     ngx_uint_t                ngroups;
@@ -152,7 +147,7 @@ typedef struct {
     ngx_uint_t                pass;
     size_t                    slot;
     unsigned                  grouped:1;
-    unsigned                  overflow:1;  /* more pairs than groups */
+    unsigned                  overflow:1;  /* more than groups hold */
     unsigned                  done:1;
 } ngx_http_ingest_bucket_cursor_t;
 

@@ -44,8 +44,7 @@ typedef struct {
     uint16_t                    len;
     uint8_t                     shard;       /* in its list's shards */
     uint8_t                     created;     /* apply() made its key (bit
-                                                0), its bucket of
-                                                resolution j (bit 1 + j) */
+                                                0), its step's (bit 1) */
 } ngx_http_ingest_pair_t;
 
 
@@ -101,7 +100,7 @@ static ngx_int_t ngx_http_ingest_add(ngx_http_ingest_queue_t *q,
     time_t now);
 static void ngx_http_ingest_unadd(ngx_http_ingest_queue_t *q,
     ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf,
-    time_t now, ngx_uint_t nres);
+    time_t now);
 static void ngx_http_ingest_undo(ngx_http_ingest_queue_t *q,
     ngx_http_ingest_chunk_t *c, ngx_uint_t i,
     ngx_http_ingest_loc_conf_t *ilcf, time_t now);
@@ -684,23 +683,23 @@ ngx_http_ingest_release(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx)
 static ngx_int_t
 ngx_http_ingest_admit(ngx_http_ingest_ctx_t *ctx)
 {
-    size_t                       need, nres;
+    size_t                       need, steps;
     ngx_uint_t                   i;
     ngx_http_ingest_chunk_t     *c;
     ngx_http_ingest_loc_conf_t  *ilcf;
 
     ilcf = ngx_http_get_module_loc_conf(ctx->request, ngx_http_ingest_module);
-    nres = ilcf->nresolutions;
+    steps = (ilcf->nresolutions != 0);
 
     need = 0;
 
-    /* a pair's sum, and its bucket of each resolution (a longer key) */
+    /* a pair's sum, and with buckets= its step's (a longer key) */
 
     for (c = &ctx->first; c; c = c->next) {
         for (i = 0; i < c->n; i++) {
-            need += (1 + nres)
+            need += (1 + steps)
                     * (c->pairs[i].len + sizeof(ngx_http_ingest_entry_t))
-                    + nres * NGX_HTTP_INGEST_BUCKET_PREFIX;
+                    + steps * NGX_HTTP_INGEST_BUCKET_PREFIX;
         }
     }
 
@@ -825,18 +824,16 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
 
 
 /*
- * A pair into q's sums, and into its bucket of each resolution of the
- * location: all of them or, taken back, none.
+ * A pair into q's sums and, with buckets=, into the sum of its step (its
+ * bucket of every resolution): both or, taken back, neither.
  */
 
 static ngx_int_t
 ngx_http_ingest_add(ngx_http_ingest_queue_t *q, ngx_http_ingest_pair_t *pair,
     ngx_http_ingest_loc_conf_t *ilcf, time_t now)
 {
-    int         rc, created;
-    size_t      len;
-    uint32_t    res;
-    ngx_uint_t  j;
+    int     rc, created;
+    size_t  len;
 
     rc = ngx_http_ingest_table_add(&q->sums, pair->key, pair->len,
                                    pair->value, &created);
@@ -847,50 +844,48 @@ ngx_http_ingest_add(ngx_http_ingest_queue_t *q, ngx_http_ingest_pair_t *pair,
 
     pair->created = (uint8_t) created;
 
-    for (j = 0; j < ilcf->nresolutions; j++) {
-        res = ilcf->resolutions[j];
-
-        len = ngx_http_ingest_bucket_key(ngx_http_ingest_bucket_scratch, res,
-                                         now - now % res, pair->key,
-                                         pair->len);
-
-        rc = ngx_http_ingest_table_add(&q->buckets,
-                                       ngx_http_ingest_bucket_scratch, len,
-                                       pair->value, &created);
-
-        if (rc != NGX_HTTP_INGEST_TABLE_OK) {
-            ngx_http_ingest_unadd(q, pair, ilcf, now, j);
-            return rc;
-        }
-
-        pair->created |= (uint8_t) (created << (1 + j));
+    if (ilcf->nresolutions == 0) {
+        return NGX_HTTP_INGEST_TABLE_OK;
     }
+
+    len = ngx_http_ingest_bucket_key(ngx_http_ingest_bucket_scratch,
+                                     ilcf->bucket_set,
+                                     now - now % ilcf->step, pair->key,
+                                     pair->len);
+
+    rc = ngx_http_ingest_table_add(&q->buckets, ngx_http_ingest_bucket_scratch,
+                                   len, pair->value, &created);
+
+    if (rc != NGX_HTTP_INGEST_TABLE_OK) {
+        ngx_http_ingest_table_undo(&q->sums, pair->key, pair->len,
+                                   pair->value, pair->created & 1);
+        return rc;
+    }
+
+    pair->created |= (uint8_t) (created << 1);
 
     return NGX_HTTP_INGEST_TABLE_OK;
 }
 
 
-/* a pair taken back: its first nres buckets, then its sum */
+/* a pair taken back: its step's sum, then its own */
 
 static void
 ngx_http_ingest_unadd(ngx_http_ingest_queue_t *q,
     ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf,
-    time_t now, ngx_uint_t nres)
+    time_t now)
 {
-    size_t    len;
-    uint32_t  res;
+    size_t  len;
 
-    while (nres-- > 0) {
-        res = ilcf->resolutions[nres];
-
-        len = ngx_http_ingest_bucket_key(ngx_http_ingest_bucket_scratch, res,
-                                         now - now % res, pair->key,
+    if (ilcf->nresolutions) {
+        len = ngx_http_ingest_bucket_key(ngx_http_ingest_bucket_scratch,
+                                         ilcf->bucket_set,
+                                         now - now % ilcf->step, pair->key,
                                          pair->len);
 
         ngx_http_ingest_table_undo(&q->buckets,
                                    ngx_http_ingest_bucket_scratch, len,
-                                   pair->value,
-                                   (pair->created >> (1 + nres)) & 1);
+                                   pair->value, (pair->created >> 1) & 1);
     }
 
     ngx_http_ingest_table_undo(&q->sums, pair->key, pair->len, pair->value,
@@ -909,8 +904,7 @@ ngx_http_ingest_undo(ngx_http_ingest_queue_t *q, ngx_http_ingest_chunk_t *c,
     while (c != NULL) {
         while (i-- > 0) {
             p = &c->pairs[i];
-            ngx_http_ingest_unadd(&q[p->shard], p, ilcf, now,
-                                  ilcf->nresolutions);
+            ngx_http_ingest_unadd(&q[p->shard], p, ilcf, now);
         }
 
         c = c->prev;
@@ -1195,8 +1189,9 @@ done:
 
 
 /*
- * The buckets of a keyed request's entry in shard s: for each resolution,
- * the keys of t that go to s, in the bucket of the request's arrival
+ * The buckets of a keyed request's entry in shard s: the keys of t that
+ * go to s, once, with the location's resolutions and the request's
+ * arrival (floored to its step)
  */
 
 static ngx_int_t
@@ -1205,52 +1200,47 @@ ngx_http_ingest_keyed_buckets(ngx_http_ingest_table_t *t,
     ngx_http_ingest_loc_conf_t *ilcf, time_t now, ingest_wire_buf_t *bk)
 {
     size_t                    i;
-    uint32_t                  res;
-    ngx_uint_t                j, n;
+    ngx_uint_t                n;
     ngx_http_ingest_entry_t  *e;
 
     bk->len = 0;
 
-    for (j = 0; j < ilcf->nresolutions; j++) {
-        res = ilcf->resolutions[j];
+    if (ingest_wire_bucket_begin(bk, ilcf->resolutions, ilcf->nresolutions,
+                                 now - now % ilcf->step)
+        != INGEST_WIRE_OK)
+    {
+        return NGX_ERROR;
+    }
 
-        if (ingest_wire_bucket_begin(bk, res, now - now % res)
+    n = 0;
+
+    for (i = 0; i <= t->mask; i++) {
+        e = &t->slots[i];
+
+        if (e->hash == 0
+            || (list->shards > 1
+                && ngx_http_ingest_shard_of(e->key, e->len, list->shards)
+                   != s))
+        {
+            continue;
+        }
+
+        if (ingest_wire_counters_add(bk, e->key, e->len, e->value)
             != INGEST_WIRE_OK)
         {
             return NGX_ERROR;
         }
 
-        n = 0;
+        n++;
+    }
 
-        for (i = 0; i <= t->mask; i++) {
-            e = &t->slots[i];
+    if (ingest_wire_bucket_end(bk) != INGEST_WIRE_OK) {
+        return NGX_ERROR;
+    }
 
-            if (e->hash == 0
-                || (list->shards > 1
-                    && ngx_http_ingest_shard_of(e->key, e->len, list->shards)
-                       != s))
-            {
-                continue;
-            }
-
-            if (ingest_wire_counters_add(bk, e->key, e->len, e->value)
-                != INGEST_WIRE_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            n++;
-        }
-
-        if (ingest_wire_bucket_end(bk) != INGEST_WIRE_OK) {
-            return NGX_ERROR;
-        }
-
-        if (n == 0) {
-            /* no key of this shard: no buckets either */
-            bk->len = 0;
-            return NGX_OK;
-        }
+    if (n == 0) {
+        /* no key of this shard: no buckets either */
+        bk->len = 0;
     }
 
     return NGX_OK;

@@ -33,6 +33,8 @@ static char *ngx_http_ingest_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_ingest_conf_buckets(ngx_conf_t *cf,
     ngx_http_ingest_loc_conf_t *ilcf, ngx_str_t *list);
+static char *ngx_http_ingest_conf_bucket_set(ngx_conf_t *cf,
+    ngx_http_ingest_loc_conf_t *ilcf);
 static char *ngx_http_ingest_counters(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_ingest_init_module(ngx_cycle_t *cycle);
@@ -258,6 +260,9 @@ ngx_http_ingest_create_main_conf(ngx_conf_t *cf)
         || ngx_array_init(&imcf->endpoint_names, cf->pool, 4,
                           sizeof(ngx_str_t))
            != NGX_OK
+        || ngx_array_init(&imcf->bucket_sets, cf->pool, 1,
+                          sizeof(ngx_http_ingest_bucket_set_t))
+           != NGX_OK
         || ngx_array_init(&imcf->tables, cf->pool, 2,
                           sizeof(ngx_http_ingest_records_conf_t *))
            != NGX_OK)
@@ -466,11 +471,76 @@ ngx_http_ingest_conf_buckets(ngx_conf_t *cf, ngx_http_ingest_loc_conf_t *ilcf,
         ilcf->resolutions[ilcf->nresolutions++] = (uint32_t) n;
 
         if (end == last) {
-            return NGX_CONF_OK;
+            return ngx_http_ingest_conf_bucket_set(cf, ilcf);
         }
 
         p = end + 1;
     }
+}
+
+
+/* the location's resolutions as one of imcf->bucket_sets, and its step */
+
+static char *
+ngx_http_ingest_conf_bucket_set(ngx_conf_t *cf,
+    ngx_http_ingest_loc_conf_t *ilcf)
+{
+    uint32_t                       a, b, t;
+    ngx_uint_t                     i, j;
+    ngx_http_ingest_main_conf_t   *imcf;
+    ngx_http_ingest_bucket_set_t  *set;
+
+    a = ilcf->resolutions[0];
+
+    for (i = 1; i < ilcf->nresolutions; i++) {
+        for (b = ilcf->resolutions[i]; b; a = t) {
+            t = b;
+            b = a % b;
+        }
+    }
+
+    ilcf->step = a;
+
+    imcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ingest_module);
+    set = imcf->bucket_sets.elts;
+
+    for (i = 0; i < imcf->bucket_sets.nelts; i++) {
+        if (set[i].n != ilcf->nresolutions) {
+            continue;
+        }
+
+        for (j = 0; j < set[i].n; j++) {
+            if (set[i].resolutions[j] != ilcf->resolutions[j]) {
+                break;
+            }
+        }
+
+        if (j == set[i].n) {
+            ilcf->bucket_set = i;
+            return NGX_CONF_OK;
+        }
+    }
+
+    if (imcf->bucket_sets.nelts == NGX_HTTP_INGEST_MAX_BUCKET_SETS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "more than %d different \"buckets=\" lists",
+                           NGX_HTTP_INGEST_MAX_BUCKET_SETS);
+        return NGX_CONF_ERROR;
+    }
+
+    set = ngx_array_push(&imcf->bucket_sets);
+    if (set == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    set->n = ilcf->nresolutions;
+    ngx_memcpy(set->resolutions, ilcf->resolutions,
+               sizeof(set->resolutions));
+    set->step = ilcf->step;
+
+    ilcf->bucket_set = imcf->bucket_sets.nelts - 1;
+
+    return NGX_CONF_OK;
 }
 
 

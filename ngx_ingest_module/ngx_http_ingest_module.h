@@ -58,6 +58,7 @@ typedef struct {
     ngx_array_t               endpoint_names;  /* counted locations */
     ngx_array_t               tables;      /* ngx_http_ingest_records_conf_t* */
     ngx_uint_t                status_used;     /* ingest_status seen */
+    ngx_array_t               bucket_sets;  /* ngx_http_ingest_bucket_set_t */
 } ngx_http_ingest_main_conf_t;
 
 
@@ -129,6 +130,20 @@ typedef struct ngx_http_ingest_totals_conf_s  ngx_http_ingest_totals_conf_t;
 
 /* ingest_counters buckets=: the most resolutions a location keeps */
 #define NGX_HTTP_INGEST_MAX_RESOLUTIONS  7
+#define NGX_HTTP_INGEST_MAX_BUCKET_SETS  256
+
+
+/*
+ * The resolutions a location keeps, as a set the workers' bucket keys
+ * name by index (imcf->bucket_sets): each increment is summed once per
+ * step, the greatest divisor of them all, and written once with them.
+ */
+
+typedef struct {
+    ngx_uint_t                n;
+    uint32_t                  resolutions[NGX_HTTP_INGEST_MAX_RESOLUTIONS];
+    uint32_t                  step;
+} ngx_http_ingest_bucket_set_t;
 
 
 typedef struct {
@@ -136,6 +151,8 @@ typedef struct {
     ngx_uint_t                queue;           /* index in imcf->queues */
     ngx_uint_t                nresolutions;    /* buckets=, 0: none */
     uint32_t                  resolutions[NGX_HTTP_INGEST_MAX_RESOLUTIONS];
+    uint32_t                  step;            /* their gcd */
+    ngx_uint_t                bucket_set;      /* in imcf->bucket_sets */
     size_t                    max_key_length;
     ngx_uint_t                ack;
     ngx_msec_t                ack_timeout;

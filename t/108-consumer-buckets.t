@@ -1,10 +1,13 @@
 # ingest-consumer and version 3 batches (time buckets), into SQLite and
 # into PostgreSQL, batches written by hand: each bucket lands in
-# buckets(key, resolution, start, value), in the same transaction as the
-# totals, added up across batches; a duplicate batch is skipped for its
+# buckets(key, resolution, start, value), once per resolution of its
+# element, in the same transaction as the totals, added up across
+# batches and across the steps of one batch (PostgreSQL sums them before
+# its upsert); a duplicate batch is skipped for its
 # buckets as for its totals; an Idempotency-Key request repeated in a
 # later batch (a later bucket) counts once, in the bucket of the batch
-# that was applied; a bucket off its resolution makes the batch refused
+# that was applied; a resolution that does not divide a day makes the
+# batch refused
 # (dead-letter list), nothing of it applied; --retain removes exactly the
 # buckets that ended more than its time ago, of its resolution only (a
 # bucket still filling never goes); bad --retain
@@ -28,7 +31,8 @@ sub drained {
     return wait_for(sub { (redis_cli('LLEN', $list) // 1) == 0 }, 20);
 }
 
-# a version 3 batch: totals, buckets [[res, start, {k => v}]], requests
+# a version 3 batch: totals, buckets [[res, time, {k => v}]] (one
+# resolution an element; a res of [..] for several), requests
 # [[id, {k => v}, buckets]]
 sub v3 {
     my ($producer, $seq, $counts, $buckets, $requests) = @_;
@@ -38,8 +42,9 @@ sub v3 {
     };
     my $bk = sub {
         my ($list) = @_;
-        return '[' . join(',', map { "[$_->[0],$_->[1]," . $obj->($_->[2]) . ']' }
-                              @$list) . ']';
+        return '[' . join(',', map {
+                   my $r = ref $_->[0] ? join(',', @{ $_->[0] }) : $_->[0];
+                   "[[$r],$_->[1]," . $obj->($_->[2]) . ']' } @$list) . ']';
     };
     my $b = qq({"v":3,"kind":"counters","producer":"$producer","seq":$seq,)
             . qq("ts":1763769600123,"counts":) . $obj->($counts)
@@ -89,9 +94,10 @@ for my $bin (@bins) {
             return join ' ', map { join ':', @$_[1 .. 3] } @$r;
         };
 
+        # a minute ago and now, in one hour: the hour sums both steps
         my $b1 = v3($p, 1, { "$p:a" => 3 },
-                    [[60, $m - 60, { "$p:a" => 1 }], [60, $m, { "$p:a" => 2 }],
-                     [3600, $h, { "$p:a" => 3 }]]);
+                    [[[60, 3600], $m - 60, { "$p:a" => 1 }],
+                     [[60, 3600], $m, { "$p:a" => 2 }]]);
         my $b2 = v3($p, 2, { "$p:a" => 5 },
                     [[60, $m, { "$p:a" => 5 }], [3600, $h, { "$p:a" => 5 }]],
                     [["$p-req", { "$p:a" => 7 }, [[60, $m, { "$p:a" => 7 }]]]]);
@@ -106,8 +112,12 @@ for my $bin (@bins) {
                                  args => ['--queue', $list]);
         ok(drained($list), "$tag: the list is drained");
 
-        my $want = join ' ', (60 . ':' . ($m - 60) . ':1'),
-                             (60 . ":$m:14"), (3600 . ":$h:8");
+        my $hm = $m - 60 - ($m - 60) % 3600;    # the hour of a minute ago
+        my $want = $hm == $h
+            ? join(' ', (60 . ':' . ($m - 60) . ':1'), (60 . ":$m:14"),
+                        (3600 . ":$h:8"))
+            : join(' ', (60 . ':' . ($m - 60) . ':1'), (60 . ":$m:14"),
+                        (3600 . ":$hm:1"), (3600 . ":$h:7"));
         ok(wait_for(sub { $got->() eq $want }, 10),
            "$tag: buckets added up, the duplicate skipped, the request "
            . "once, in its first bucket")
@@ -115,14 +125,14 @@ for my $bin (@bins) {
         my $t = $rows->("SELECT value FROM totals WHERE key = '$p:a'");
         is($t->[0][0], 15, "$tag: the total, 3 + 5 + 7");
 
-        # a bucket off its resolution: the batch is refused whole
+        # a resolution that does not divide a day: refused whole
 
         redis_cli('RPUSH', $list,
-                  v3($p, 4, { "$p:b" => 1 }, [[60, $m + 1, { "$p:b" => 1 }]]));
+                  v3($p, 4, { "$p:b" => 1 }, [[7, $m, { "$p:b" => 1 }]]));
         ok(wait_for(sub { (redis_cli('LLEN', "$list:dead") // 0) == 1 }, 10),
-           "$tag: a bucket off its resolution: the batch goes to $list:dead");
+           "$tag: a resolution of 7 s: the batch goes to $list:dead");
         like(redis_cli('LINDEX', "$list:dead", 0),
-             qr/^\{"reason":"cannot be read: invalid bucket: a resolution of 1 to 86400 s dividing a day, a start on it at byte \d+"/,
+             qr/^\{"reason":"cannot be read: invalid bucket resolutions: 1 to 7, each of 1 to 86400 s dividing a day, none twice at byte \d+"/,
              "$tag: saying why");
         is_deeply($rows->("SELECT count(*) FROM totals WHERE key = '$p:b'"),
                   [[0]], "$tag: and nothing of it applied");

@@ -279,7 +279,9 @@ like(cli('LINDEX', 't165:plain', 0), qr/^\{"v":1,/,
                $sums{$_} += $j->{counts}{$_} for keys %{ $j->{counts} };
                for my $bucket (@{ $j->{buckets} // [] }) {
                    my ($res, undef, $c) = @$bucket;
-                   $bk{$res}{$_} += $c->{$_} for keys %$c;
+                   for my $r (@$res) {
+                       $bk{$r}{$_} += $c->{$_} for keys %$c;
+                   }
                }
            }
            keys(%sums) == 60000 && keys(%{ $bk{1} // {} }) == 60000
@@ -297,9 +299,9 @@ like(cli('LINDEX', 't165:plain', 0), qr/^\{"v":1,/,
     is(scalar(grep { !/^\{"v":3,/ } @b), 0, 'all of version 3');
 }
 
-# 5b. ingest_max_pending counts a request's buckets: 20000 keys with
-#     seven resolutions need more than 2m and are refused alone (413);
-#     the same without buckets fit
+# 5b. ingest_max_pending counts a request's buckets (a second sum of
+#     each key, for its step): 30000 keys with buckets need more than 2m
+#     and are refused alone (413); the same without buckets fit
 
 {
     my $n2 = Ingest::Nginx->start(
@@ -309,10 +311,10 @@ like(cli('LINDEX', 't165:plain', 0), qr/^\{"v":1,/,
                   . " location = /p { ingest_counters queue=t165:mp; }"
                   . " location = /b { ingest_counters queue=t165:mp"
                   . " buckets=1s,2s,3s,4s,5s,6s,8s; }");
-    my $body = join '&', map { "t165:mp$_=1" } 1 .. 20000;
+    my $body = join '&', map { "t165:mp$_=1" } 1 .. 30000;
     my ($cb, $bb) = $n2->post('/b', $body);
     is("$cb $bb", qq(413 {"error":"request needs more than ingest_max_pending"}\n),
-       '20000 keys in seven resolutions need more than 2m: 413');
+       '30000 keys with buckets need more than 2m: 413');
     my ($cp) = $n2->post('/p', $body);
     is($cp, 204, 'the same keys without buckets: 204');
 }

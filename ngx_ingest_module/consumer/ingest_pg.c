@@ -130,11 +130,12 @@ static const struct {
       " ON CONFLICT (key) DO UPDATE"
       " SET value = totals.value + excluded.value,"
       " updated_at = excluded.updated_at", 3 },
+    /* two steps of one batch may share a coarser bucket: summed first */
     { "buckets",
       "INSERT INTO buckets (key, resolution, start, value)"
-      " SELECT k, r, s, v FROM unnest($1::text[], $2::integer[],"
+      " SELECT k, r, s, sum(v) FROM unnest($1::text[], $2::integer[],"
       " $3::bigint[], $4::bigint[]) AS u (k, r, s, v)"
-      " ORDER BY k, r, s"
+      " GROUP BY k, r, s ORDER BY k, r, s"
       " ON CONFLICT (key, resolution, start) DO UPDATE"
       " SET value = buckets.value + excluded.value", 4 },
     { "expire",

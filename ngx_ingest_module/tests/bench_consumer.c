@@ -155,7 +155,7 @@ static int             bench_buckets;
 
 typedef struct {
     ingest_wire_buf_t  buf;
-    ingest_wire_buf_t  bk[3];            /* BENCH_BUCKETS: one a resolution */
+    ingest_wire_buf_t  bk;               /* BENCH_BUCKETS: the keys again */
     uint64_t           seq;
     long               keys;             /* in the batch being written */
 } shard_t;
@@ -165,37 +165,19 @@ static int
 push_batch(redisContext *rc, const char *queue, unsigned shards, unsigned n,
     shard_t *sh)
 {
-    int                i;
-    char               name[256];
-    redisReply        *reply;
-    ingest_wire_buf_t  all;
+    char         name[256];
+    redisReply  *reply;
 
-    memset(&all, 0, sizeof(all));
-
-    for (i = 0; bench_buckets && i < 3; i++) {
-        if (ingest_wire_bucket_end(&sh->bk[i]) != INGEST_WIRE_OK
-            || ingest_wire_buf_reserve(&all, sh->bk[i].len + 1) == NULL)
-        {
-            return -1;
-        }
-
-        if (all.len) {
-            all.data[all.len++] = ',';
-        }
-
-        memcpy(all.data + all.len, sh->bk[i].data, sh->bk[i].len);
-        all.len += sh->bk[i].len;
-        sh->bk[i].len = 0;
-    }
-
-    if (ingest_wire_counters_end_buckets(&sh->buf, all.len ? &all : NULL,
-                                         NULL)
-        != INGEST_WIRE_OK)
+    if ((bench_buckets && ingest_wire_bucket_end(&sh->bk) != INGEST_WIRE_OK)
+        || ingest_wire_counters_end_buckets(&sh->buf,
+                                            bench_buckets ? &sh->bk : NULL,
+                                            NULL)
+           != INGEST_WIRE_OK)
     {
         return -1;
     }
 
-    free(all.data);
+    sh->bk.len = 0;
 
     if (shards > 1) {
         snprintf(name, sizeof(name), "%s:{%u}", queue, n);
@@ -221,7 +203,7 @@ static int
 push(int port, const char *queue, long keys, long per_batch,
     unsigned shards)
 {
-    int            len, r;
+    int            len;
     long           i;
     char           key[32];
     unsigned       n;
@@ -268,14 +250,12 @@ push(int port, const char *queue, long keys, long per_batch,
             return 1;
         }
 
-        for (r = 0; bench_buckets && sh->keys == 0 && r < 3; r++) {
-            if (ingest_wire_bucket_begin(&sh->bk[r], bench_resolutions[r],
-                                         time(NULL) - time(NULL)
-                                         % bench_resolutions[r])
-                != INGEST_WIRE_OK)
-            {
-                return 1;
-            }
+        if (bench_buckets && sh->keys == 0
+            && ingest_wire_bucket_begin(&sh->bk, bench_resolutions, 3,
+                                        time(NULL) - time(NULL) % 60)
+               != INGEST_WIRE_OK)
+        {
+            return 1;
         }
 
         if (ingest_wire_counters_add(&sh->buf, (unsigned char *) key, len,
@@ -285,13 +265,12 @@ push(int port, const char *queue, long keys, long per_batch,
             return 1;
         }
 
-        for (r = 0; bench_buckets && r < 3; r++) {
-            if (ingest_wire_counters_add(&sh->bk[r], (unsigned char *) key,
-                                         len, i % 1000 + 1)
-                != INGEST_WIRE_OK)
-            {
-                return 1;
-            }
+        if (bench_buckets
+            && ingest_wire_counters_add(&sh->bk, (unsigned char *) key, len,
+                                        i % 1000 + 1)
+               != INGEST_WIRE_OK)
+        {
+            return 1;
         }
 
         if (++sh->keys == per_batch
@@ -311,9 +290,7 @@ push(int port, const char *queue, long keys, long per_batch,
         batches += all[n].seq;
         free(all[n].buf.data);
 
-        for (r = 0; r < 3; r++) {
-            free(all[n].bk[r].data);
-        }
+        free(all[n].bk.data);
     }
 
     free(all);

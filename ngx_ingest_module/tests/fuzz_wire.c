@@ -56,11 +56,14 @@ encode_range(const ingest_wire_batch_t *one, size_t first, size_t n,
             continue;
         }
 
+        /* one resolution an element: it decodes to the same entries */
+
         if (prev == NULL || prev->resolution != c->resolution
             || prev->start != c->start)
         {
             if ((open && ingest_wire_bucket_end(buckets) != INGEST_WIRE_OK)
-                || ingest_wire_bucket_begin(buckets, c->resolution, c->start)
+                || ingest_wire_bucket_begin(buckets, &c->resolution, 1,
+                                            c->start)
                    != INGEST_WIRE_OK)
             {
                 abort();

@@ -213,6 +213,7 @@ buckets(void)
     int                   ok;
     char                  err[128];
     const char           *want;
+    uint32_t              mh[2] = { 60, 3600 }, d[1] = { 86400 };
     ingest_wire_buf_t     b, bk, reqs, rbk;
     ingest_wire_batch_t   batch;
 
@@ -221,18 +222,19 @@ buckets(void)
     memset(&reqs, 0, sizeof(reqs));
     memset(&rbk, 0, sizeof(rbk));
 
-    ok = ingest_wire_bucket_begin(&bk, 60, 1764675600) == INGEST_WIRE_OK
+    /* two steps of a minute in one hour; a day of its own */
+
+    ok = ingest_wire_bucket_begin(&bk, mh, 2, 1764675600) == INGEST_WIRE_OK
          && ingest_wire_counters_add(&bk, (const unsigned char *) "a", 1, 1)
             == INGEST_WIRE_OK
          && ingest_wire_counters_add(&bk, (const unsigned char *) "b", 1, -2)
             == INGEST_WIRE_OK
          && ingest_wire_bucket_end(&bk) == INGEST_WIRE_OK
-         && ingest_wire_bucket_begin(&bk, 86400, 1764633600)
-            == INGEST_WIRE_OK
+         && ingest_wire_bucket_begin(&bk, mh, 2, 1764675660) == INGEST_WIRE_OK
          && ingest_wire_counters_add(&bk, (const unsigned char *) "a", 1, 1)
             == INGEST_WIRE_OK
          && ingest_wire_bucket_end(&bk) == INGEST_WIRE_OK
-         && ingest_wire_bucket_begin(&rbk, 60, 1764675660) == INGEST_WIRE_OK
+         && ingest_wire_bucket_begin(&rbk, d, 1, 1764675661) == INGEST_WIRE_OK
          && ingest_wire_counters_add(&rbk, (const unsigned char *) "c", 1, 4)
             == INGEST_WIRE_OK
          && ingest_wire_bucket_end(&rbk) == INGEST_WIRE_OK
@@ -253,9 +255,10 @@ buckets(void)
 
     want = "{\"v\":3,\"kind\":\"counters\",\"producer\":\"p\",\"seq\":7,"
            "\"ts\":0,\"counts\":{\"a\":2,\"b\":-2},\"buckets\":"
-           "[[60,1764675600,{\"a\":1,\"b\":-2}],[86400,1764633600,"
-           "{\"a\":1}]],\"requests\":[{\"id\":\"r\",\"counts\":{\"c\":4},"
-           "\"buckets\":[[60,1764675660,{\"c\":4}]]}]}";
+           "[[[60,3600],1764675600,{\"a\":1,\"b\":-2}],[[60,3600],"
+           "1764675660,{\"a\":1}]],\"requests\":[{\"id\":\"r\","
+           "\"counts\":{\"c\":4},\"buckets\":[[[86400],1764675661,"
+           "{\"c\":4}]]}]}";
 
     tap_ok(b.len == strlen(want) && memcmp(b.data, want, b.len) == 0,
            "its exact bytes");
@@ -268,8 +271,9 @@ buckets(void)
         tap_diag("%s", err);
 
     } else {
-        tap_ok(batch.version == 3 && batch.ncounts == 5
-               && batch.nbuckets == 4
+        /* totals a, b; then a, b at 60 and at 3600; then a at 60, 3600 */
+        tap_ok(batch.version == 3 && batch.ncounts == 8
+               && batch.nbuckets == 7
                && batch.counts[0].resolution == 0
                && batch.counts[1].resolution == 0
                && batch.counts[2].resolution == 60
@@ -277,28 +281,37 @@ buckets(void)
                && batch.counts[2].value == 1
                && batch.counts[3].resolution == 60
                && batch.counts[3].value == -2
-               && batch.counts[4].resolution == 86400
-               && batch.counts[4].start == 1764633600,
-               "the summed totals, then the buckets, each with its bucket");
+               && batch.counts[4].resolution == 3600
+               && batch.counts[4].start == 1764673200
+               && batch.counts[4].len == 1 && batch.counts[4].key[0] == 'a'
+               && batch.counts[5].resolution == 3600
+               && batch.counts[5].value == -2
+               && batch.counts[6].resolution == 60
+               && batch.counts[6].start == 1764675660
+               && batch.counts[7].resolution == 3600
+               && batch.counts[7].start == 1764673200,
+               "the summed totals, then each element's counts once per "
+               "resolution, each in its bucket (the time floored)");
         tap_ok(batch.nrequests == 1 && batch.requests[0].n == 2
                && batch.counts[batch.requests[0].first].resolution == 0
                && batch.counts[batch.requests[0].first].value == 4
-               && batch.counts[batch.requests[0].first + 1].resolution == 60
+               && batch.counts[batch.requests[0].first + 1].resolution
+                  == 86400
                && batch.counts[batch.requests[0].first + 1].start
-                  == 1764675660,
+                  == 1764633600,
                "the request's total and bucket, in its own range");
 
         ingest_wire_batch_free(&batch);
     }
 
-    tap_ok(ingest_wire_valid_bucket(1, 5) && ingest_wire_valid_bucket(3600, 0)
-           && ingest_wire_valid_bucket(86400, 86400)
-           && !ingest_wire_valid_bucket(0, 0)
-           && !ingest_wire_valid_bucket(7, 7)
-           && !ingest_wire_valid_bucket(172800, 0)
-           && !ingest_wire_valid_bucket(60, 61)
-           && !ingest_wire_valid_bucket(60, -60),
-           "resolutions divide a day, starts lie on them");
+    tap_ok(ingest_wire_valid_resolution(1)
+           && ingest_wire_valid_resolution(3600)
+           && ingest_wire_valid_resolution(86400)
+           && !ingest_wire_valid_resolution(0)
+           && !ingest_wire_valid_resolution(7)
+           && !ingest_wire_valid_resolution(172800)
+           && !ingest_wire_valid_resolution(-60),
+           "resolutions divide a day");
 
     ingest_wire_buf_free(&b);
     ingest_wire_buf_free(&bk);
