@@ -1154,11 +1154,14 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_worker_t *w,
 {
     size_t                         need, i;
     int64_t                        start;
+    uint64_t                       raw;
     ngx_uint_t                     g, open, n, set;
     ngx_http_ingest_entry_t       *e;
     ngx_http_ingest_bucket_set_t  *sets;
 
     sets = w->imcf->bucket_sets.elts;
+
+    /* a (set, step) pair is compared as its key's first 9 bytes */
 
     if (!bc->grouped) {
         bc->grouped = 1;
@@ -1172,10 +1175,10 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_worker_t *w,
                 continue;
             }
 
-            ngx_http_ingest_bucket_of(e->key, &set, &start);
+            ngx_memcpy(&raw, e->key + 1, 8);
 
             for (g = 0; g < bc->ngroups; g++) {
-                if (bc->groups[g].set == set && bc->groups[g].start == start)
+                if (bc->groups[g].raw == raw && bc->groups[g].set == e->key[0])
                 {
                     break;
                 }
@@ -1187,8 +1190,8 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_worker_t *w,
                     continue;
                 }
 
-                bc->groups[bc->ngroups].set = set;
-                bc->groups[bc->ngroups].start = start;
+                bc->groups[bc->ngroups].raw = raw;
+                bc->groups[bc->ngroups].set = e->key[0];
                 bc->ngroups++;
             }
         }
@@ -1209,11 +1212,11 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_worker_t *w,
                 continue;
             }
 
-            ngx_http_ingest_bucket_of(e->key, &set, &start);
+            ngx_memcpy(&raw, e->key + 1, 8);
 
             if (bc->pass < bc->ngroups) {
-                if (bc->groups[bc->pass].set != set
-                    || bc->groups[bc->pass].start != start)
+                if (bc->groups[bc->pass].raw != raw
+                    || bc->groups[bc->pass].set != e->key[0])
                 {
                     continue;
                 }
@@ -1221,8 +1224,8 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_worker_t *w,
             } else {
                 /* the last pass: only what no group holds */
                 for (g = 0; g < bc->ngroups; g++) {
-                    if (bc->groups[g].set == set
-                        && bc->groups[g].start == start)
+                    if (bc->groups[g].raw == raw
+                        && bc->groups[g].set == e->key[0])
                     {
                         break;
                     }
@@ -1250,13 +1253,16 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_worker_t *w,
                 return NGX_OK;
             }
 
-            if ((!open || bc->pass >= bc->ngroups)
-                && ((open && ingest_wire_bucket_end(bk) != INGEST_WIRE_OK)
+            if (!open || bc->pass >= bc->ngroups) {
+                ngx_http_ingest_bucket_of(e->key, &set, &start);
+
+                if ((open && ingest_wire_bucket_end(bk) != INGEST_WIRE_OK)
                     || ingest_wire_bucket_begin(bk, sets[set].resolutions,
                                                 sets[set].n, start)
-                       != INGEST_WIRE_OK))
-            {
-                return NGX_ERROR;
+                       != INGEST_WIRE_OK)
+                {
+                    return NGX_ERROR;
+                }
             }
 
             open = 1;

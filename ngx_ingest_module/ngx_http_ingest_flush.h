@@ -109,7 +109,9 @@ ngx_http_ingest_bucket_key(u_char *buf, ngx_uint_t set, int64_t start,
         buf[1 + i] = (u_char) (s >> (56 - 8 * i));
     }
 
-    ngx_memcpy(buf + NGX_HTTP_INGEST_BUCKET_PREFIX, key, len);
+    if (len) {
+        ngx_memcpy(buf + NGX_HTTP_INGEST_BUCKET_PREFIX, key, len);
+    }
 
     return NGX_HTTP_INGEST_BUCKET_PREFIX + len;
 }
@@ -139,8 +141,8 @@ ngx_http_ingest_bucket_of(const u_char *bkey, ngx_uint_t *set,
 
 typedef struct {
     struct {
-        ngx_uint_t            set;
-        int64_t               start;
+        uint64_t              raw;         /* the key's start bytes */
+        u_char                set;
     }                         groups[NGX_HTTP_INGEST_BUCKET_GROUPS];
     ngx_uint_t                ngroups;
     ngx_uint_t                npasses;     /* groups, and one for the rest */

@@ -793,6 +793,13 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
     /* the request's arrival at nginx picks its buckets */
     now = r->start_sec;
 
+    if (ilcf->nresolutions) {
+        /* every pair's step key starts so: the scratch keeps it */
+        (void) ngx_http_ingest_bucket_key(ngx_http_ingest_bucket_scratch,
+                                          ilcf->bucket_set,
+                                          now - now % ilcf->step, NULL, 0);
+    }
+
     for (c = &ctx->first; c; c = c->next) {
         for (i = 0; i < c->n; i++) {
             pair = &c->pairs[i];
@@ -848,10 +855,10 @@ ngx_http_ingest_add(ngx_http_ingest_queue_t *q, ngx_http_ingest_pair_t *pair,
         return NGX_HTTP_INGEST_TABLE_OK;
     }
 
-    len = ngx_http_ingest_bucket_key(ngx_http_ingest_bucket_scratch,
-                                     ilcf->bucket_set,
-                                     now - now % ilcf->step, pair->key,
-                                     pair->len);
+    /* the prefix (set and step) is the request's: made once, by apply */
+    ngx_memcpy(ngx_http_ingest_bucket_scratch + NGX_HTTP_INGEST_BUCKET_PREFIX,
+               pair->key, pair->len);
+    len = NGX_HTTP_INGEST_BUCKET_PREFIX + pair->len;
 
     rc = ngx_http_ingest_table_add(&q->buckets, ngx_http_ingest_bucket_scratch,
                                    len, pair->value, &created);
@@ -868,7 +875,10 @@ ngx_http_ingest_add(ngx_http_ingest_queue_t *q, ngx_http_ingest_pair_t *pair,
 }
 
 
-/* a pair taken back: its step's sum, then its own */
+/*
+ * A pair taken back: its step's sum, then its own.  Only within apply():
+ * the scratch still holds the request's prefix.
+ */
 
 static void
 ngx_http_ingest_unadd(ngx_http_ingest_queue_t *q,
@@ -878,10 +888,9 @@ ngx_http_ingest_unadd(ngx_http_ingest_queue_t *q,
     size_t  len;
 
     if (ilcf->nresolutions) {
-        len = ngx_http_ingest_bucket_key(ngx_http_ingest_bucket_scratch,
-                                         ilcf->bucket_set,
-                                         now - now % ilcf->step, pair->key,
-                                         pair->len);
+        ngx_memcpy(ngx_http_ingest_bucket_scratch
+                   + NGX_HTTP_INGEST_BUCKET_PREFIX, pair->key, pair->len);
+        len = NGX_HTTP_INGEST_BUCKET_PREFIX + pair->len;
 
         ngx_http_ingest_table_undo(&q->buckets,
                                    ngx_http_ingest_bucket_scratch, len,
