@@ -70,6 +70,14 @@
 #define INGEST_WIRE_VERSION_REQUESTS 2       /* "requests", no "buckets" */
 #define INGEST_WIRE_VERSION_PLAIN    1       /* no "requests" */
 
+/*
+ * The longest batch a reader takes: the module writes at most 1 MB (a
+ * cut makes several), so a longer one is no producer's; refused unread,
+ * it cannot make the reader hold many times its size (version 3 expands
+ * each count once per resolution)
+ */
+#define INGEST_WIRE_MAX_BATCH        (2 * 1024 * 1024)
+
 #define INGEST_WIRE_MAX_RESOLUTION   86400   /* seconds: a day */
 #define INGEST_WIRE_MAX_RESOLUTIONS  7       /* in one bucket element */
 

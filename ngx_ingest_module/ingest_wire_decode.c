@@ -82,6 +82,15 @@ ingest_wire_decode(const char *data, size_t len, ingest_wire_batch_t *batch,
         err[0] = '\0';
     }
 
+    if (len > INGEST_WIRE_MAX_BATCH) {
+        if (errlen) {
+            snprintf(err, errlen, "a batch of %zu bytes, over the %d a "
+                     "reader takes", len, INGEST_WIRE_MAX_BATCH);
+        }
+
+        return INGEST_WIRE_ERROR;
+    }
+
     /*
      * The version is read first, alone, so that a batch of a newer
      * version is refused as such rather than as malformed.

@@ -175,6 +175,37 @@ for my $bin (@bins) {
     }
 }
 
+# a list element over 2 MB (no producer writes one): refused unread, to
+# the dead-letter list, whatever it holds, and the next one applied
+
+{
+    my $list = 'bk:big';
+    my $log = "$Ingest::Test::Dir/bk-big.log";
+    my $big = v3('t108/big', 1, { 't108:big' => 1 },
+                 [[[1, 60, 3600, 86400], $m, { map { ("t108:b$_" => 1) }
+                                                   1 .. 150000 }]]);
+    open my $cli, '|-', 'redis-cli', '-p', $Ingest::Test::RedisPort, '-x',
+        'RPUSH', $list or die "redis-cli: $!";
+    print $cli $big;
+    close $cli;
+    redis_cli('RPUSH', $list, v3('t108/big', 2, { 't108:small' => 1 }, []));
+
+    my $pid = consumer_spawn(log => $log,
+                             db => "$Ingest::Test::Dir/bk-big.db",
+                             args => ['--queue', $list]);
+    ok(drained($list), 'a 2 MB+ element and a small one: drained');
+    like(redis_cli('LINDEX', "$list:dead", 0) // '',
+         qr/^\{"reason":"cannot be read: a batch of \d+ bytes, over the 2097152 a reader takes"/,
+         'the big one went to the dead-letter list, unread, saying why');
+    {
+        local $Ingest::Test::Db = "$Ingest::Test::Dir/bk-big.db";
+        is_deeply(Ingest::Test::sql_rows(
+                      "SELECT key, value FROM totals WHERE key LIKE 't108:%'"),
+                  [['t108:small', 1]], 'the small one applied, alone');
+    }
+    consumer_kill($pid);
+}
+
 # bad --retain values: refused at start, exit 1, saying what
 
 for my $bad ('1m', '7s=1d', '2d=1d', '1m=0s', '1m=1x', '1m=1d,1m=2d', '=1d') {

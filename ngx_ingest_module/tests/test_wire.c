@@ -304,6 +304,26 @@ buckets(void)
         ingest_wire_batch_free(&batch);
     }
 
+    /* a batch over the limit is refused unread, saying so */
+    {
+        char    *big;
+        size_t   len;
+
+        len = INGEST_WIRE_MAX_BATCH + 1;
+        big = malloc(len);
+
+        if (big != NULL) {
+            memset(big, ' ', len);
+            ok = ingest_wire_decode(big, len, &batch, err, sizeof(err))
+                 == INGEST_WIRE_ERROR;
+            tap_ok(ok && strcmp(err, "a batch of 2097153 bytes, over the "
+                                "2097152 a reader takes") == 0,
+                   "a batch over 2 MB is refused unread");
+            tap_diag("%s", err);
+            free(big);
+        }
+    }
+
     tap_ok(ingest_wire_valid_resolution(1)
            && ingest_wire_valid_resolution(3600)
            && ingest_wire_valid_resolution(86400)
