@@ -17,6 +17,8 @@
 
 
 static int ingest_wire_reserve(ingest_wire_buf_t *b, size_t n);
+static void ingest_wire_put_array(ingest_wire_buf_t *b, const char *open,
+    const ingest_wire_buf_t *elements);
 static char *ingest_wire_write_int(char *p, int64_t v);
 static char *ingest_wire_write_string(char *p, const unsigned char *s,
     size_t len);
@@ -104,24 +106,33 @@ ingest_wire_counters_end_buckets(ingest_wire_buf_t *b,
     b->data[b->len++] = '}';
 
     if (nb) {
-        memcpy(b->data + b->len, ",\"buckets\":[", 12);
-        b->len += 12;
-        memcpy(b->data + b->len, buckets->data, nb);
-        b->len += nb;
-        b->data[b->len++] = ']';
+        ingest_wire_put_array(b, ",\"buckets\":[", buckets);
     }
 
     if (n) {
-        memcpy(b->data + b->len, ",\"requests\":[", 13);
-        b->len += 13;
-        memcpy(b->data + b->len, requests->data, n);
-        b->len += n;
-        b->data[b->len++] = ']';
+        ingest_wire_put_array(b, ",\"requests\":[", requests);
     }
 
     b->data[b->len++] = '}';
 
     return INGEST_WIRE_OK;
+}
+
+
+/* open (',"name":[') and the elements' text, then ']': room reserved */
+
+static void
+ingest_wire_put_array(ingest_wire_buf_t *b, const char *open,
+    const ingest_wire_buf_t *elements)
+{
+    size_t  len;
+
+    len = strlen(open);
+    memcpy(b->data + b->len, open, len);
+    b->len += len;
+    memcpy(b->data + b->len, elements->data, elements->len);
+    b->len += elements->len;
+    b->data[b->len++] = ']';
 }
 
 
@@ -175,11 +186,7 @@ ingest_wire_request_end_buckets(ingest_wire_buf_t *b,
     b->data[b->len++] = '}';
 
     if (nb) {
-        memcpy(b->data + b->len, ",\"buckets\":[", 12);
-        b->len += 12;
-        memcpy(b->data + b->len, buckets->data, nb);
-        b->len += nb;
-        b->data[b->len++] = ']';
+        ingest_wire_put_array(b, ",\"buckets\":[", buckets);
     }
 
     b->data[b->len++] = '}';
@@ -237,6 +244,38 @@ ingest_wire_bucket_end(ingest_wire_buf_t *b)
     b->data[b->len++] = ']';
 
     return INGEST_WIRE_OK;
+}
+
+
+int64_t
+ingest_wire_duration(const char *text, size_t len)
+{
+    size_t   i;
+    int64_t  n, unit;
+
+    if (len < 2) {
+        return -1;
+    }
+
+    switch (text[len - 1]) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len - 1; i++) {
+        if (text[i] < '0' || text[i] > '9' || n > 100000000) {
+            return -1;
+        }
+
+        n = n * 10 + (text[i] - '0');
+    }
+
+    return n * unit;
 }
 
 

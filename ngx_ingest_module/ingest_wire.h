@@ -149,6 +149,12 @@ int ingest_wire_request_end_buckets(ingest_wire_buf_t *b,
 int ingest_wire_valid_resolution(int64_t resolution);
 
 /*
+ * "<digits><unit>", unit s, m, h or d ("1m", "90d"), as buckets=, range
+ * reads and --retain write times: seconds, or -1
+ */
+int64_t ingest_wire_duration(const char *text, size_t len);
+
+/*
  * A records batch: the header, then the rows as JSON text ("[1,\"a\"]"
  * joined by commas), which the module writes as lines are parsed.
  */

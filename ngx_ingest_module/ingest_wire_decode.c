@@ -895,10 +895,8 @@ ingest_wire_buckets(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
                 if (n == INGEST_WIRE_MAX_RESOLUTIONS
                     || !ingest_wire_valid_resolution(v) || j < n)
                 {
-                    r->p = at;
-                    return ingest_wire_fail(r, "invalid bucket resolutions: "
-                                               "1 to 7, each of 1 to 86400 s "
-                                               "dividing a day, none twice");
+                    n = 0;
+                    break;
                 }
 
                 res[n++] = v;
@@ -914,6 +912,8 @@ ingest_wire_buckets(ingest_wire_reader_t *r, ingest_wire_batch_t *batch)
                 }
             }
         }
+
+        /* none, or one that is no resolution, twice or an eighth */
 
         if (n == 0) {
             r->p = at;

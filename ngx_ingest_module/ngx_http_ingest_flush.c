@@ -79,6 +79,9 @@ static ngx_int_t ngx_http_ingest_flush_cut_buckets(
     ngx_http_ingest_worker_t *w, ngx_http_ingest_queue_t *q,
     ngx_http_ingest_bucket_cursor_t *bc, ingest_wire_buf_t *bk, size_t room,
     ngx_uint_t first);
+static ngx_uint_t ngx_http_ingest_flush_group_of(
+    ngx_http_ingest_bucket_cursor_t *bc, ngx_http_ingest_entry_t *e,
+    uint64_t *raw);
 static char *ngx_http_ingest_flush_value(char *p, char *end);
 static ngx_uint_t ngx_http_ingest_cut_n(ngx_queue_t *cut);
 static void ngx_http_ingest_flush_drop(ngx_http_ingest_batch_t *b);
@@ -1175,14 +1178,7 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_worker_t *w,
                 continue;
             }
 
-            ngx_memcpy(&raw, e->key + 1, 8);
-
-            for (g = 0; g < bc->ngroups; g++) {
-                if (bc->groups[g].raw == raw && bc->groups[g].set == e->key[0])
-                {
-                    break;
-                }
-            }
+            g = ngx_http_ingest_flush_group_of(bc, e, &raw);
 
             if (g == bc->ngroups) {
                 if (bc->ngroups == NGX_HTTP_INGEST_BUCKET_GROUPS) {
@@ -1212,28 +1208,12 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_worker_t *w,
                 continue;
             }
 
-            ngx_memcpy(&raw, e->key + 1, 8);
+            /* this pass's group; the last pass: what no group holds */
 
-            if (bc->pass < bc->ngroups) {
-                if (bc->groups[bc->pass].raw != raw
-                    || bc->groups[bc->pass].set != e->key[0])
-                {
-                    continue;
-                }
+            g = ngx_http_ingest_flush_group_of(bc, e, &raw);
 
-            } else {
-                /* the last pass: only what no group holds */
-                for (g = 0; g < bc->ngroups; g++) {
-                    if (bc->groups[g].raw == raw
-                        && bc->groups[g].set == e->key[0])
-                    {
-                        break;
-                    }
-                }
-
-                if (g < bc->ngroups) {
-                    continue;
-                }
+            if (g != (bc->pass < bc->ngroups ? bc->pass : bc->ngroups)) {
+                continue;
             }
 
             /*
@@ -1287,6 +1267,26 @@ ngx_http_ingest_flush_cut_buckets(ngx_http_ingest_worker_t *w,
     bc->done = 1;
 
     return NGX_OK;
+}
+
+
+/* the group of e's (set, step), its key's first 9 bytes: ngroups if none */
+
+static ngx_uint_t
+ngx_http_ingest_flush_group_of(ngx_http_ingest_bucket_cursor_t *bc,
+    ngx_http_ingest_entry_t *e, uint64_t *raw)
+{
+    ngx_uint_t  g;
+
+    ngx_memcpy(raw, e->key + 1, 8);
+
+    for (g = 0; g < bc->ngroups; g++) {
+        if (bc->groups[g].raw == *raw && bc->groups[g].set == e->key[0]) {
+            break;
+        }
+    }
+
+    return g;
 }
 
 

@@ -95,9 +95,10 @@ typedef struct {
 
 #define NGX_HTTP_INGEST_BUCKET_PREFIX  9
 
-static ngx_inline size_t
-ngx_http_ingest_bucket_key(u_char *buf, ngx_uint_t set, int64_t start,
-    u_char *key, size_t len)
+/* the 9 bytes a step key of set and start begins with, at buf */
+
+static ngx_inline void
+ngx_http_ingest_bucket_prefix(u_char *buf, ngx_uint_t set, int64_t start)
 {
     ngx_uint_t  i;
     uint64_t    s;
@@ -108,12 +109,6 @@ ngx_http_ingest_bucket_key(u_char *buf, ngx_uint_t set, int64_t start,
     for (i = 0; i < 8; i++) {
         buf[1 + i] = (u_char) (s >> (56 - 8 * i));
     }
-
-    if (len) {
-        ngx_memcpy(buf + NGX_HTTP_INGEST_BUCKET_PREFIX, key, len);
-    }
-
-    return NGX_HTTP_INGEST_BUCKET_PREFIX + len;
 }
 
 

@@ -95,15 +95,14 @@ static void ngx_http_ingest_release(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx);
 static ngx_int_t ngx_http_ingest_apply(ngx_http_request_t *r,
     ngx_http_ingest_ctx_t *ctx, ngx_http_ingest_list_t *list);
+static size_t ngx_http_ingest_step_key(ngx_http_ingest_pair_t *pair);
 static ngx_int_t ngx_http_ingest_add(ngx_http_ingest_queue_t *q,
-    ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf,
-    time_t now);
+    ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf);
 static void ngx_http_ingest_unadd(ngx_http_ingest_queue_t *q,
-    ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf,
-    time_t now);
+    ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf);
 static void ngx_http_ingest_undo(ngx_http_ingest_queue_t *q,
     ngx_http_ingest_chunk_t *c, ngx_uint_t i,
-    ngx_http_ingest_loc_conf_t *ilcf, time_t now);
+    ngx_http_ingest_loc_conf_t *ilcf);
 static ngx_int_t ngx_http_ingest_idempotency_key(ngx_http_request_t *r,
     ngx_str_t *id);
 static ngx_int_t ngx_http_ingest_keyed_begin(ngx_http_ingest_queue_t *q,
@@ -795,22 +794,22 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
 
     if (ilcf->nresolutions) {
         /* every pair's step key starts so: the scratch keeps it */
-        (void) ngx_http_ingest_bucket_key(ngx_http_ingest_bucket_scratch,
-                                          ilcf->bucket_set,
-                                          now - now % ilcf->step, NULL, 0);
+        ngx_http_ingest_bucket_prefix(ngx_http_ingest_bucket_scratch,
+                                      ilcf->bucket_set,
+                                      now - now % ilcf->step);
     }
 
     for (c = &ctx->first; c; c = c->next) {
         for (i = 0; i < c->n; i++) {
             pair = &c->pairs[i];
 
-            rc = ngx_http_ingest_add(&q[pair->shard], pair, ilcf, now);
+            rc = ngx_http_ingest_add(&q[pair->shard], pair, ilcf);
 
             if (rc == NGX_HTTP_INGEST_TABLE_OK) {
                 continue;
             }
 
-            ngx_http_ingest_undo(q, c, i, ilcf, now);
+            ngx_http_ingest_undo(q, c, i, ilcf);
 
             if (rc == NGX_HTTP_INGEST_TABLE_NOMEM) {
                 ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -831,13 +830,28 @@ ngx_http_ingest_apply(ngx_http_request_t *r, ngx_http_ingest_ctx_t *ctx,
 
 
 /*
+ * The pair's step key in the scratch, after the prefix (set and step)
+ * that the request's apply() wrote there once: its length
+ */
+
+static size_t
+ngx_http_ingest_step_key(ngx_http_ingest_pair_t *pair)
+{
+    ngx_memcpy(ngx_http_ingest_bucket_scratch + NGX_HTTP_INGEST_BUCKET_PREFIX,
+               pair->key, pair->len);
+
+    return NGX_HTTP_INGEST_BUCKET_PREFIX + pair->len;
+}
+
+
+/*
  * A pair into q's sums and, with buckets=, into the sum of its step (its
  * bucket of every resolution): both or, taken back, neither.
  */
 
 static ngx_int_t
 ngx_http_ingest_add(ngx_http_ingest_queue_t *q, ngx_http_ingest_pair_t *pair,
-    ngx_http_ingest_loc_conf_t *ilcf, time_t now)
+    ngx_http_ingest_loc_conf_t *ilcf)
 {
     int     rc, created;
     size_t  len;
@@ -855,10 +869,7 @@ ngx_http_ingest_add(ngx_http_ingest_queue_t *q, ngx_http_ingest_pair_t *pair,
         return NGX_HTTP_INGEST_TABLE_OK;
     }
 
-    /* the prefix (set and step) is the request's: made once, by apply */
-    ngx_memcpy(ngx_http_ingest_bucket_scratch + NGX_HTTP_INGEST_BUCKET_PREFIX,
-               pair->key, pair->len);
-    len = NGX_HTTP_INGEST_BUCKET_PREFIX + pair->len;
+    len = ngx_http_ingest_step_key(pair);
 
     rc = ngx_http_ingest_table_add(&q->buckets, ngx_http_ingest_bucket_scratch,
                                    len, pair->value, &created);
@@ -882,15 +893,12 @@ ngx_http_ingest_add(ngx_http_ingest_queue_t *q, ngx_http_ingest_pair_t *pair,
 
 static void
 ngx_http_ingest_unadd(ngx_http_ingest_queue_t *q,
-    ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf,
-    time_t now)
+    ngx_http_ingest_pair_t *pair, ngx_http_ingest_loc_conf_t *ilcf)
 {
     size_t  len;
 
     if (ilcf->nresolutions) {
-        ngx_memcpy(ngx_http_ingest_bucket_scratch
-                   + NGX_HTTP_INGEST_BUCKET_PREFIX, pair->key, pair->len);
-        len = NGX_HTTP_INGEST_BUCKET_PREFIX + pair->len;
+        len = ngx_http_ingest_step_key(pair);
 
         ngx_http_ingest_table_undo(&q->buckets,
                                    ngx_http_ingest_bucket_scratch, len,
@@ -906,14 +914,14 @@ ngx_http_ingest_unadd(ngx_http_ingest_queue_t *q,
 
 static void
 ngx_http_ingest_undo(ngx_http_ingest_queue_t *q, ngx_http_ingest_chunk_t *c,
-    ngx_uint_t i, ngx_http_ingest_loc_conf_t *ilcf, time_t now)
+    ngx_uint_t i, ngx_http_ingest_loc_conf_t *ilcf)
 {
     ngx_http_ingest_pair_t  *p;
 
     while (c != NULL) {
         while (i-- > 0) {
             p = &c->pairs[i];
-            ngx_http_ingest_unadd(&q[p->shard], p, ilcf, now);
+            ngx_http_ingest_unadd(&q[p->shard], p, ilcf);
         }
 
         c = c->prev;

@@ -414,7 +414,7 @@ ngx_http_ingest_conf_buckets(ngx_conf_t *cf, ngx_http_ingest_loc_conf_t *ilcf,
     ngx_str_t *list)
 {
     u_char      *p, *end, *last;
-    ngx_int_t    n, unit;
+    int64_t      n;
     ngx_uint_t   i;
 
     p = list->data;
@@ -426,22 +426,9 @@ ngx_http_ingest_conf_buckets(ngx_conf_t *cf, ngx_http_ingest_loc_conf_t *ilcf,
             end = last;
         }
 
-        unit = -1;
+        n = ingest_wire_duration((const char *) p, end - p);
 
-        if (end - p >= 2) {
-            switch (end[-1]) {
-            case 's': unit = 1; break;
-            case 'm': unit = 60; break;
-            case 'h': unit = 3600; break;
-            case 'd': unit = 86400; break;
-            }
-        }
-
-        n = (unit > 0) ? ngx_atoi(p, end - p - 1) : NGX_ERROR;
-
-        if (n == NGX_ERROR || n == 0 || n > 86400 / unit
-            || 86400 % (n * unit) != 0)
-        {
+        if (!ingest_wire_valid_resolution(n)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid resolution \"%*s\" in \"buckets=\": "
                                "give a time from 1s to 1d that divides a "
@@ -449,8 +436,6 @@ ngx_http_ingest_conf_buckets(ngx_conf_t *cf, ngx_http_ingest_loc_conf_t *ilcf,
                                "buckets=1m,1h,1d)", end - p, p);
             return NGX_CONF_ERROR;
         }
-
-        n *= unit;
 
         for (i = 0; i < ilcf->nresolutions; i++) {
             if (ilcf->resolutions[i] == (uint32_t) n) {

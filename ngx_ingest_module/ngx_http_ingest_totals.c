@@ -16,6 +16,7 @@
 #include "ngx_http_ingest_totals.h"
 #include "ngx_http_ingest_reply.h"
 #include "ngx_http_ingest_metrics.h"
+#include "ingest_wire.h"
 
 #if (NGX_THREADS)
 
@@ -315,7 +316,7 @@ static ngx_int_t
 ngx_http_ingest_totals_range_args(ngx_http_request_t *r,
     ngx_http_ingest_totals_ctx_t *tc)
 {
-    ngx_int_t  n, unit;
+    int64_t    n;
     ngx_str_t  arg;
 
     if (ngx_http_arg(r, (u_char *) "resolution", 10, &arg) != NGX_OK) {
@@ -329,28 +330,15 @@ ngx_http_ingest_totals_range_args(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    unit = 0;
+    n = ingest_wire_duration((const char *) arg.data, arg.len);
 
-    if (arg.len >= 2) {
-        switch (arg.data[arg.len - 1]) {
-        case 's': unit = 1; break;
-        case 'm': unit = 60; break;
-        case 'h': unit = 3600; break;
-        case 'd': unit = 86400; break;
-        }
-    }
-
-    n = unit ? ngx_atoi(arg.data, arg.len - 1) : NGX_ERROR;
-
-    if (n == NGX_ERROR || n == 0 || n > 86400 / unit
-        || 86400 % (n * unit) != 0)
-    {
+    if (!ingest_wire_valid_resolution(n)) {
         tc->error = "resolution must be 1s to 1d and divide a day "
                     "(e.g. 1m, 1h, 1d)";
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    tc->resolution = (uint32_t) (n * unit);
+    tc->resolution = (uint32_t) n;
 
     if (ngx_http_arg(r, (u_char *) "from", 4, &arg) != NGX_OK
         || ngx_http_ingest_totals_time(&arg, &tc->from) != NGX_OK)

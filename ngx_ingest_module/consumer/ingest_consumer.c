@@ -216,7 +216,6 @@ static int ingest_options_redis(ingest_consumer_t *ic, char *text);
 static void ingest_redis_scrub(char *text);
 static int ingest_options_password(ingest_consumer_t *ic, const char *file);
 static int ingest_password_file(const char *path, char *out, size_t size);
-static long ingest_duration(const char *text, size_t len);
 static int ingest_retain(ingest_consumer_t *ic, const char *text);
 static int ingest_number(const char *name, const char *text, long min,
     long max, long *out);
@@ -773,40 +772,6 @@ ingest_number(const char *name, const char *text, long min, long max,
 }
 
 
-/* "<n><unit>", unit s, m, h or d: seconds, or -1 */
-
-static long
-ingest_duration(const char *text, size_t len)
-{
-    long    n, unit;
-    size_t  i;
-
-    if (len < 2) {
-        return -1;
-    }
-
-    switch (text[len - 1]) {
-    case 's': unit = 1; break;
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    case 'd': unit = 86400; break;
-    default: return -1;
-    }
-
-    n = 0;
-
-    for (i = 0; i < len - 1; i++) {
-        if (text[i] < '0' || text[i] > '9' || n > 100000000) {
-            return -1;
-        }
-
-        n = n * 10 + (text[i] - '0');
-    }
-
-    return n * unit;
-}
-
-
 /* --retain 1m=2d,1h=90d: appended to ic->retain */
 
 static int
@@ -824,8 +789,9 @@ ingest_retain(ingest_consumer_t *ic, const char *text)
 
         eq = memchr(p, '=', end - p);
 
-        res = (eq != NULL) ? ingest_duration(p, eq - p) : -1;
-        keep = (eq != NULL) ? ingest_duration(eq + 1, end - eq - 1) : -1;
+        res = (eq != NULL) ? ingest_wire_duration(p, eq - p) : -1;
+        keep = (eq != NULL) ? ingest_wire_duration(eq + 1, end - eq - 1)
+                            : -1;
 
         if (res < 1 || res > INGEST_WIRE_MAX_RESOLUTION
             || INGEST_WIRE_MAX_RESOLUTION % res != 0
