@@ -319,6 +319,66 @@ like(cli('LINDEX', 't165:plain', 0), qr/^\{"v":1,/,
     is($cp, 204, 'the same keys without buckets: 204');
 }
 
+# 5c. more (set, step) pairs in one cut than the cut groups (32): 17
+#     locations of one list, each its own buckets=, posted to in two
+#     seconds before the cut: 34 pairs, the last two by the last pass;
+#     every key once per step, every resolution's sum exact
+
+{
+    # each location 1s and one more: its own set, a step of 1 s
+    my @res = map { "${_}s" } (2, 3, 4, 5, 6, 8, 9, 10, 12, 15, 16, 18,
+                               20, 24, 25, 30, 36);
+    my $locs = join ' ', map {
+        "location = /g$_ { ingest_counters queue=t165:g"
+        . " buckets=1s,$res[$_]; }" } 0 .. $#res;
+    my $n3 = Ingest::Nginx->start(
+        http => "ingest_redis $Ingest::Test::RedisAddr;"
+                . " ingest_flush_interval 4s;",
+        server => $locs);
+    my %sent;
+    # two whole seconds: all 17 in one, all 17 in the next
+    my $t0 = int(time) + 1;
+    sleep($t0 - time);
+    for my $round (0, 1) {
+        for my $i (0 .. $#res) {
+            my ($c) = $n3->post("/g$i", "t165:g$i=" . ($round + 1));
+            $sent{"t165:g$i"} += $round + 1 if defined $c && $c == 204;
+        }
+        sleep(($t0 + 1) - time) if $round == 0 && time < $t0 + 1;
+    }
+    is(scalar(keys %sent), 17, '34 requests answered 204');
+
+    require JSON::PP;
+    my (%sums, %bk, $elements);
+    ok(wait_for(sub {
+           my @b = split /\n/, (cli('LRANGE', 't165:g', 0, -1) // '');
+           %sums = ();
+           %bk = ();
+           $elements = 0;
+           for my $x (@b) {
+               my $j = JSON::PP::decode_json($x);
+               $sums{$_} += $j->{counts}{$_} for keys %{ $j->{counts} };
+               for my $e (@{ $j->{buckets} // [] }) {
+                   $elements++;
+                   for my $r (@{ $e->[0] }) {
+                       $bk{"$_ $r"} += $e->[2]{$_} for keys %{ $e->[2] };
+                   }
+               }
+           }
+           keys(%sums) == 17 }, 15),
+       'all 17 keys cut');
+    cmp_ok($elements, '>=', 34, "$elements bucket elements: more than 32");
+    my @off;
+    for my $i (0 .. $#res) {
+        my $k = "t165:g$i";
+        (my $r = $res[$i]) =~ s/s$//;
+        push @off, $k unless ($sums{$k} // 0) == $sent{$k}
+                             && ($bk{"$k $r"} // 0) == $sent{$k}
+                             && ($bk{"$k 1"} // 0) == $sent{$k};
+    }
+    is("@off", '', 'every key: its sum and each resolution\'s buckets exact');
+}
+
 # 6. nginx -t refuses what is not a resolution
 
 my %bad = (
